@@ -1,0 +1,89 @@
+# recd: one binary (bin/recd), one test runner (bin/recd-tests).
+#   make            build bin/recd
+#   make test       install missing deps, build, run every test; closes with "N passed, N failed"
+#   make asan       the same suite under AddressSanitizer + UBSan (objects in build-asan/)
+#   make demo       install deps, build, train a small model, serve it, print curl examples
+#   make fuzz       build the libFuzzer targets (clang) into build-fuzz/
+#   make O=DIR ...  put objects and binaries under DIR (parallel builds in one tree)
+#   make T=prefix test   run only the tests whose name starts with prefix
+O        ?= .
+CC       ?= cc
+PKGS     := openblas libmicrohttpd jansson lmdb libuv zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+OPT      ?= -O2 -g
+SAN      ?=
+ALL_CFLAGS = $(OPT) $(SAN) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. $(PKG_CFLAGS) -pthread \
+             -DRECD_VERSION=\"$(VERSION)\" $(CFLAGS)
+LDLIBS   += $(PKG_LIBS) -lm -pthread
+TEST_LDLIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
+VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+LIB_SRC  := $(sort $(wildcard core/*.c models/*.c trainer/*.c api/*.c server/*.c))
+TEST_SRC := $(sort $(wildcard tests/*.c))
+OBJDIR   := $(O)/obj
+LIB_OBJ  := $(LIB_SRC:%.c=$(OBJDIR)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(OBJDIR)/%.o)
+BIN      := $(O)/bin/recd
+TESTBIN  := $(O)/bin/recd-tests
+LIBA     := $(OBJDIR)/librecd.a
+
+.PHONY: all test asan demo deps fuzz clean check-deps format
+all: $(BIN)
+
+$(OBJDIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIBA): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(OBJDIR)/main.o $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(TESTBIN): $(TEST_OBJ) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
+
+# deps: install the Debian packages recd needs, only those that are missing.
+DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev libopenblas-dev liblmdb-dev \
+            libuv1-dev zlib1g-dev libcurl4-openssl-dev curl wrk lmdb-utils
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	fi
+
+test: deps
+	@$(MAKE) --no-print-directory $(BIN) $(TESTBIN)
+	@RECD_BIN=$(abspath $(BIN)) $(TESTBIN) $(T)
+
+asan: deps
+	@$(MAKE) --no-print-directory O=build-asan OPT="-O1 -g" \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  build-asan/bin/recd build-asan/bin/recd-tests
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  RECD_BIN=$(abspath build-asan/bin/recd) RECD_ASAN=1 build-asan/bin/recd-tests $(T)
+
+demo: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@sh bench/demo.sh
+
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+fuzz:
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); mkdir -p build-fuzz; \
+	  echo "fuzz target $$n"; \
+	  clang -std=c11 -D_GNU_SOURCE -g -O1 -I. $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
+	    -o build-fuzz/$$n $$f $(LIB_SRC) $(PKG_LIBS) -lm -pthread || exit 1; done
+
+format:
+	clang-format -i $(LIB_SRC) $(TEST_SRC) main.c $(wildcard */*.h)
+
+clean:
+	rm -rf obj bin build-asan build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(OBJDIR)/main.d

@@ -1,0 +1,116 @@
+/* core/snap.h - immutable, versioned model snapshots in LMDB (DESIGN.md section 3).
+ *
+ * Layout: ROOT/MODEL/VERSION/ is an LMDB environment (data.mdb) written once, then only read.
+ * VERSION is a decimal integer that increases. The writer builds ROOT/MODEL/.tmp-VERSION/, syncs it,
+ * and publishes it with one rename(): a half-written snapshot is never visible under a version name.
+ *
+ * Named databases:
+ *   meta     key "meta" -> one JSON document: format_version, model, version, created_at, the model's
+ *            own fields (hyperparameters, dimensions, data fingerprint, metrics) and "tensors": for each
+ *            tensor its dtype, shape and checksum.
+ *   tensors  name -> a 64-byte header (magic, dtype, ndim, shape, byte count, checksum) then the data.
+ *            LMDB stores a large value in contiguous overflow pages, so each tensor, however large (an
+ *            embedding table of millions of rows), is one contiguous block of rows in the map and the
+ *            reader hands out pointers straight into it: no copy. Data is 16-byte aligned at least.
+ *   vocab    per named vocabulary: "<name>\0s<external id>" -> u64 index and "<name>\0i<u64 BE>" -> id.
+ *
+ * Reader pointers (snap_tensor.data, snap_meta) point into the read-only map or into the snap object:
+ * they are valid until snap_close() and must never be written through.
+ */
+#ifndef RECD_SNAP_H
+#define RECD_SNAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/idmap.h"
+
+#define SNAP_FORMAT_VERSION 1
+#define SNAP_MAX_DIMS 4
+
+typedef enum { SNAP_F32 = 1, SNAP_I32 = 2, SNAP_I64 = 3, SNAP_U8 = 4, SNAP_BF16 = 5, SNAP_F64 = 6 } snap_dtype;
+
+/* Bytes per element of a dtype (0 if unknown); its name ("f32") or NULL. */
+size_t snap_dtype_size(snap_dtype t);
+const char *snap_dtype_name(snap_dtype t);
+
+/* ---- writing ---- */
+typedef struct snap_writer snap_writer;
+
+/* Start a snapshot of `model` under root: creates ROOT/MODEL/ if needed and ROOT/MODEL/.tmp-VERSION/.
+ * version 0 means "one more than the newest published version (or 1)". map_size is the LMDB map size
+ * in bytes; 0 picks one large enough for typical models (grows on demand up to 64 GiB).
+ * Errors: RC_EIO (cannot create, with the path and errno text), RC_EEXIST (version already published),
+ * RC_EINVAL (bad model name: only [A-Za-z0-9_-]). On success *out is owned by the caller until
+ * snap_writer_publish or snap_writer_abort. */
+int snap_writer_open(snap_writer **out, const char *root, const char *model, uint64_t version);
+
+/* Store one tensor (data is copied into the snapshot; dims <= SNAP_MAX_DIMS). Errors: RC_EINVAL (bad
+ * dtype/shape, duplicate name), RC_EIO (LMDB error, message has mdb_strerror). */
+int snap_put_tensor(snap_writer *w, const char *name, snap_dtype dtype, int ndim, const int64_t *shape,
+                    const void *data);
+
+/* Store a vocabulary: every index of m maps to its key and back. */
+int snap_put_vocab(snap_writer *w, const char *name, const idmap *m);
+
+/* Model-specific meta fields (borrowed: the writer copies what it needs). Keys the writer owns
+ * (format_version, model, version, created_at, tensors) are overwritten. May be called once. */
+int snap_set_meta(snap_writer *w, const json_t *fields);
+
+/* Sync and publish by rename(); frees w in every case. *version_out (may be NULL) gets the version.
+ * On failure the temporary folder is removed and nothing is published. */
+int snap_writer_publish(snap_writer *w, uint64_t *version_out);
+
+/* Discard the temporary folder and free w. NULL is a no-op. */
+void snap_writer_abort(snap_writer *w);
+
+/* ---- reading ---- */
+typedef struct snap snap;
+
+typedef struct snap_tensor {
+    const char *name;
+    snap_dtype dtype;
+    int ndim;
+    int64_t shape[SNAP_MAX_DIMS];
+    size_t nbytes;
+    const void *data; /* into the map, read-only, valid until snap_close */
+} snap_tensor;
+
+/* Open and validate the snapshot folder dir (ROOT/MODEL/VERSION). Validation: LMDB opens, meta is
+ * JSON with a known format_version, every tensor listed in meta exists with that dtype, shape, byte
+ * count and checksum, and no unlisted tensor exists. Errors, each with a message naming dir and the
+ * culprit: RC_ENOTFOUND (no such folder or data.mdb), RC_EVERSION (format_version unknown; the message
+ * says which versions this build reads), RC_ECORRUPT (truncated file, checksum mismatch, bad header,
+ * missing tensor), RC_EFORMAT (meta not JSON). */
+int snap_open(snap **out, const char *dir);
+void snap_close(snap *s); /* NULL is a no-op */
+
+/* The tensor called name, or NULL if absent. Borrowed, valid until snap_close. */
+const snap_tensor *snap_tensor_get(const snap *s, const char *name);
+/* Same but checks dtype and shape (ndim dims; a -1 in shape matches anything) and sets an RC_ECORRUPT
+ * message naming the tensor on mismatch or absence. */
+const snap_tensor *snap_tensor_expect(const snap *s, const char *name, snap_dtype dtype, int ndim,
+                                      const int64_t *shape);
+/* The meta document (borrowed, valid until snap_close). */
+const json_t *snap_meta(const snap *s);
+const char *snap_model(const snap *s);
+uint64_t snap_version(const snap *s);
+const char *snap_dir(const snap *s);
+/* Total bytes of tensor data (for metrics and warm-up). */
+size_t snap_bytes(const snap *s);
+/* Touch every page of every tensor so the first requests do not fault them in. */
+void snap_warm(const snap *s);
+
+/* Build an in-memory idmap of vocabulary `name` (caller owns it). RC_ENOTFOUND if absent. */
+int snap_vocab_load(const snap *s, const char *name, idmap **out);
+
+/* ---- folders ---- */
+/* The newest published version of ROOT/MODEL (ignoring .tmp-* and non-numeric names). RC_ENOTFOUND
+ * when there is none. */
+int snap_latest(const char *root, const char *model, uint64_t *version);
+/* "ROOT/MODEL/VERSION" into buf. */
+int snap_path(char *buf, size_t cap, const char *root, const char *model, uint64_t version);
+
+#endif
