@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "trainer/cmds.h"
 
 typedef int (*cmd_fn)(int argc, char **argv);
 struct command {
@@ -18,6 +19,8 @@ struct command {
 
 /* Subcommands (one line each). */
 static const struct command commands[] = {
+    {"train", cmd_train, "train MODEL -c CONFIG [--data F] [--out DIR]   train a model, publish a snapshot"},
+    {"eval", cmd_eval, "eval MODEL --snapshot DIR --data F            evaluate a snapshot or a baseline"},
     {NULL, NULL, NULL},
 };
 
