@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "server/server.h"
 #include "trainer/cmds.h"
 
 typedef int (*cmd_fn)(int argc, char **argv);
@@ -21,6 +22,10 @@ struct command {
 static const struct command commands[] = {
     {"train", cmd_train, "train MODEL -c CONFIG [--data F] [--out DIR]   train a model, publish a snapshot"},
     {"eval", cmd_eval, "eval MODEL --snapshot DIR --data F            evaluate a snapshot or a baseline"},
+    {"split", cmd_split, "split sessions --data F --out DIR [flags]    GRU4Rec time split into train/test files"},
+    {"synth", cmd_synth, "synth sessions|ratings|ctr --out F [--seed S]  deterministic synthetic data"},
+    {"inspect", cmd_inspect, "inspect DIR                                 validate a snapshot, print its meta and tensors"},
+    {"serve", cmd_serve, "serve [-c CONFIG] [--SETTING VALUE ...]      serve snapshots over HTTP (/v1/next, ...)"},
     {NULL, NULL, NULL},
 };
 

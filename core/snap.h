@@ -40,8 +40,9 @@ const char *snap_dtype_name(snap_dtype t);
 typedef struct snap_writer snap_writer;
 
 /* Start a snapshot of `model` under root: creates ROOT/MODEL/ if needed and ROOT/MODEL/.tmp-VERSION/.
- * version 0 means "one more than the newest published version (or 1)". map_size is the LMDB map size
- * in bytes; 0 picks one large enough for typical models (grows on demand up to 64 GiB).
+ * version 0 means "one more than the newest published version (or 1)". The LMDB map starts at 64 MiB
+ * and grows on demand up to 64 GiB (RC_EFULL beyond). An explicit version whose .tmp-VERSION folder
+ * exists (a crashed writer) reuses it; other .tmp-* folders older than an hour are removed.
  * Errors: RC_EIO (cannot create, with the path and errno text), RC_EEXIST (version already published),
  * RC_EINVAL (bad model name: only [A-Za-z0-9_-]). On success *out is owned by the caller until
  * snap_writer_publish or snap_writer_abort. */
@@ -105,6 +106,14 @@ void snap_warm(const snap *s);
 
 /* Build an in-memory idmap of vocabulary `name` (caller owns it). RC_ENOTFOUND if absent. */
 int snap_vocab_load(const snap *s, const char *name, idmap **out);
+
+/* Tensors in name order: count, and the i-th (NULL if out of range). Borrowed, valid until snap_close. */
+size_t snap_tensor_count(const snap *s);
+const snap_tensor *snap_tensor_at(const snap *s, size_t i);
+
+/* The checksum stored for each tensor: a 64-bit hash of data[0..n) (4 lanes of multiply-xorshift, then
+ * a murmur finaliser mixing in n). Fast (several GB/s), not cryptographic. data may be NULL if n == 0. */
+uint64_t snap_checksum(const void *data, size_t n);
 
 /* ---- folders ---- */
 /* The newest published version of ROOT/MODEL (ignoring .tmp-* and non-numeric names). RC_ENOTFOUND

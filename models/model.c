@@ -1,9 +1,14 @@
 #include "models/model.h"
 
+#include "models/gru4rec.h"
+#include "models/widedeep.h"
+
 #include <string.h>
 
 /* One line per model type. */
 static const model_type *const model_types[] = {
+    &gru4rec_type,
+    &widedeep_type,
     NULL,
 };
 

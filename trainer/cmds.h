@@ -5,6 +5,9 @@
 
 int cmd_train(int argc, char **argv);   /* recd train MODEL -c CONFIG [--data F] [--out DIR] ... */
 int cmd_eval(int argc, char **argv);    /* recd eval MODEL --snapshot DIR --data F ... */
+int cmd_split(int argc, char **argv);   /* recd split sessions --data F --out DIR ... (trainer/split.c) */
+int cmd_synth(int argc, char **argv);   /* recd synth sessions|ratings|ctr --out F ... (trainer/synth.c) */
+int cmd_inspect(int argc, char **argv); /* recd inspect DIR (trainer/inspect.c) */
 
 /* Per-model trainers and evaluators, dispatched by cmd_train / cmd_eval (argv[0] is the model name). */
 typedef int (*trainer_fn)(int argc, char **argv);

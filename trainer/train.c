@@ -5,7 +5,17 @@
 #include "trainer/cmds.h"
 
 /* One line per model (declare its functions just above the table). */
+int wd_cmd_train(int argc, char **argv);
+int wd_cmd_eval(int argc, char **argv);
+int eval_pop_cmd(int argc, char **argv);       /* trainer/eval_next.c */
+int eval_recentpop_cmd(int argc, char **argv); /* trainer/eval_next.c */
+int gru4rec_cmd_train(int argc, char **argv); /* trainer/train_gru4rec.c */
+int gru4rec_cmd_eval(int argc, char **argv);
 static const struct trainer_entry trainers[] = {
+    {"gru4rec", gru4rec_cmd_train, gru4rec_cmd_eval, "GRU4Rec session-based next-item model (configs/gru4rec*.json)"},
+    {"pop", NULL, eval_pop_cmd, "baseline: training popularity (next-item protocol)"},
+    {"recentpop", NULL, eval_recentpop_cmd, "baseline: popularity in the last day of training"},
+    {"widedeep", wd_cmd_train, wd_cmd_eval, "Wide & Deep ranking model (CSV features; configs/widedeep_*.json)"},
     {NULL, NULL, NULL, NULL},
 };
 

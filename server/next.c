@@ -1,0 +1,550 @@
+/* server/next.c - POST /v1/next: validation, session state, micro-batched scoring, top-k, answer. */
+#include "server/next.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/validate.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/topk.h"
+#include "models/gru4rec.h"
+#include "server/http.h"
+#include "server/registry.h"
+#include "server/server.h"
+#include "server/sessions.h"
+
+/* ---- per-connection job (the handler slot) ---- */
+typedef struct next_job {
+    http_req *r;
+    model_version *v;  /* reference held from parse to answer */
+    float *h;          /* (S) the state to score */
+    size_t h_cap;
+    int32_t *excl;     /* exclusions (seen items), n_excl */
+    int n_excl, excl_cap;
+    int k;
+    sbuf unknown;      /* JSON text of the unknown ids, comma separated, without brackets */
+    int session;       /* stateful: echo session_id */
+    char session_id[300];
+    struct next_job *next; /* queue link */
+} next_job;
+
+static void job_free(void *p)
+{
+    next_job *j = p;
+    if (!j) return;
+    free(j->h);
+    free(j->excl);
+    sbuf_release(&j->unknown);
+    free(j);
+}
+
+static int job_reserve(next_job *j, size_t S, int excl)
+{
+    if (S > j->h_cap) {
+        float *h = realloc(j->h, S * sizeof(float));
+        if (!h) return rc_error(RC_ENOMEM, "out of memory for a request state");
+        j->h = h;
+        j->h_cap = S;
+    }
+    if (excl > j->excl_cap) {
+        int32_t *e = realloc(j->excl, (size_t)excl * sizeof(int32_t));
+        if (!e) return rc_error(RC_ENOMEM, "out of memory for a request");
+        j->excl = e;
+        j->excl_cap = excl;
+    }
+    return RC_OK;
+}
+
+/* ---- per-thread scratch ---- */
+typedef struct next_tls {
+    uint64_t serial; /* model version the scratch was made for */
+    gru4rec_scratch *sc;
+    int sc_batch;
+    float *scores; /* (B,N) */
+    size_t scores_cap;
+    float *hb;     /* (B,S) packed states for batches */
+    size_t hb_cap;
+    int32_t *idx;  /* (k_max) top-k output */
+    float *val;
+    int topk_cap;
+} next_tls;
+
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static _Thread_local next_tls *tls_cur;
+
+static void tls_destroy(void *p)
+{
+    next_tls *t = p;
+    if (!t) return;
+    gru4rec_scratch_free(t->sc);
+    free(t->scores);
+    free(t->hb);
+    free(t->idx);
+    free(t->val);
+    free(t);
+}
+
+static void tls_init_key(void)
+{
+    pthread_key_create(&tls_key, tls_destroy);
+}
+
+/* This thread's scratch, fit for model version v, B states at once and k results. NULL on ENOMEM. */
+static next_tls *tls_get(model_version *v, int B, int k)
+{
+    pthread_once(&tls_once, tls_init_key);
+    next_tls *t = tls_cur;
+    if (!t) {
+        t = calloc(1, sizeof *t);
+        if (!t) return NULL;
+        tls_cur = t;
+        pthread_setspecific(tls_key, t);
+    }
+    const gru4rec *g = v->handle;
+    if (t->serial != v->serial || t->sc_batch < B) {
+        gru4rec_scratch_free(t->sc);
+        t->sc = gru4rec_scratch_new(g, B);
+        if (!t->sc) {
+            t->serial = 0;
+            return NULL;
+        }
+        t->sc_batch = B;
+        t->serial = v->serial;
+    }
+    size_t N = (size_t)gru4rec_n_items(g), S = gru4rec_state_size(g);
+    if ((size_t)B * N > t->scores_cap) {
+        float *s = realloc(t->scores, (size_t)B * N * sizeof(float));
+        if (!s) return NULL;
+        t->scores = s;
+        t->scores_cap = (size_t)B * N;
+    }
+    if ((size_t)B * S > t->hb_cap) {
+        float *s = realloc(t->hb, (size_t)B * S * sizeof(float));
+        if (!s) return NULL;
+        t->hb = s;
+        t->hb_cap = (size_t)B * S;
+    }
+    if (k > t->topk_cap) {
+        int32_t *i = realloc(t->idx, (size_t)k * sizeof(int32_t));
+        if (i) t->idx = i;
+        float *f = realloc(t->val, (size_t)k * sizeof(float));
+        if (f) t->val = f;
+        if (!i || !f) return NULL;
+        t->topk_cap = k;
+    }
+    return t;
+}
+
+/* ---- metrics ---- */
+#define BATCH_HIST 8
+static const int batch_le[BATCH_HIST] = {1, 2, 4, 8, 16, 32, 64, 1 << 30};
+static _Atomic uint64_t m_batches, m_scored, m_fallback, m_unknown, m_batch_hist[BATCH_HIST];
+
+/* ---- answers ---- */
+static void render_head(sbuf *out, int *first)
+{
+    sbuf_adds(out, "{\"items\":[");
+    *first = 1;
+}
+
+static void render_tail(next_job *j, int fallback)
+{
+    http_req *r = j->r;
+    sbuf *out = r->out;
+    model_version *v = j->v;
+    sbuf_adds(out, "],\"model\":");
+    sbuf_json_str(out, v->model, strlen(v->model));
+    sbuf_adds(out, ",\"version\":\"");
+    sbuf_adds(out, v->version_str);
+    sbuf_adds(out, "\"");
+    if (j->session) {
+        sbuf_adds(out, ",\"session_id\":");
+        sbuf_json_str(out, j->session_id, strlen(j->session_id));
+    }
+    sbuf_adds(out, ",\"unknown_items\":[");
+    sbuf_add(out, j->unknown.data ? j->unknown.data : "", j->unknown.len);
+    sbuf_addc(out, ']');
+    if (fallback) sbuf_adds(out, ",\"fallback\":\"popular\"");
+    sbuf_adds(out, ",\"request_id\":");
+    sbuf_json_str(out, r->request_id, strlen(r->request_id));
+    sbuf_adds(out, "}\n");
+    http_json(r, 200);
+}
+
+static int excluded(const next_job *j, int32_t idx)
+{
+    for (int i = 0; i < j->n_excl; i++)
+        if (j->excl[i] == idx) return 1;
+    return 0;
+}
+
+/* The most popular items (minus exclusions), flagged as a fallback. */
+static void answer_popular(next_job *j)
+{
+    const gru4rec *g = j->v->handle;
+    const idmap *items = gru4rec_items(g);
+    const int32_t *pop = gru4rec_popular(g);
+    int64_t N = gru4rec_n_items(g);
+    int first;
+    sbuf_reset(j->r->out);
+    render_head(j->r->out, &first);
+    int got = 0;
+    for (int64_t i = 0; i < N && got < j->k; i++) {
+        if (excluded(j, pop[i])) continue;
+        size_t len;
+        const char *id = idmap_key(items, pop[i], &len);
+        if (!id) continue;
+        if (got) sbuf_addc(j->r->out, ',');
+        sbuf_adds(j->r->out, "{\"item_id\":");
+        sbuf_json_str(j->r->out, id, len);
+        sbuf_adds(j->r->out, ",\"score\":null}");
+        got++;
+    }
+    atomic_fetch_add_explicit(&m_fallback, 1, memory_order_relaxed);
+    render_tail(j, 1);
+}
+
+/* Answer j from its score row (N floats, may be modified). */
+static void answer_scored(next_job *j, float *scores, next_tls *t)
+{
+    const gru4rec *g = j->v->handle;
+    const idmap *items = gru4rec_items(g);
+    int64_t N = gru4rec_n_items(g);
+    topk_exclude ex = {.ids = j->excl, .n_ids = j->n_excl, .ids_sorted = 0, .bits = NULL, .n_bits = 0};
+    int n = topk_select(scores, N, j->k, j->n_excl ? &ex : NULL, t->idx, t->val);
+    sbuf *out = j->r->out;
+    int first;
+    sbuf_reset(out);
+    render_head(out, &first);
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        const char *id = idmap_key(items, t->idx[i], &len);
+        if (!id) continue;
+        if (i) sbuf_addc(out, ',');
+        sbuf_adds(out, "{\"item_id\":");
+        sbuf_json_str(out, id, len);
+        sbuf_adds(out, ",\"score\":");
+        sbuf_json_float(out, t->val[i]);
+        sbuf_addc(out, '}');
+    }
+    render_tail(j, 0);
+}
+
+/* ---- the batcher ---- */
+struct next_batcher {
+    server *srv;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    next_job *head, *tail;
+    int queued;
+    int stop;
+    int max;
+    long wait_us;
+    int nthreads;
+    pthread_t threads[16];
+};
+
+static void batch_score(next_batcher *b, next_job **jobs, int B)
+{
+    model_version *v = jobs[0]->v;
+    const gru4rec *g = v->handle;
+    size_t S = gru4rec_state_size(g), N = (size_t)gru4rec_n_items(g);
+    int kmax = 1;
+    for (int i = 0; i < B; i++)
+        if (jobs[i]->k > kmax) kmax = jobs[i]->k;
+    next_tls *t = tls_get(v, b->max, kmax);
+    if (!t) {
+        for (int i = 0; i < B; i++) {
+            http_problem(jobs[i]->r, 500, "internal", "out of memory scoring the request");
+            registry_release(b->srv->reg, jobs[i]->v);
+            jobs[i]->v = NULL;
+            http_resume(jobs[i]->r);
+        }
+        return;
+    }
+    for (int i = 0; i < B; i++) memcpy(t->hb + (size_t)i * S, jobs[i]->h, S * sizeof(float));
+    gru4rec_score(g, t->hb, B, t->scores, t->sc);
+    atomic_fetch_add_explicit(&m_batches, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m_scored, (uint64_t)B, memory_order_relaxed);
+    int hb = 0;
+    while (B > batch_le[hb]) hb++;
+    atomic_fetch_add_explicit(&m_batch_hist[hb], 1, memory_order_relaxed);
+    for (int i = 0; i < B; i++) {
+        next_job *j = jobs[i];
+        answer_scored(j, t->scores + (size_t)i * N, t);
+        registry_release(b->srv->reg, j->v);
+        j->v = NULL;
+        http_resume(j->r);
+    }
+}
+
+static void *scorer_main(void *arg)
+{
+    next_batcher *b = arg;
+    next_job *jobs[256];
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        while (!b->head && !b->stop) pthread_cond_wait(&b->cv, &b->mu);
+        if (!b->head && b->stop) break;
+        if (b->wait_us > 0 && b->queued < b->max) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += b->wait_us * 1000;
+            until.tv_sec += until.tv_nsec / 1000000000;
+            until.tv_nsec %= 1000000000;
+            while (b->queued < b->max && !b->stop)
+                if (pthread_cond_timedwait(&b->cv, &b->mu, &until) != 0) break;
+        }
+        /* Take up to max jobs of the same model version (the head's). */
+        int B = 0;
+        model_version *v = b->head->v;
+        next_job **pp = &b->head, *prev = NULL;
+        while (*pp && B < b->max) {
+            next_job *j = *pp;
+            if (j->v == v) {
+                *pp = j->next;
+                if (b->tail == j) b->tail = prev;
+                jobs[B++] = j;
+                b->queued--;
+            } else {
+                prev = j;
+                pp = &j->next;
+            }
+        }
+        pthread_mutex_unlock(&b->mu);
+        batch_score(b, jobs, B);
+        pthread_mutex_lock(&b->mu);
+    }
+    pthread_mutex_unlock(&b->mu);
+    pthread_setspecific(tls_key, NULL);
+    tls_destroy(tls_cur);
+    tls_cur = NULL;
+    return NULL;
+}
+
+next_batcher *next_batcher_new(server *srv)
+{
+    next_batcher *b = calloc(1, sizeof *b);
+    if (!b) {
+        rc_error(RC_ENOMEM, "out of memory");
+        return NULL;
+    }
+    pthread_once(&tls_once, tls_init_key);
+    b->srv = srv;
+    b->max = (int)srv->cfg.batch_max;
+    if (b->max > 256) b->max = 256;
+    b->wait_us = (long)srv->cfg.batch_wait_us;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    int n = (int)srv->cfg.batch_threads;
+    if (n < 1) n = 1;
+    if (n > 16) n = 16;
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&b->threads[i], NULL, scorer_main, b) != 0) {
+            rc_error(RC_ENOMEM, "cannot start scorer thread %d", i);
+            next_batcher_free(b);
+            return NULL;
+        }
+        b->nthreads++;
+    }
+    return b;
+}
+
+void next_batcher_free(next_batcher *b)
+{
+    if (!b) return;
+    pthread_mutex_lock(&b->mu);
+    b->stop = 1;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    for (int i = 0; i < b->nthreads; i++) pthread_join(b->threads[i], NULL);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+    free(b);
+}
+
+static void batcher_push(next_batcher *b, next_job *j)
+{
+    j->next = NULL;
+    pthread_mutex_lock(&b->mu);
+    if (b->tail) b->tail->next = j;
+    else b->head = j;
+    b->tail = j;
+    b->queued++;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+void next_render_metrics(sbuf *out, void *unused)
+{
+    (void)unused;
+    sbuf_printf(out,
+                "# HELP recd_next_batches_total Scoring batches run (one matrix product each).\n"
+                "# TYPE recd_next_batches_total counter\nrecd_next_batches_total %llu\n"
+                "# HELP recd_next_scored_total Session states scored.\n"
+                "# TYPE recd_next_scored_total counter\nrecd_next_scored_total %llu\n"
+                "# HELP recd_next_fallback_total Answers with the most popular items (no known click).\n"
+                "# TYPE recd_next_fallback_total counter\nrecd_next_fallback_total %llu\n"
+                "# HELP recd_next_unknown_items_total Unknown item ids received (listed and skipped).\n"
+                "# TYPE recd_next_unknown_items_total counter\nrecd_next_unknown_items_total %llu\n"
+                "# HELP recd_next_batch_size States per scoring batch.\n# TYPE recd_next_batch_size histogram\n",
+                (unsigned long long)atomic_load(&m_batches), (unsigned long long)atomic_load(&m_scored),
+                (unsigned long long)atomic_load(&m_fallback), (unsigned long long)atomic_load(&m_unknown));
+    uint64_t cum = 0;
+    for (int i = 0; i < BATCH_HIST; i++) {
+        cum += atomic_load(&m_batch_hist[i]);
+        if (i < BATCH_HIST - 1)
+            sbuf_printf(out, "recd_next_batch_size_bucket{le=\"%d\"} %llu\n", batch_le[i], (unsigned long long)cum);
+        else
+            sbuf_printf(out, "recd_next_batch_size_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+    }
+    sbuf_printf(out, "recd_next_batch_size_sum %llu\nrecd_next_batch_size_count %llu\n",
+                (unsigned long long)atomic_load(&m_scored), (unsigned long long)cum);
+}
+
+/* ---- the handler ---- */
+struct step_ctx {
+    const gru4rec *g;
+    int32_t item;
+    gru4rec_scratch *sc;
+};
+
+static void step_one(void *ctx, float *state)
+{
+    struct step_ctx *c = ctx;
+    gru4rec_step(c->g, state, &c->item, 1, c->sc);
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void add_unknown(next_job *j, const char *s, size_t n)
+{
+    if (j->unknown.len) sbuf_addc(&j->unknown, ',');
+    sbuf_json_str(&j->unknown, s, n);
+    atomic_fetch_add_explicit(&m_unknown, 1, memory_order_relaxed);
+}
+
+int route_next(http_req *r)
+{
+    server *srv = r->srv;
+    next_req req;
+    json_t *doc = NULL;
+    char detail[300];
+    int st = next_req_parse(r->body, r->body_len, &srv->limits, &doc, &req, detail, sizeof detail);
+    if (st) return http_problem(r, st, st == 400 ? "invalid-request" : "unprocessable-request", "%s", detail);
+    const char *name = req.model.n ? req.model.p : registry_default(srv->reg);
+    int known;
+    model_version *v = registry_acquire(srv->reg, name, &known);
+    if (!v) {
+        if (!known) http_problem(r, 404, "unknown-model", "no model '%.64s' is configured", name);
+        else http_problem(r, 503, "model-not-loaded", "model '%.64s' has no version loaded yet", name);
+        json_decref(doc);
+        return HTTP_DONE;
+    }
+    if (strcmp(v->type_name, "gru4rec") != 0) {
+        http_problem(r, 422, "wrong-model-type", "model '%.64s' is a %s model: /v1/next needs a gru4rec model", name,
+                     v->type_name);
+        goto fail;
+    }
+    const gru4rec *g = v->handle;
+    const idmap *items = gru4rec_items(g);
+    size_t S = gru4rec_state_size(g);
+    next_job *j = r->slot;
+    if (!j) {
+        j = calloc(1, sizeof *j);
+        if (!j) {
+            http_problem(r, 500, "internal", "out of memory");
+            goto fail;
+        }
+        sbuf_init(&j->unknown);
+        r->slot = j;
+        r->slot_free = job_free;
+    }
+    int excl_need = req.items ? (int)req.n_items : sessions_max_seen(srv->sess);
+    next_tls *t = tls_get(v, 1, req.k);
+    if (job_reserve(j, S, excl_need) != RC_OK || !t) {
+        http_problem(r, 500, "internal", "out of memory");
+        goto fail;
+    }
+    j->r = r;
+    j->v = v;
+    j->k = req.k;
+    j->n_excl = 0;
+    j->session = 0;
+    sbuf_reset(&j->unknown);
+    int n_known = 0;
+    if (req.items) {
+        memset(j->h, 0, S * sizeof(float));
+        for (size_t i = 0; i < req.n_items; i++) {
+            const json_t *it = json_array_get(req.items, i);
+            const char *s = json_string_value(it);
+            size_t n = json_string_length(it);
+            int64_t idx = idmap_find(items, s, n);
+            if (idx < 0) {
+                add_unknown(j, s, n);
+                continue;
+            }
+            int32_t item = (int32_t)idx;
+            gru4rec_step(g, j->h, &item, 1, t->sc);
+            n_known++;
+            if (req.exclude_seen) j->excl[j->n_excl++] = item;
+        }
+    } else {
+        int64_t idx = idmap_find(items, req.item_id.p, req.item_id.n);
+        if (idx < 0) add_unknown(j, req.item_id.p, req.item_id.n);
+        struct step_ctx sc = {g, (int32_t)idx, t->sc};
+        int n_seen = 0, n_clicks = 0;
+        int rc = sessions_advance(srv->sess, req.session_id.p, req.session_id.n, v->fingerprint, S, (int32_t)idx,
+                                  step_one, &sc, mono_s(), j->h, j->excl, &n_seen, &n_clicks);
+        if (rc != RC_OK) {
+            http_problem(r, 503, "session-store-full", "%s", rc_errmsg());
+            goto fail;
+        }
+        n_known = n_clicks;
+        j->n_excl = req.exclude_seen ? n_seen : 0;
+        j->session = 1;
+        snprintf(j->session_id, sizeof j->session_id, "%.*s", (int)req.session_id.n, req.session_id.p);
+    }
+    json_decref(doc);
+    doc = NULL;
+    if (sbuf_failed(&j->unknown)) {
+        http_problem(r, 500, "internal", "out of memory");
+        goto fail;
+    }
+    if (j->k > gru4rec_n_items(g)) j->k = (int)gru4rec_n_items(g);
+    if (n_known == 0) {
+        answer_popular(j);
+        j->v = NULL;
+        registry_release(srv->reg, v);
+        return HTTP_DONE;
+    }
+    if (srv->batcher) {
+        http_suspend(r);
+        batcher_push(srv->batcher, j);
+        return HTTP_ASYNC;
+    }
+    gru4rec_score(g, j->h, 1, t->scores, t->sc);
+    atomic_fetch_add_explicit(&m_batches, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m_scored, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m_batch_hist[0], 1, memory_order_relaxed);
+    answer_scored(j, t->scores, t);
+    j->v = NULL;
+    registry_release(srv->reg, v);
+    return HTTP_DONE;
+fail:
+    json_decref(doc);
+    if (r->slot) ((next_job *)r->slot)->v = NULL;
+    registry_release(srv->reg, v);
+    return HTTP_DONE;
+}

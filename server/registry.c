@@ -1,0 +1,413 @@
+/* server/registry.c - model versions, refcounts, validation, warm-up and hot swap (see registry.h). */
+#include "server/registry.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "models/gru4rec.h"
+
+#define REG_MAX_MODELS 16
+
+typedef struct reg_model {
+    char name[64];
+    model_version *current; /* guarded by registry.mu */
+    uint64_t refused_version; /* newest version refused (not retried unless forced) */
+    _Atomic uint64_t swaps, refused, loads;
+    char last_error[256];
+} reg_model;
+
+struct registry {
+    char *root;
+    int n;
+    reg_model models[REG_MAX_MODELS];
+    pthread_mutex_t mu;        /* guards every current pointer (held for a pointer read + ref) */
+    pthread_mutex_t grave_mu;  /* guards graveyard */
+    model_version *graveyard;
+    void (*notify)(void *);
+    void *notify_ctx;
+    _Atomic uint64_t next_serial;
+    int warm_requests;
+};
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= 64) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+registry *registry_new(const char *root, const char *const *names, int n)
+{
+    if (n < 1 || n > REG_MAX_MODELS) {
+        rc_error(RC_EINVAL, "between 1 and %d models must be configured, got %d", REG_MAX_MODELS, n);
+        return NULL;
+    }
+    registry *r = calloc(1, sizeof *r);
+    if (!r || !(r->root = strdup(root))) {
+        free(r);
+        rc_error(RC_ENOMEM, "out of memory creating the registry");
+        return NULL;
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->grave_mu, NULL);
+    r->warm_requests = 8;
+    for (int i = 0; i < n; i++) {
+        if (!valid_name(names[i])) {
+            rc_error(RC_EINVAL, "model name '%s': use 1-63 characters among [A-Za-z0-9_-]", names[i]);
+            registry_free(r);
+            return NULL;
+        }
+        for (int j = 0; j < i; j++)
+            if (strcmp(names[i], r->models[j].name) == 0) {
+                rc_error(RC_EINVAL, "model '%s' configured twice", names[i]);
+                registry_free(r);
+                return NULL;
+            }
+        strcpy(r->models[i].name, names[i]);
+        r->n++;
+    }
+    return r;
+}
+
+static void version_free(model_version *v)
+{
+    if (!v) return;
+    if (v->handle && v->type) v->type->free(v->handle);
+    snap_close(v->snap);
+    free(v);
+}
+
+void registry_free(registry *r)
+{
+    if (!r) return;
+    for (int i = 0; i < r->n; i++) version_free(r->models[i].current);
+    registry_collect(r);
+    pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->grave_mu);
+    free(r->root);
+    free(r);
+}
+
+void registry_set_warm(registry *r, int n_requests)
+{
+    r->warm_requests = n_requests < 0 ? 0 : n_requests;
+}
+
+void registry_set_notify(registry *r, void (*notify)(void *ctx), void *ctx)
+{
+    r->notify = notify;
+    r->notify_ctx = ctx;
+}
+
+void registry_collect(registry *r)
+{
+    pthread_mutex_lock(&r->grave_mu);
+    model_version *v = r->graveyard;
+    r->graveyard = NULL;
+    pthread_mutex_unlock(&r->grave_mu);
+    while (v) {
+        model_version *nx = v->next_free;
+        log_info("closed %s version %s (last reference gone)", v->model, v->version_str);
+        version_free(v);
+        v = nx;
+    }
+}
+
+static reg_model *find_model(registry *r, const char *name)
+{
+    for (int i = 0; i < r->n; i++)
+        if (strcmp(r->models[i].name, name) == 0) return &r->models[i];
+    return NULL;
+}
+
+model_version *registry_acquire(registry *r, const char *name, int *known)
+{
+    reg_model *m = find_model(r, name);
+    if (known) *known = m != NULL;
+    if (!m) return NULL;
+    pthread_mutex_lock(&r->mu);
+    model_version *v = m->current;
+    if (v) atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&r->mu);
+    return v;
+}
+
+void registry_release(registry *r, model_version *v)
+{
+    if (!v) return;
+    if (atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) != 1) return;
+    if (!r->notify) {
+        version_free(v);
+        return;
+    }
+    pthread_mutex_lock(&r->grave_mu);
+    v->next_free = r->graveyard;
+    r->graveyard = v;
+    pthread_mutex_unlock(&r->grave_mu);
+    r->notify(r->notify_ctx);
+}
+
+const char *registry_default(const registry *r)
+{
+    return r->models[0].name;
+}
+
+int registry_count(const registry *r)
+{
+    return r->n;
+}
+
+const char *registry_name(const registry *r, int i)
+{
+    return i >= 0 && i < r->n ? r->models[i].name : NULL;
+}
+
+int registry_ready(registry *r)
+{
+    int ready = 1;
+    pthread_mutex_lock(&r->mu);
+    for (int i = 0; i < r->n; i++)
+        if (!r->models[i].current) ready = 0;
+    pthread_mutex_unlock(&r->mu);
+    return ready;
+}
+
+/* A few representative requests on a gru4rec model so code paths and pages are hot. */
+static int warm_gru4rec(const gru4rec *g, int n_req)
+{
+    int64_t N = gru4rec_n_items(g);
+    size_t S = gru4rec_state_size(g);
+    gru4rec_scratch *sc = gru4rec_scratch_new(g, 1);
+    float *h = calloc(S, sizeof(float));
+    float *scores = malloc((size_t)N * sizeof(float));
+    int rc = RC_OK;
+    if (!sc || !h || !scores) {
+        rc = rc_error(RC_ENOMEM, "out of memory warming the model");
+        goto done;
+    }
+    const int32_t *pop = gru4rec_popular(g);
+    for (int i = 0; i < n_req && N > 0; i++) {
+        int32_t item = pop[i % N];
+        gru4rec_step(g, h, &item, 1, sc);
+        gru4rec_score(g, h, 1, scores, sc);
+    }
+    for (int64_t i = 0; i < N; i++)
+        if (!(scores[i] == scores[i])) {
+            rc = rc_error(RC_ECORRUPT, "warm-up produced NaN scores");
+            break;
+        }
+done:
+    gru4rec_scratch_free(sc);
+    free(h);
+    free(scores);
+    return rc;
+}
+
+int registry_load(registry *r, const char *name, uint64_t version, model_version **out)
+{
+    *out = NULL;
+    char dir[4096];
+    int rc = snap_path(dir, sizeof dir, r->root, name, version);
+    if (rc != RC_OK) return rc;
+    double t0 = mono_ms();
+    model_version *v = calloc(1, sizeof *v);
+    if (!v) return rc_error(RC_ENOMEM, "out of memory loading %s", dir);
+    atomic_init(&v->refs, 1);
+    snprintf(v->model, sizeof v->model, "%s", name);
+    v->version = version;
+    snprintf(v->version_str, sizeof v->version_str, "%llu", (unsigned long long)version);
+    if ((rc = snap_open(&v->snap, dir)) != RC_OK) goto fail;
+    const char *tname = snap_model(v->snap);
+    v->type = tname ? model_type_find(tname) : NULL;
+    if (!v->type) {
+        rc = rc_error(RC_ENOTFOUND, "%s: unknown model type '%s'", dir, tname ? tname : "(none)");
+        goto fail;
+    }
+    snprintf(v->type_name, sizeof v->type_name, "%s", tname);
+    if ((rc = v->type->load(&v->handle, v->snap)) != RC_OK) {
+        rc_wrap(rc, "%s", dir);
+        goto fail;
+    }
+    snap_warm(v->snap);
+    if (v->type->warm && (rc = v->type->warm(v->handle)) != RC_OK) {
+        rc_wrap(rc, "%s: warm-up", dir);
+        goto fail;
+    }
+    if (strcmp(tname, "gru4rec") == 0) {
+        v->fingerprint = gru4rec_state_fingerprint(v->handle);
+        if ((rc = warm_gru4rec(v->handle, r->warm_requests)) != RC_OK) {
+            rc_wrap(rc, "%s", dir);
+            goto fail;
+        }
+    }
+    v->serial = atomic_fetch_add(&r->next_serial, 1) + 1;
+    v->load_ms = mono_ms() - t0;
+    *out = v;
+    return RC_OK;
+fail:
+    version_free(v);
+    return rc;
+}
+
+void registry_install(registry *r, model_version *v)
+{
+    reg_model *m = find_model(r, v->model);
+    if (!m) {
+        version_free(v);
+        return;
+    }
+    v->loaded_at = wall_now();
+    pthread_mutex_lock(&r->mu);
+    model_version *old = m->current;
+    m->current = v; /* the swap: new requests see v from here on */
+    pthread_mutex_unlock(&r->mu);
+    atomic_fetch_add(&m->loads, 1);
+    if (old) {
+        atomic_fetch_add(&m->swaps, 1);
+        log_info("swapped %s: version %s -> %s (loaded in %.1f ms)", v->model, old->version_str, v->version_str,
+                 v->load_ms);
+        registry_release(r, old);
+    } else {
+        log_info("serving %s version %s (loaded in %.1f ms)", v->model, v->version_str, v->load_ms);
+    }
+}
+
+int registry_scan(registry *r, const char *only, int force)
+{
+    if (only && !find_model(r, only)) return rc_error(RC_ENOTFOUND, "no model '%s' is configured", only);
+    int installed = 0;
+    for (int i = 0; i < r->n; i++) {
+        reg_model *m = &r->models[i];
+        if (only && strcmp(only, m->name) != 0) continue;
+        uint64_t latest;
+        if (snap_latest(r->root, m->name, &latest) != RC_OK) continue; /* nothing published yet */
+        pthread_mutex_lock(&r->mu);
+        uint64_t cur = m->current ? m->current->version : 0;
+        pthread_mutex_unlock(&r->mu);
+        if (!force && (latest <= cur || latest == m->refused_version)) continue;
+        if (force && latest < cur) continue;
+        model_version *v;
+        int rc = registry_load(r, m->name, latest, &v);
+        if (rc != RC_OK) {
+            m->refused_version = latest;
+            atomic_fetch_add(&m->refused, 1);
+            snprintf(m->last_error, sizeof m->last_error, "%s", rc_errmsg());
+            log_error("refused snapshot %s version %llu (%s): %s; %s", m->name, (unsigned long long)latest,
+                      rc_strerror(rc), rc_errmsg(), cur ? "the serving version keeps serving" : "not serving yet");
+            continue;
+        }
+        registry_install(r, v);
+        installed++;
+    }
+    return installed;
+}
+
+uint64_t registry_swaps(registry *r, const char *name)
+{
+    reg_model *m = find_model(r, name);
+    return m ? atomic_load(&m->swaps) : 0;
+}
+
+uint64_t registry_refused(registry *r, const char *name)
+{
+    reg_model *m = find_model(r, name);
+    return m ? atomic_load(&m->refused) : 0;
+}
+
+static void iso_time(double t, char *buf, size_t cap)
+{
+    time_t s = (time_t)t;
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void registry_render_json(registry *r, sbuf *out)
+{
+    sbuf_adds(out, "{\"models\":[");
+    for (int i = 0; i < r->n; i++) {
+        reg_model *m = &r->models[i];
+        model_version *v = registry_acquire(r, m->name, NULL);
+        if (i) sbuf_addc(out, ',');
+        sbuf_adds(out, "{\"name\":");
+        sbuf_json_str(out, m->name, strlen(m->name));
+        if (v) {
+            char when[32];
+            iso_time(v->loaded_at, when, sizeof when);
+            sbuf_printf(out, ",\"loaded\":true,\"type\":\"%s\",\"version\":\"%s\",\"loaded_at\":\"%s\","
+                             "\"load_ms\":%.1f,\"snapshot_bytes\":%zu",
+                        v->type_name, v->version_str, when, v->load_ms, snap_bytes(v->snap));
+            const json_t *meta = snap_meta(v->snap);
+            /* The snapshot's own description, without the per-tensor table. */
+            json_t *copy = meta ? json_deep_copy(meta) : NULL;
+            if (copy && json_is_object(copy)) {
+                json_object_del(copy, "tensors");
+                char *txt = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+                if (txt) {
+                    sbuf_adds(out, ",\"meta\":");
+                    sbuf_adds(out, txt);
+                    free(txt);
+                }
+            }
+            json_decref(copy);
+        } else {
+            sbuf_adds(out, ",\"loaded\":false");
+        }
+        sbuf_printf(out, ",\"swaps\":%llu,\"refused_snapshots\":%llu", (unsigned long long)atomic_load(&m->swaps),
+                    (unsigned long long)atomic_load(&m->refused));
+        if (m->last_error[0]) {
+            sbuf_adds(out, ",\"last_error\":");
+            sbuf_json_str(out, m->last_error, strlen(m->last_error));
+        }
+        sbuf_addc(out, '}');
+        registry_release(r, v);
+    }
+    sbuf_adds(out, "]");
+}
+
+void registry_render_metrics(sbuf *out, void *arg)
+{
+    registry *r = arg;
+    sbuf_adds(out, "# HELP recd_model_version Snapshot version serving now (0: none).\n"
+                   "# TYPE recd_model_version gauge\n");
+    for (int i = 0; i < r->n; i++) {
+        model_version *v = registry_acquire(r, r->models[i].name, NULL);
+        sbuf_printf(out, "recd_model_version{model=\"%s\"} %llu\n", r->models[i].name,
+                    (unsigned long long)(v ? v->version : 0));
+        registry_release(r, v);
+    }
+    sbuf_adds(out, "# HELP recd_model_swaps_total Hot swaps to a new version.\n"
+                   "# TYPE recd_model_swaps_total counter\n");
+    for (int i = 0; i < r->n; i++)
+        sbuf_printf(out, "recd_model_swaps_total{model=\"%s\"} %llu\n", r->models[i].name,
+                    (unsigned long long)atomic_load(&r->models[i].swaps));
+    sbuf_adds(out, "# HELP recd_snapshots_refused_total Snapshots that failed validation or loading.\n"
+                   "# TYPE recd_snapshots_refused_total counter\n");
+    for (int i = 0; i < r->n; i++)
+        sbuf_printf(out, "recd_snapshots_refused_total{model=\"%s\"} %llu\n", r->models[i].name,
+                    (unsigned long long)atomic_load(&r->models[i].refused));
+}

@@ -1,0 +1,94 @@
+/* server/registry.h - loaded models, their versions, and hot swap (DESIGN.md section 4).
+ *
+ * For every configured model name the registry holds the version serving now. A request acquires a
+ * reference to that version (registry_acquire) and releases it when its answer is built: it finishes on
+ * the version it started with whatever swaps happen meanwhile. A new version is loaded beside the old
+ * one (registry_scan, slow: runs off the request threads), validated (snap_open checks every tensor,
+ * the model type loads it), warmed (pages touched, a few requests run), and installed by swapping one
+ * pointer. The old version is freed when its last reference goes: on the thread that calls
+ * registry_collect (the libuv loop) when a notify callback is set, else at once.
+ * A snapshot that fails validation is refused: logged, counted, remembered (not retried until a newer
+ * version appears or a reload is asked), and the serving version keeps serving.
+ *
+ * Thread-safety: acquire/release/ready/render from any thread; scan/collect from one thread at a time.
+ */
+#ifndef RECD_REGISTRY_H
+#define RECD_REGISTRY_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "core/snap.h"
+#include "models/model.h"
+#include "server/sbuf.h"
+
+typedef struct model_version {
+    _Atomic int refs;       /* private: references (the registry's own counts one while installed) */
+    uint64_t serial;        /* unique per load in this process (never reused, unlike addresses) */
+    char model[64];         /* configured name, e.g. "gru4rec" */
+    char type_name[32];     /* model type from the snapshot meta */
+    uint64_t version;       /* snapshot version */
+    char version_str[24];   /* the same as decimal text */
+    const model_type *type;
+    snap *snap;             /* owned; the handle points into it */
+    void *handle;           /* the model (e.g. gru4rec *) */
+    double loaded_at;       /* unix time the version was installed */
+    double load_ms;         /* time to open, validate, load and warm */
+    uint64_t fingerprint;   /* gru4rec_state_fingerprint, 0 for other types */
+    struct model_version *next_free; /* private: graveyard link */
+} model_version;
+
+typedef struct registry registry;
+
+/* A registry for the named models read from root (ROOT/NAME/VERSION). names is copied. NULL on ENOMEM or
+ * an invalid name (message set). */
+registry *registry_new(const char *root, const char *const *names, int n);
+/* Frees everything, current versions included; no reference may be held any more. NULL is a no-op. */
+void registry_free(registry *r);
+
+/* Requests run on a new version before it serves (default 8). */
+void registry_set_warm(registry *r, int n_requests);
+
+/* Called (from any thread) when a released version waits in the graveyard; the callee arranges for
+ * registry_collect to run soon (uv_async_send). NULL: versions are freed by the releasing thread. */
+void registry_set_notify(registry *r, void (*notify)(void *ctx), void *ctx);
+/* Free the versions whose last reference went. */
+void registry_collect(registry *r);
+
+/* A reference to the version of `name` serving now, or NULL when name is not configured (*known = 0) or
+ * not loaded yet (*known = 1). known may be NULL. Pair with registry_release. */
+model_version *registry_acquire(registry *r, const char *name, int *known);
+void registry_release(registry *r, model_version *v); /* NULL is a no-op */
+
+/* The first configured name (the default model). */
+const char *registry_default(const registry *r);
+int registry_count(const registry *r);
+const char *registry_name(const registry *r, int i);
+/* 1 when every configured model serves a version. */
+int registry_ready(registry *r);
+
+/* For each model (or only `only` when not NULL): find the newest published version and, if it is newer
+ * than the serving one and not refused before, load, validate, warm and install it. force: also retry a
+ * refused version and reload the serving version if it is the newest. Slow (reads snapshots): call it
+ * off the request threads. Returns the number of versions installed, or a negative RC when `only` is
+ * not a configured name. Failures to load are logged and counted, not returned. */
+int registry_scan(registry *r, const char *only, int force);
+
+/* Load, validate and warm ROOT/name/version without installing it. RC_OK or the error of snap_open / the
+ * model's load (message set); RC_ENOTFOUND for an unknown model type. */
+int registry_load(registry *r, const char *name, uint64_t version, model_version **out);
+/* Install v as the serving version of its model (takes ownership). The replaced one is released. */
+void registry_install(registry *r, model_version *v);
+
+/* Counters for metrics and tests. */
+uint64_t registry_swaps(registry *r, const char *name);
+uint64_t registry_refused(registry *r, const char *name);
+
+/* {"models":[{"name":..,"type":..,"version":"17","loaded_at":"..","load_ms":..,"snapshot_bytes":..,
+ *  "meta":{...metrics from the snapshot...}}]} appended to out (without request_id or closing brace:
+ * the caller adds ",\"request_id\":...}"). */
+void registry_render_json(registry *r, sbuf *out);
+/* Prometheus series: model version, swaps, refused snapshots, loaded flag. */
+void registry_render_metrics(sbuf *out, void *registry);
+
+#endif

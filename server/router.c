@@ -1,0 +1,107 @@
+/* server/router.c - the route table and path matching (see router.h). */
+#include "server/router.h"
+
+#include <string.h>
+
+#include "core/err.h"
+#include "server/metrics.h"
+
+/* Handlers, one file each. */
+int route_healthz(http_req *r); /* server/health.c */
+int route_readyz(http_req *r);  /* server/health.c */
+int route_metrics(http_req *r); /* server/prom.c */
+int route_models(http_req *r);  /* server/models.c */
+int route_reload(http_req *r);  /* server/models.c */
+int route_next(http_req *r);    /* server/next.c */
+
+/* One line per route. */
+const route router_table[] = {
+    {"GET", "/healthz", route_healthz, 0, "liveness: answers as soon as the process serves HTTP"},
+    {"GET", "/readyz", route_readyz, 0, "readiness: 200 once every configured model is loaded"},
+    {"GET", "/metrics", route_metrics, 0, "Prometheus text exposition"},
+    {"GET", "/v1/models", route_models, 0, "loaded models, versions, load times and snapshot metrics"},
+    {"POST", "/v1/models/{name}/reload", route_reload, ROUTE_ADMIN, "rescan and load the newest snapshot"},
+    {"POST", "/v1/next", route_next, 0, "next-item recommendations, stateful or stateless"},
+    {NULL, NULL, NULL, 0, NULL},
+};
+
+#define MAX_TABLE 40
+static int metric_of[MAX_TABLE];
+
+int router_init(void)
+{
+    for (int i = 0; router_table[i].method; i++) {
+        if (i >= MAX_TABLE) return rc_error(RC_EFULL, "more than %d routes", MAX_TABLE);
+        int m = metrics_route(router_table[i].pattern);
+        if (m < 0) return rc_error(RC_EFULL, "too many routes for the metrics table");
+        metric_of[i] = m;
+    }
+    return RC_OK;
+}
+
+int router_metric(const route *rt)
+{
+    if (!rt) return 0;
+    return metric_of[rt - router_table];
+}
+
+/* Match path against pattern, capturing {params}. 1 on match. */
+static int match_path(const char *pattern, const char *path, char params[][ROUTE_PARAM_MAX], int *np)
+{
+    int n = 0;
+    const char *p = pattern, *s = path;
+    while (*p && *s) {
+        if (*p == '{') {
+            const char *pe = strchr(p, '}');
+            const char *se = strchr(s, '/');
+            if (!pe) return 0;
+            if (!se) se = s + strlen(s);
+            size_t len = (size_t)(se - s);
+            if (len == 0 || len >= ROUTE_PARAM_MAX || n >= ROUTE_MAX_PARAMS) return 0;
+            if (params) {
+                memcpy(params[n], s, len);
+                params[n][len] = '\0';
+            }
+            n++;
+            p = pe + 1;
+            s = se;
+            continue;
+        }
+        if (*p != *s) return 0;
+        p++;
+        s++;
+    }
+    if (*p || *s) return 0;
+    if (np) *np = n;
+    return 1;
+}
+
+const route *router_match(const char *method, const char *path, char params[][ROUTE_PARAM_MAX], int *nparams,
+                          int *status, char *allow, size_t allow_cap, const route **path_route)
+{
+    const route *any = NULL;
+    if (allow && allow_cap) allow[0] = '\0';
+    *nparams = 0;
+    for (const route *rt = router_table; rt->method; rt++) {
+        if (!match_path(rt->pattern, path, NULL, NULL)) continue;
+        if (!any) any = rt;
+        int same = strcmp(rt->method, method) == 0 ||
+                   (strcmp(method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0);
+        if (same) {
+            match_path(rt->pattern, path, params, nparams);
+            if (path_route) *path_route = rt;
+            return rt;
+        }
+        if (allow && allow_cap) {
+            size_t used = strlen(allow);
+            const char *m = strcmp(rt->method, "GET") == 0 ? "GET, HEAD" : rt->method;
+            if (used + strlen(m) + 3 < allow_cap) {
+                if (used) strcat(allow, ", ");
+                strcat(allow, m);
+            }
+        }
+    }
+    if (path_route) *path_route = any;
+    *status = any ? 405 : 404;
+    return NULL;
+}

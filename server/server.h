@@ -1,0 +1,71 @@
+/* server/server.h - `recd serve`: the server object shared by the HTTP layer, the handlers and the loop.
+ *
+ * Settings (configs/recd.json, `recd serve --help` lists them with defaults and bounds):
+ *   http.bind "0.0.0.0", http.port 8080, http.threads 0 (= one per core), http.max_connections 1024,
+ *   http.timeout_s 30, http.max_body_bytes 65536, http.cors_origins [] (origins allowed, "*" = any),
+ *   admin_token null (or env RECD_ADMIN_TOKEN; admin routes are off without one),
+ *   snapshots.root "snapshots", snapshots.models ["gru4rec"] (the first is the default model),
+ *   snapshots.watch true, snapshots.poll_ms 5000, snapshots.warm_requests 8,
+ *   sessions.max 1000000, sessions.ttl_s 1800, sessions.shards 64, sessions.max_seen 32,
+ *   sessions.sweep_ms 1000, sessions.sweep_slice 20000,
+ *   next.k_default 20, next.k_max 1000, next.max_items 1000, limits.max_depth 8, limits.max_id_len 256,
+ *   batch.max 32 (1 = score inline, no batching), batch.wait_us 0, batch.threads 1,
+ *   shutdown.drain_s 10, log_level "info".
+ * Environment: RECD_ADMIN_TOKEN (admin token), RECD_PORT (overrides http.port), RECD_SNAPSHOTS (overrides
+ * snapshots.root). Command line `--name value` overrides both.
+ */
+#ifndef RECD_SERVER_H
+#define RECD_SERVER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "api/validate.h"
+
+typedef struct server_cfg {
+    char *bind;
+    long long port, threads, max_connections, timeout_s, max_body;
+    json_t *cors_origins;
+    char *admin_token;
+    char *snap_root;
+    json_t *models;
+    int watch;
+    long long poll_ms, warm_requests;
+    long long sess_max, sess_ttl_s, sess_shards, sess_max_seen, sweep_ms, sweep_slice;
+    long long k_default, k_max, max_items, max_depth, max_id_len;
+    long long batch_max, batch_wait_us, batch_threads;
+    long long drain_s;
+    char *log_level;
+} server_cfg;
+
+struct registry;
+struct sessions;
+struct next_batcher;
+struct MHD_Daemon;
+
+typedef struct server {
+    server_cfg cfg;
+    api_limits limits;
+    struct registry *reg;
+    struct sessions *sess;
+    struct next_batcher *batcher;
+    struct MHD_Daemon *mhd;
+    int port; /* bound port */
+    char **cors; /* allowed origins (n_cors); "*" allows any */
+    int n_cors;
+    const char *admin_token; /* NULL: admin routes off */
+    _Atomic int draining;    /* set on SIGTERM: answers carry Connection: close */
+    _Atomic long inflight;   /* requests started and not completed */
+    double started_at;       /* unix time */
+    /* Asks the loop thread to rescan (model name or NULL = all; force) - thread-safe (uv_async_send). */
+    void (*request_scan)(struct server *srv, const char *model, int force);
+    void *loop_ctx;
+} server;
+
+/* `recd serve -c CONFIG [--setting value ...]`: runs until SIGTERM/SIGINT. Exit status 0 after a clean
+ * drain, 1 on a runtime failure (port taken, ...), 2 on a usage or config error. */
+int cmd_serve(int argc, char **argv);
+
+#endif

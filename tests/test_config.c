@@ -1,0 +1,492 @@
+/* tests/test_config.c - core/config: defaults, files, command line, help, every error message. */
+#include "core/config.h"
+
+#include "tests/testlib.h"
+
+typedef struct {
+    long long hidden;
+    double lr;
+    int shuffle;
+    char *name;
+    char *loss;
+    json_t *extra;
+    long long ttl;
+    double scale;
+    int sticky;
+} t_cfg;
+
+static const cfg_def t_defs[] = {
+    CFG_INT("hidden", t_cfg, hidden, 100, 1, 65536, "GRU units per layer"),
+    CFG_DOUBLE("lr", t_cfg, lr, 0.05, 0, 100, "learning rate"),
+    CFG_BOOL("shuffle", t_cfg, shuffle, 0, "shuffle sessions"),
+    CFG_STRING("name", t_cfg, name, NULL, "label"),
+    CFG_ENUM("loss", t_cfg, loss, "bpr-max", "cross-entropy|bpr-max|top1-max", "loss"),
+    CFG_JSON("extra", t_cfg, extra, "{\"a\":[1,2]}", "free-form"),
+    CFG_INT("sessions.ttl_s", t_cfg, ttl, 1800, 0, 86400, "session ttl"),
+    CFG_DOUBLE("sessions.deep.scale", t_cfg, scale, 1.5, 0, 0, "unbounded"),
+    CFG_BOOL("sessions.sticky", t_cfg, sticky, 1, "sticky"),
+    CFG_END,
+};
+
+static const char *write_cfg(const char *text)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/c.json", test_tmpdir());
+    test_write_file(path, text);
+    return path;
+}
+
+TEST(config_defaults_and_release)
+{
+    t_cfg c;
+    memset(&c, 0xAB, sizeof c);
+    ASSERT_OK(cfg_defaults(t_defs, &c));
+    ASSERT_EQ(c.hidden, 100);
+    ASSERT_NEAR(c.lr, 0.05, 0);
+    ASSERT_EQ(c.shuffle, 0);
+    ASSERT(c.name == NULL);
+    ASSERT_STR_EQ(c.loss, "bpr-max");
+    ASSERT(json_is_object(c.extra));
+    ASSERT_EQ(json_array_size(json_object_get(c.extra, "a")), 2);
+    ASSERT_EQ(c.ttl, 1800);
+    ASSERT_NEAR(c.scale, 1.5, 0);
+    ASSERT_EQ(c.sticky, 1);
+    cfg_release(t_defs, &c);
+    ASSERT(c.loss == NULL && c.extra == NULL && c.name == NULL);
+    cfg_release(t_defs, &c); /* twice is harmless */
+}
+
+TEST(config_load_file_nested_and_dotted)
+{
+    t_cfg c;
+    ASSERT_OK(cfg_defaults(t_defs, &c));
+    const char *p = write_cfg("{\n"
+                              "  \"hidden\": 64,\n"
+                              "  \"lr\": 1,\n"
+                              "  \"shuffle\": true,\n"
+                              "  \"name\": \"exp-1\",\n"
+                              "  \"loss\": \"top1-max\",\n"
+                              "  \"extra\": {\"x\": null},\n"
+                              "  \"sessions\": {\"ttl_s\": 60, \"deep\": {\"scale\": -7.25}},\n"
+                              "  \"sessions.sticky\": false,\n"
+                              "  \"hidden\": 3e1\n"
+                              "}\n");
+    /* duplicate key "hidden": refused by the parser */
+    ASSERT_RC(cfg_load_file(t_defs, &c, p), RC_EFORMAT);
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:10:");
+    ASSERT_CONTAINS(rc_errmsg(), "duplicate");
+    p = write_cfg("{\n"
+                  "  \"hidden\": 64,\n"
+                  "  \"lr\": 1,\n"
+                  "  \"shuffle\": true,\n"
+                  "  \"name\": \"exp-1\",\n"
+                  "  \"loss\": \"top1-max\",\n"
+                  "  \"extra\": {\"x\": null},\n"
+                  "  \"sessions\": {\"ttl_s\": 6e1, \"deep\": {\"scale\": -7.25}},\n"
+                  "  \"sessions.sticky\": false\n"
+                  "}\n");
+    ASSERT_OK(cfg_load_file(t_defs, &c, p));
+    ASSERT_EQ(c.hidden, 64);
+    ASSERT_NEAR(c.lr, 1.0, 0);
+    ASSERT_EQ(c.shuffle, 1);
+    ASSERT_STR_EQ(c.name, "exp-1");
+    ASSERT_STR_EQ(c.loss, "top1-max");
+    ASSERT(json_is_null(json_object_get(c.extra, "x")));
+    ASSERT(json_object_get(c.extra, "a") == NULL); /* replaced, not merged */
+    ASSERT_EQ(c.ttl, 60);
+    ASSERT_NEAR(c.scale, -7.25, 0);
+    ASSERT_EQ(c.sticky, 0);
+    /* a STRING may be reset to null */
+    ASSERT_OK(cfg_load_file(t_defs, &c, write_cfg("{\"name\": null}")));
+    ASSERT(c.name == NULL);
+    cfg_release(t_defs, &c);
+}
+
+/* Each semantic error names the file, the line of the key and the setting. */
+TEST(config_file_error_messages)
+{
+    t_cfg c;
+    ASSERT_OK(cfg_defaults(t_defs, &c));
+    const char *p = write_cfg("{\n  \"hidden\": 8,\n\n  \"lr\": \"fast\"\n}\n");
+    ASSERT_RC(cfg_load_file(t_defs, &c, p), RC_EINVAL);
+    char want[600];
+    snprintf(want, sizeof want, "%s:4: setting 'lr': expected a number, got \"fast\"", p);
+    ASSERT_STR_EQ(rc_errmsg(), want);
+
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"lr\": 0.1,\n\"hidden\": 2.5}")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:2: setting 'hidden': expected an integer, got 2.5");
+
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"hidden\": \"8\"}")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:1: setting 'hidden': expected an integer, got \"8\"");
+
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\n\n\"hidden\": 0}")), RC_ERANGE);
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:3: setting 'hidden': value 0 out of range [1, 65536]");
+
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"hidden\": 1e300}")), RC_ERANGE);
+    ASSERT_CONTAINS(rc_errmsg(), "setting 'hidden'");
+    ASSERT_CONTAINS(rc_errmsg(), "out of range");
+
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"lr\": 100.5}")), RC_ERANGE);
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:1: setting 'lr': value 100.5 out of range [0, 100]");
+
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"shuffle\": 1}")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "setting 'shuffle': expected true or false, got 1");
+
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"name\": 5}")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "setting 'name': expected a string, got 5");
+
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"loss\": \"mse\"}")), RC_ERANGE);
+    ASSERT_CONTAINS(rc_errmsg(),
+                    "c.json:1: setting 'loss': expected one of cross-entropy|bpr-max|top1-max, got \"mse\"");
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"loss\": [1]}")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "setting 'loss': expected a string");
+
+    /* unknown keys, at the top and nested; the line is the key's own line */
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\n \"hidden\": 8,\n \"hiden\": 9\n}")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:3: unknown setting 'hiden'");
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"sessions\": {\n\"ttl_s\": 5,\n \"ttl\": 5}}")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:3: unknown setting 'sessions.ttl'");
+    /* a group given a scalar */
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"sessions\": 5}")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "unknown setting 'sessions'");
+    /* nested error: line of the inner key, found after its parent's key (not the earlier "ttl_s") */
+    p = write_cfg("{\n"
+                  "  \"ttl_s\": 1,\n"
+                  "  \"sessions\": {\n"
+                  "    \"ttl_s\": -1\n"
+                  "  }\n"
+                  "}\n");
+    ASSERT_RC(cfg_load_file(t_defs, &c, p), RC_EINVAL); /* top-level "ttl_s" is unknown first */
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:2: unknown setting 'ttl_s'");
+    /* the same key earlier inside another object, in an array and as a string value is not taken */
+    p = write_cfg("{\n"
+                  "  \"extra\": {\"hidden\": 1, \"l\": [{\"hidden\": 2}]},\n"
+                  "  \"name\": \"hidden\",\n"
+                  "  \"sessions\": {\"deep\": {\"hidden\": 3}},\n"
+                  "  \"hidden\": 0\n"
+                  "}\n");
+    ASSERT_RC(cfg_load_file(t_defs, &c, p), RC_EINVAL); /* sessions.deep.hidden is unknown */
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:4: unknown setting 'sessions.deep.hidden'");
+    p = write_cfg("{\n"
+                  "  \"extra\": {\"hidden\": 1, \"l\": [{\"hidden\": 2}]},\n"
+                  "  \"name\": \"a \\\"hidden\\\": b\",\n"
+                  "  \"sessions\": {\"deep\": {\"scale\": 3}},\n"
+                  "  \"hidden\": 0\n"
+                  "}\n");
+    ASSERT_RC(cfg_load_file(t_defs, &c, p), RC_ERANGE);
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:5: setting 'hidden': value 0 out of range");
+    /* dotted key at the top next to a nested group of the same prefix */
+    p = write_cfg("{\"sessions\": {\"ttl_s\": 1},\n\"sessions.ttl_s\": 1e9}");
+    ASSERT_RC(cfg_load_file(t_defs, &c, p), RC_ERANGE);
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:2: setting 'sessions.ttl_s'");
+    p = write_cfg("{\n"
+                  "  \"hidden\": 5,\n"
+                  "  \"sessions\": {\n"
+                  "    \"deep\": {\"scale\": 1},\n"
+                  "    \"ttl_s\": -1\n"
+                  "  }\n"
+                  "}\n");
+    ASSERT_RC(cfg_load_file(t_defs, &c, p), RC_ERANGE);
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:5: setting 'sessions.ttl_s': value -1 out of range [0, 86400]");
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"sessions\": {\"sticky\": \"yes\"}}")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "setting 'sessions.sticky': expected true or false, got \"yes\"");
+    cfg_release(t_defs, &c);
+}
+
+TEST(config_file_syntax_and_io_errors)
+{
+    t_cfg c;
+    ASSERT_OK(cfg_defaults(t_defs, &c));
+    char path[512];
+    snprintf(path, sizeof path, "%s/missing.json", test_tmpdir());
+    ASSERT_RC(cfg_load_file(t_defs, &c, path), RC_ENOTFOUND);
+    ASSERT_CONTAINS(rc_errmsg(), path);
+    ASSERT_CONTAINS(rc_errmsg(), "cannot open config file");
+
+    /* line 3, column reported by jansson */
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\n \"hidden\": 8,\n \"lr\": }\n")), RC_EFORMAT);
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:3:");
+    ASSERT_CONTAINS(rc_errmsg(), "invalid JSON");
+
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("")), RC_EFORMAT);
+    ASSERT_CONTAINS(rc_errmsg(), "invalid JSON");
+
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("[1, 2]")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:1: expected a JSON object of settings");
+
+    /* a directory cannot be read */
+    ASSERT(cfg_load_file(t_defs, &c, test_tmpdir()) < 0);
+    ASSERT_CONTAINS(rc_errmsg(), test_tmpdir());
+    /* nothing was applied (every failure came before the first setting); the struct is still valid */
+    ASSERT_EQ(c.hidden, 100);
+    cfg_release(t_defs, &c);
+}
+
+TEST(config_load_json_origin)
+{
+    t_cfg c;
+    ASSERT_OK(cfg_defaults(t_defs, &c));
+    json_error_t je;
+    json_t *root = json_loads("{\"sessions.ttl_s\": 7, \"extra\": [true], \"loss\": \"cross-entropy\"}", 0, &je);
+    ASSERT(root);
+    ASSERT_OK(cfg_load_json(t_defs, &c, root, "request"));
+    ASSERT_EQ(c.ttl, 7);
+    ASSERT(json_is_array(c.extra));
+    ASSERT_STR_EQ(c.loss, "cross-entropy");
+    json_decref(root); /* the setting holds its own copy */
+    ASSERT(json_is_true(json_array_get(c.extra, 0)));
+
+    root = json_loads("{\"lr\": null}", 0, &je);
+    ASSERT_RC(cfg_load_json(t_defs, &c, root, "request"), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "request: setting 'lr': expected a number, got null");
+    json_decref(root);
+    root = json_loads("{\"nope\": 1}", 0, &je);
+    ASSERT_RC(cfg_load_json(t_defs, &c, root, "request"), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "request: unknown setting 'nope'");
+    json_decref(root);
+    root = json_integer(3);
+    ASSERT_RC(cfg_load_json(t_defs, &c, root, "request"), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "request: expected a JSON object of settings");
+    json_decref(root);
+    cfg_release(t_defs, &c);
+}
+
+TEST(config_set_text_forms)
+{
+    t_cfg c;
+    ASSERT_OK(cfg_defaults(t_defs, &c));
+    ASSERT_OK(cfg_set(t_defs, &c, "hidden", "512", "cli"));
+    ASSERT_EQ(c.hidden, 512);
+    ASSERT_OK(cfg_set(t_defs, &c, "hidden", "1e3", "cli"));
+    ASSERT_EQ(c.hidden, 1000);
+    ASSERT_OK(cfg_set(t_defs, &c, "lr", "0.125", "cli"));
+    ASSERT_NEAR(c.lr, 0.125, 0);
+    const char *t[] = {"true", "false", "1", "0"};
+    int want[] = {1, 0, 1, 0};
+    for (int i = 0; i < 4; i++) {
+        ASSERT_OK(cfg_set(t_defs, &c, "shuffle", t[i], "cli"));
+        ASSERT_EQ(c.shuffle, want[i]);
+    }
+    ASSERT_OK(cfg_set(t_defs, &c, "name", "", "cli"));
+    ASSERT_STR_EQ(c.name, "");
+    ASSERT_OK(cfg_set(t_defs, &c, "loss", "cross-entropy", "cli"));
+    ASSERT_STR_EQ(c.loss, "cross-entropy");
+    ASSERT_OK(cfg_set(t_defs, &c, "extra", "[1, {\"b\": 2}]", "cli"));
+    ASSERT_EQ(json_array_size(c.extra), 2);
+    ASSERT_OK(cfg_set(t_defs, &c, "sessions.deep.scale", "-1e9", "cli"));
+    ASSERT_NEAR(c.scale, -1e9, 0);
+
+    /* errors leave the value unchanged */
+    ASSERT_RC(cfg_set(t_defs, &c, "hidden", "2.5", "cli"), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "cli: setting 'hidden': expected an integer, got \"2.5\"");
+    ASSERT_RC(cfg_set(t_defs, &c, "hidden", "12abc", "cli"), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "cli: setting 'hidden': expected an integer, got \"12abc\"");
+    ASSERT_RC(cfg_set(t_defs, &c, "hidden", "", "cli"), RC_EINVAL);
+    ASSERT_RC(cfg_set(t_defs, &c, "hidden", "70000", "cli"), RC_ERANGE);
+    ASSERT_STR_EQ(rc_errmsg(), "cli: setting 'hidden': value 70000 out of range [1, 65536]");
+    ASSERT_RC(cfg_set(t_defs, &c, "hidden", "99999999999999999999999", "cli"), RC_ERANGE);
+    ASSERT_EQ(c.hidden, 1000);
+    ASSERT_RC(cfg_set(t_defs, &c, "lr", "fast", "cli"), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "cli: setting 'lr': expected a number, got \"fast\"");
+    ASSERT_RC(cfg_set(t_defs, &c, "lr", "nan", "cli"), RC_EINVAL);
+    ASSERT_RC(cfg_set(t_defs, &c, "lr", "-0.5", "cli"), RC_ERANGE);
+    ASSERT_STR_EQ(rc_errmsg(), "cli: setting 'lr': value -0.5 out of range [0, 100]");
+    ASSERT_RC(cfg_set(t_defs, &c, "lr", "inf", "cli"), RC_ERANGE);
+    ASSERT_NEAR(c.lr, 0.125, 0);
+    ASSERT_RC(cfg_set(t_defs, &c, "shuffle", "yes", "cli"), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "cli: setting 'shuffle': expected true, false, 1 or 0, got \"yes\"");
+    ASSERT_RC(cfg_set(t_defs, &c, "loss", "bpr", "cli"), RC_ERANGE);
+    ASSERT_STR_EQ(rc_errmsg(), "cli: setting 'loss': expected one of cross-entropy|bpr-max|top1-max, got \"bpr\"");
+    ASSERT_STR_EQ(c.loss, "cross-entropy");
+    ASSERT_RC(cfg_set(t_defs, &c, "extra", "{bad", "cli"), RC_EFORMAT);
+    ASSERT_CONTAINS(rc_errmsg(), "cli: setting 'extra': invalid JSON");
+    ASSERT_EQ(json_array_size(c.extra), 2);
+    ASSERT_RC(cfg_set(t_defs, &c, "sessions", "1", "cli"), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "cli: unknown setting 'sessions'");
+    cfg_release(t_defs, &c);
+}
+
+TEST(config_parse_args)
+{
+    t_cfg c;
+    ASSERT_OK(cfg_defaults(t_defs, &c));
+    char *argv[] = {"train", "gru4rec", "--hidden", "32", "-c", "x.json", "--lr=0.5", "--shuffle",
+                    "--data", "d.csv", "--set", "sessions.ttl_s=9", "--set=name=a=b", "--sessions.sticky",
+                    "false", "pos2", "--", "--hidden", "7", NULL};
+    int argc = (int)(sizeof argv / sizeof argv[0]) - 1;
+    const char *keep[] = {"-c", "--data", NULL};
+    ASSERT_OK(cfg_parse_args(t_defs, &c, &argc, argv, keep));
+    const char *left[] = {"train", "gru4rec", "-c", "x.json", "--data", "d.csv", "pos2", "--", "--hidden", "7"};
+    ASSERT_EQ(argc, 10);
+    for (int i = 0; i < argc; i++) ASSERT_STR_EQ(argv[i], left[i]);
+    ASSERT(argv[argc] == NULL);
+    ASSERT_EQ(c.hidden, 32);
+    ASSERT_NEAR(c.lr, 0.5, 0);
+    ASSERT_EQ(c.shuffle, 1);
+    ASSERT_EQ(c.ttl, 9);
+    ASSERT_STR_EQ(c.name, "a=b");
+    ASSERT_EQ(c.sticky, 0);
+
+    /* a bool flag followed by a positional word does not eat it */
+    char *a2[] = {"x", "--shuffle", "input", "--data=f", NULL};
+    argc = 4;
+    c.shuffle = 0;
+    ASSERT_OK(cfg_parse_args(t_defs, &c, &argc, a2, keep));
+    ASSERT_EQ(argc, 3);
+    ASSERT_STR_EQ(a2[1], "input");
+    ASSERT_STR_EQ(a2[2], "--data=f");
+    ASSERT_EQ(c.shuffle, 1);
+    cfg_release(t_defs, &c);
+}
+
+TEST(config_parse_args_errors)
+{
+    t_cfg c;
+    ASSERT_OK(cfg_defaults(t_defs, &c));
+    const char *keep[] = {"--data", NULL};
+    char *a1[] = {"x", "--hidden", "8", "--bogus", "1", NULL};
+    int argc = 5;
+    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a1, keep), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "unknown option --bogus");
+    char *a2[] = {"x", "--bogus=3", NULL};
+    argc = 2;
+    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a2, NULL), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "unknown option --bogus");
+    char *a3[] = {"x", "--lr", NULL};
+    argc = 2;
+    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a3, keep), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "command line: setting 'lr': option --lr needs a value");
+    char *a4[] = {"x", "--lr", "abc", NULL};
+    argc = 3;
+    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a4, keep), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "command line: setting 'lr': expected a number, got \"abc\"");
+    char *a5[] = {"x", "--set", "hidden", NULL};
+    argc = 3;
+    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a5, keep), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "--set expects name=value");
+    char *a6[] = {"x", "--set", NULL};
+    argc = 2;
+    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a6, keep), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "--set needs name=value");
+    char *a7[] = {"x", "--set", "nope=1", NULL};
+    argc = 3;
+    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a7, keep), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "command line: unknown setting 'nope'");
+    char *a8[] = {"x", "--hidden=0", NULL};
+    argc = 2;
+    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a8, keep), RC_ERANGE);
+    ASSERT_STR_EQ(rc_errmsg(), "command line: setting 'hidden': value 0 out of range [1, 65536]");
+    char *a9[] = {"x", "--shuffle=maybe", NULL};
+    argc = 2;
+    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a9, keep), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "setting 'shuffle'");
+    cfg_release(t_defs, &c);
+}
+
+TEST(config_to_json_roundtrip)
+{
+    t_cfg c, d;
+    ASSERT_OK(cfg_defaults(t_defs, &c));
+    ASSERT_OK(cfg_set(t_defs, &c, "name", "n1", "t"));
+    ASSERT_OK(cfg_set(t_defs, &c, "sessions.deep.scale", "0.1", "t"));
+    json_t *j = cfg_to_json(t_defs, &c);
+    ASSERT(j);
+    ASSERT_EQ(json_integer_value(json_object_get(json_object_get(j, "sessions"), "ttl_s")), 1800);
+    ASSERT_NEAR(json_real_value(json_object_get(json_object_get(json_object_get(j, "sessions"), "deep"), "scale")),
+                0.1, 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(j, "loss")), "bpr-max");
+    ASSERT(json_is_false(json_object_get(j, "shuffle")));
+    /* load it back into a fresh struct: identical values */
+    ASSERT_OK(cfg_defaults(t_defs, &d));
+    ASSERT_OK(cfg_set(t_defs, &d, "hidden", "7", "t"));
+    ASSERT_OK(cfg_load_json(t_defs, &d, j, "roundtrip"));
+    ASSERT_EQ(d.hidden, c.hidden);
+    ASSERT_STR_EQ(d.name, "n1");
+    ASSERT_NEAR(d.scale, 0.1, 0);
+    ASSERT(json_equal(d.extra, c.extra));
+    json_decref(j);
+    /* a NULL string serialises as null, and null loads back as NULL */
+    ASSERT_OK(cfg_set(t_defs, &d, "hidden", "9", "t"));
+    free(d.name);
+    d.name = NULL;
+    j = cfg_to_json(t_defs, &d);
+    ASSERT(j);
+    ASSERT(json_is_null(json_object_get(j, "name")));
+    ASSERT_OK(cfg_load_json(t_defs, &c, j, "roundtrip"));
+    ASSERT(c.name == NULL);
+    ASSERT_EQ(c.hidden, 9);
+    json_decref(j);
+    cfg_release(t_defs, &c);
+    cfg_release(t_defs, &d);
+}
+
+TEST(config_print_help)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/help.txt", test_tmpdir());
+    FILE *f = fopen(path, "w+");
+    ASSERT(f);
+    cfg_print_help(t_defs, f);
+    long n = ftell(f);
+    ASSERT(n > 0);
+    char *buf = calloc(1, (size_t)n + 1);
+    rewind(f);
+    ASSERT_EQ(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    ASSERT_CONTAINS(buf, "--hidden");
+    ASSERT_CONTAINS(buf, "[1, 65536]");
+    ASSERT_CONTAINS(buf, "cross-entropy|bpr-max|top1-max");
+    ASSERT_CONTAINS(buf, "--sessions.ttl_s");
+    ASSERT_CONTAINS(buf, "GRU units per layer");
+    ASSERT_CONTAINS(buf, "0.05");
+    int lines = 0;
+    for (char *p = buf; *p; p++) lines += *p == '\n';
+    ASSERT_EQ(lines, 10); /* header + 9 settings */
+    free(buf);
+}
+
+TEST(config_parse_args_keep_wins)
+{
+    t_cfg c;
+    ASSERT_OK(cfg_defaults(t_defs, &c));
+    /* "--name" is both a setting and a flag the caller parses itself: keep wins, the value stays too.
+     * "--help" is always left for the caller. */
+    const char *keep[] = {"--name", NULL};
+    char *a[] = {"x", "--name", "mine", "--help", "--name=also", "--hidden", "9", NULL};
+    int argc = 7;
+    ASSERT_OK(cfg_parse_args(t_defs, &c, &argc, a, keep));
+    ASSERT_EQ(argc, 5);
+    ASSERT_STR_EQ(a[1], "--name");
+    ASSERT_STR_EQ(a[2], "mine");
+    ASSERT_STR_EQ(a[3], "--help");
+    ASSERT_STR_EQ(a[4], "--name=also");
+    ASSERT(c.name == NULL);
+    ASSERT_EQ(c.hidden, 9);
+    /* argc 0 and 1: nothing to do */
+    char *b[] = {"x", NULL};
+    argc = 1;
+    ASSERT_OK(cfg_parse_args(t_defs, &c, &argc, b, NULL));
+    ASSERT_EQ(argc, 1);
+    argc = 0;
+    ASSERT_OK(cfg_parse_args(t_defs, &c, &argc, b, NULL));
+    ASSERT_EQ(argc, 0);
+    cfg_release(t_defs, &c);
+}
+
+TEST(config_unknown_names_suggest)
+{
+    t_cfg c;
+    ASSERT_OK(cfg_defaults(t_defs, &c));
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\n\"hiden\": 8}")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:2: unknown setting 'hiden' (did you mean 'hidden'?)");
+    ASSERT_RC(cfg_set(t_defs, &c, "sessions.ttl", "5", "cli"), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "cli: unknown setting 'sessions.ttl' (did you mean 'sessions.ttl_s'?)");
+    char *a[] = {"x", "--suffle", NULL};
+    int argc = 2;
+    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a, NULL), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "unknown option --suffle (did you mean --shuffle?)");
+    /* nothing close: no hint */
+    ASSERT_RC(cfg_set(t_defs, &c, "zzzzzzzz", "5", "cli"), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "cli: unknown setting 'zzzzzzzz'");
+    cfg_release(t_defs, &c);
+}

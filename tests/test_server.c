@@ -1,0 +1,227 @@
+/* tests/test_server.c - integration tests of `recd serve`: routes, errors, /v1/next semantics. */
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/test_server_util.h"
+#include "tests/testlib.h"
+
+static const char *jstr(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+/* The item ids of a /v1/next answer, joined by spaces, into buf. */
+static const char *item_list(const json_t *ans, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    const json_t *items = json_object_get(ans, "items");
+    size_t i;
+    const json_t *it;
+    json_array_foreach(items, i, it)
+    {
+        size_t n = strlen(buf);
+        snprintf(buf + n, cap - n, "%s%s", n ? " " : "", jstr(it, "item_id"));
+    }
+    return buf;
+}
+
+TEST(server_health_and_models)
+{
+    tsrv s;
+    tsrv_start(&s, "", 0);
+    tresp r;
+    ASSERT_EQ(tsrv_http(&s, "GET", "/healthz", NULL, 0, NULL, &r), 0);
+    ASSERT_EQ(r.status, 200);
+    ASSERT_STR_EQ(jstr(r.json, "status"), "ok");
+    ASSERT(r.request_id[0]);
+    ASSERT_STR_EQ(jstr(r.json, "request_id"), r.request_id);
+    tresp_free(&r);
+    /* No snapshot yet: not ready, /v1/next is 503. */
+    ASSERT_EQ(tsrv_http(&s, "GET", "/readyz", NULL, 0, NULL, &r), 0);
+    ASSERT_EQ(r.status, 503);
+    tresp_free(&r);
+    json_decref(tsrv_post(&s, "/v1/next", "{\"items\":[\"i1\"]}", 503));
+    /* Publish one: the watch (or the poll) loads it. */
+    tsrv_make_snapshot(s.root, "gru4rec", 50, 16, 1);
+    int ready = 0;
+    for (int i = 0; i < 200 && !ready; i++) {
+        ASSERT_EQ(tsrv_http(&s, "GET", "/readyz", NULL, 0, NULL, &r), 0);
+        ready = r.status == 200;
+        tresp_free(&r);
+        if (!ready) usleep(50000);
+    }
+    ASSERT(ready);
+    ASSERT_EQ(tsrv_http(&s, "GET", "/v1/models", NULL, 0, NULL, &r), 0);
+    ASSERT_EQ(r.status, 200);
+    const json_t *m = json_array_get(json_object_get(r.json, "models"), 0);
+    ASSERT_STR_EQ(jstr(m, "name"), "gru4rec");
+    ASSERT_STR_EQ(jstr(m, "version"), "1");
+    ASSERT(json_is_object(json_object_get(m, "meta")));
+    tresp_free(&r);
+    json_t *a = tsrv_post(&s, "/v1/next", "{\"items\":[\"i1\",\"i2\"],\"k\":5}", 200);
+    ASSERT_EQ(json_array_size(json_object_get(a, "items")), 5);
+    ASSERT_STR_EQ(jstr(a, "model"), "gru4rec");
+    ASSERT_STR_EQ(jstr(a, "version"), "1");
+    ASSERT(jstr(a, "request_id") != NULL);
+    json_decref(a);
+    ASSERT_EQ(tsrv_http(&s, "GET", "/metrics", NULL, 0, NULL, &r), 0);
+    ASSERT_EQ(r.status, 200);
+    ASSERT_CONTAINS(r.body, "recd_http_requests_total{route=\"/v1/next\",status=\"200\"} 1");
+    ASSERT_CONTAINS(r.body, "recd_http_requests_total{route=\"/v1/next\",status=\"503\"} 1");
+    ASSERT_CONTAINS(r.body, "recd_http_request_duration_seconds_bucket{route=\"/v1/next\",le=\"+Inf\"} 2");
+    ASSERT_CONTAINS(r.body, "recd_model_version{model=\"gru4rec\"} 1");
+    ASSERT_CONTAINS(r.body, "recd_sessions 0");
+    ASSERT_CONTAINS(r.body, "recd_snapshots_refused_total{model=\"gru4rec\"} 0");
+    tresp_free(&r);
+    ASSERT_EQ(tsrv_stop(&s), 0);
+}
+
+/* Send body to path and check the status and, for errors, the problem+json shape. */
+static void expect_problem(const tsrv *s, const char *method, const char *path, const char *body, long status,
+                           const char *const *headers)
+{
+    tresp r;
+    ASSERT_EQ(tsrv_http(s, method, path, body, body ? strlen(body) : 0, headers, &r), 0);
+    if (r.status != status) FAIL("%s %s %.200s: status %ld, wanted %ld: %.300s", method, path, body ? body : "",
+                                 r.status, status, r.body);
+    if (strcmp(method, "HEAD") != 0) {
+        if (!r.json || strcmp(r.ctype, "application/problem+json") != 0)
+            FAIL("%s %s: not a problem+json answer (%s): %.300s", method, path, r.ctype, r.body);
+        ASSERT_EQ(json_integer_value(json_object_get(r.json, "status")), status);
+        ASSERT(jstr(r.json, "title") != NULL);
+        ASSERT(jstr(r.json, "detail") != NULL);
+        ASSERT(strncmp(jstr(r.json, "type"), "urn:recd:problem:", 17) == 0);
+        ASSERT_STR_EQ(jstr(r.json, "request_id"), r.request_id);
+    }
+    tresp_free(&r);
+}
+
+TEST(server_error_statuses)
+{
+    tsrv s;
+    tsrv_start(&s, "\"http.max_body_bytes\":2048", 0);
+    tsrv_make_snapshot(s.root, "gru4rec", 40, 8, 1);
+    tresp r;
+    for (int i = 0; i < 200; i++) {
+        tsrv_http(&s, "GET", "/readyz", NULL, 0, NULL, &r);
+        long st = r.status;
+        tresp_free(&r);
+        if (st == 200) break;
+        usleep(50000);
+    }
+    /* 400: not JSON, wrong types, too deep. */
+    expect_problem(&s, "POST", "/v1/next", "{\"items\":[\"i1\"", 400, NULL);
+    expect_problem(&s, "POST", "/v1/next", "", 400, NULL);
+    expect_problem(&s, "POST", "/v1/next", "[1,2]", 400, NULL);
+    expect_problem(&s, "POST", "/v1/next", "{\"items\":\"i1\"}", 400, NULL);
+    expect_problem(&s, "POST", "/v1/next", "{\"items\":[1]}", 400, NULL);
+    expect_problem(&s, "POST", "/v1/next", "{\"items\":[\"i1\"],\"k\":\"5\"}", 400, NULL);
+    expect_problem(&s, "POST", "/v1/next", "{\"items\":[\"i1\"],\"k\":2.5}", 400, NULL);
+    expect_problem(&s, "POST", "/v1/next", "{\"items\":[\"i1\"],\"exclude_seen\":1}", 400, NULL);
+    expect_problem(&s, "POST", "/v1/next", "{\"items\":[\"i1\"],\"items\":[\"i2\"]}", 400, NULL);
+    expect_problem(&s, "POST", "/v1/next", "{\"a\":[[[[[[[[[[[[1]]]]]]]]]]]]}", 400, NULL);
+    /* 422: valid JSON, wrong meaning. */
+    expect_problem(&s, "POST", "/v1/next", "{\"items\":[\"i1\"],\"k\":0}", 422, NULL);
+    expect_problem(&s, "POST", "/v1/next", "{\"items\":[\"i1\"],\"k\":1001}", 422, NULL);
+    expect_problem(&s, "POST", "/v1/next", "{\"items\":[]}", 422, NULL);
+    expect_problem(&s, "POST", "/v1/next", "{}", 422, NULL);
+    expect_problem(&s, "POST", "/v1/next", "{\"session_id\":\"s\"}", 422, NULL);
+    expect_problem(&s, "POST", "/v1/next", "{\"item_id\":\"i1\"}", 422, NULL);
+    expect_problem(&s, "POST", "/v1/next", "{\"session_id\":\"s\",\"item_id\":\"i1\",\"items\":[\"i1\"]}", 422, NULL);
+    expect_problem(&s, "POST", "/v1/next", "{\"items\":[\"\"]}", 422, NULL);
+    expect_problem(&s, "POST", "/v1/next", "{\"items\":[\"i1\"],\"color\":\"red\"}", 422, NULL);
+    /* 404: unknown route, unknown model; 405 with Allow. */
+    expect_problem(&s, "GET", "/v2/nothing", NULL, 404, NULL);
+    expect_problem(&s, "POST", "/v1/next", "{\"items\":[\"i1\"],\"model\":\"nope\"}", 404, NULL);
+    expect_problem(&s, "GET", "/v1/next", NULL, 405, NULL);
+    ASSERT_EQ(tsrv_http(&s, "DELETE", "/healthz", NULL, 0, NULL, &r), 0);
+    ASSERT_EQ(r.status, 405);
+    ASSERT_CONTAINS(r.allow, "GET");
+    tresp_free(&r);
+    /* 413: declared length over the limit, and the same without a length (chunked). */
+    char *big = malloc(4096);
+    memset(big, ' ', 4095);
+    big[4095] = '\0';
+    big[0] = '{';
+    big[4094] = '}';
+    expect_problem(&s, "POST", "/v1/next", big, 413, NULL);
+    const char *chunked[] = {"Transfer-Encoding: chunked", NULL};
+    expect_problem(&s, "POST", "/v1/next", big, 413, chunked);
+    free(big);
+    /* Admin routes are off without a token. */
+    expect_problem(&s, "POST", "/v1/models/gru4rec/reload", "", 404, NULL);
+    /* HEAD on a GET route. */
+    ASSERT_EQ(tsrv_http(&s, "HEAD", "/healthz", NULL, 0, NULL, &r), 0);
+    ASSERT_EQ(r.status, 200);
+    tresp_free(&r);
+    /* The server still serves after all that. */
+    json_decref(tsrv_post(&s, "/v1/next", "{\"items\":[\"i1\"]}", 200));
+    ASSERT_EQ(tsrv_stop(&s), 0);
+}
+
+TEST(server_next_semantics)
+{
+    tsrv s;
+    tsrv_start(&s, "", 0);
+    tsrv_make_snapshot(s.root, "gru4rec", 60, 16, 7);
+    tresp r;
+    for (int i = 0; i < 200; i++) {
+        tsrv_http(&s, "GET", "/readyz", NULL, 0, NULL, &r);
+        long st = r.status;
+        tresp_free(&r);
+        if (st == 200) break;
+        usleep(50000);
+    }
+    char a[2048], b[2100];
+    /* Stateful, click by click, agrees with stateless on the same history (unknown ids skipped). */
+    const char *clicks[] = {"i3", "nope", "i17", "i5", "i3"};
+    json_t *st = NULL;
+    for (int i = 0; i < 5; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"session_id\":\"s1\",\"item_id\":\"%s\",\"k\":10}", clicks[i]);
+        json_decref(st);
+        st = tsrv_post(&s, "/v1/next", body, 200);
+        ASSERT_STR_EQ(jstr(st, "session_id"), "s1");
+    }
+    json_t *sl = tsrv_post(&s, "/v1/next", "{\"items\":[\"i3\",\"nope\",\"i17\",\"i5\",\"i3\"],\"k\":10}", 200);
+    ASSERT_STR_EQ(item_list(st, a, sizeof a), item_list(sl, b, sizeof b));
+    for (size_t i = 0; i < 10; i++)
+        ASSERT_NEAR(json_real_value(json_object_get(json_array_get(json_object_get(st, "items"), i), "score")),
+                    json_real_value(json_object_get(json_array_get(json_object_get(sl, "items"), i), "score")), 1e-4);
+    ASSERT_STR_EQ(json_string_value(json_array_get(json_object_get(sl, "unknown_items"), 0)), "nope");
+    ASSERT_EQ(json_array_size(json_object_get(sl, "unknown_items")), 1);
+    ASSERT(json_object_get(sl, "fallback") == NULL);
+    json_decref(st);
+    json_decref(sl);
+    /* exclude_seen: none of the history comes back, stateless and stateful. */
+    sl = tsrv_post(&s, "/v1/next", "{\"items\":[\"i3\",\"i17\",\"i5\"],\"k\":57,\"exclude_seen\":true}", 200);
+    ASSERT_EQ(json_array_size(json_object_get(sl, "items")), 57);
+    item_list(sl, a, sizeof a);
+    ASSERT(strstr(a, "i3 ") == NULL && strstr(a, "i17") == NULL && strstr(a, "i5 ") == NULL);
+    json_decref(sl);
+    st = tsrv_post(&s, "/v1/next", "{\"session_id\":\"s1\",\"item_id\":\"i8\",\"k\":56,\"exclude_seen\":true}", 200);
+    ASSERT_EQ(json_array_size(json_object_get(st, "items")), 56);
+    item_list(st, a, sizeof a);
+    snprintf(b, sizeof b, " %s ", a);
+    ASSERT(!strstr(b, " i3 ") && !strstr(b, " i17 ") && !strstr(b, " i5 ") && !strstr(b, " i8 "));
+    json_decref(st);
+    /* Without exclude_seen a history item may come back: k = all items returns all 60. */
+    sl = tsrv_post(&s, "/v1/next", "{\"items\":[\"i3\"],\"k\":1000}", 200);
+    ASSERT_EQ(json_array_size(json_object_get(sl, "items")), 60);
+    json_decref(sl);
+    /* Only unknown clicks: the most popular items, flagged. */
+    sl = tsrv_post(&s, "/v1/next", "{\"items\":[\"x1\",\"x2\"],\"k\":3}", 200);
+    ASSERT_STR_EQ(jstr(sl, "fallback"), "popular");
+    ASSERT_STR_EQ(item_list(sl, a, sizeof a), "i0 i1 i2");
+    ASSERT_EQ(json_array_size(json_object_get(sl, "unknown_items")), 2);
+    json_decref(sl);
+    st = tsrv_post(&s, "/v1/next", "{\"session_id\":\"new\",\"item_id\":\"zz\",\"k\":2}", 200);
+    ASSERT_STR_EQ(jstr(st, "fallback"), "popular");
+    ASSERT_STR_EQ(item_list(st, a, sizeof a), "i0 i1");
+    json_decref(st);
+    /* Default k is 20. */
+    sl = tsrv_post(&s, "/v1/next", "{\"items\":[\"i1\"]}", 200);
+    ASSERT_EQ(json_array_size(json_object_get(sl, "items")), 20);
+    json_decref(sl);
+    ASSERT_EQ(tsrv_stop(&s), 0);
+}

@@ -1,0 +1,203 @@
+/* tests/test_server_unit.c - in-process tests of the server's parts: router, validation, problem
+ * bodies, session store, metrics, and the OpenAPI document's coverage of the route table. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/problem.h"
+#include "api/validate.h"
+#include "server/metrics.h"
+#include "server/router.h"
+#include "server/sbuf.h"
+#include "server/sessions.h"
+#include "tests/testlib.h"
+
+TEST(server_openapi_covers_routes)
+{
+    FILE *f = fopen("api/openapi.yaml", "r");
+    if (!f) FAIL("api/openapi.yaml not found (run the tests from the repository root)");
+    static char text[1 << 18];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    ASSERT_CONTAINS(text, "openapi: 3.1");
+    for (const route *rt = router_table; rt->method; rt++) {
+        char key[256], method[32];
+        snprintf(key, sizeof key, "\n  %s:\n", rt->pattern);
+        const char *p = strstr(text, key);
+        if (!p) FAIL("route %s %s is not in api/openapi.yaml", rt->method, rt->pattern);
+        p += strlen(key);
+        /* the methods of this path: lines indented by 4 until the next path (indent 2) */
+        size_t ml = 0;
+        for (const char *c = rt->method; *c && ml < sizeof method - 1; c++) method[ml++] = (char)(*c | 0x20);
+        method[ml] = '\0';
+        int found = 0;
+        while (*p) {
+            const char *eol = strchr(p, '\n');
+            size_t len = eol ? (size_t)(eol - p) : strlen(p);
+            if (len >= 3 && p[0] == ' ' && p[1] == ' ' && p[2] != ' ') break;
+            if (len > 4 && strncmp(p, "    ", 4) == 0 && p[4] != ' ' && strncmp(p + 4, method, ml) == 0 &&
+                p[4 + ml] == ':')
+                found = 1;
+            if (!eol) break;
+            p = eol + 1;
+        }
+        if (!found) FAIL("route %s %s: method missing in api/openapi.yaml", rt->method, rt->pattern);
+        ASSERT(rt->summary && rt->summary[0]);
+    }
+}
+
+TEST(server_router_match)
+{
+    char params[ROUTE_MAX_PARAMS][ROUTE_PARAM_MAX], allow[64];
+    int np = 0, st = 0;
+    const route *pr = NULL;
+    const route *rt = router_match("POST", "/v1/models/gru4rec/reload", params, &np, &st, allow, sizeof allow, &pr);
+    ASSERT(rt != NULL);
+    ASSERT_EQ(np, 1);
+    ASSERT_STR_EQ(params[0], "gru4rec");
+    ASSERT(router_match("GET", "/v1/models/gru4rec/reload", params, &np, &st, allow, sizeof allow, &pr) == NULL);
+    ASSERT_EQ(st, 405);
+    ASSERT_STR_EQ(allow, "POST");
+    ASSERT(router_match("GET", "/v1/models//reload", params, &np, &st, allow, sizeof allow, &pr) == NULL);
+    ASSERT_EQ(st, 404);
+    ASSERT(router_match("GET", "/healthz/", params, &np, &st, allow, sizeof allow, &pr) == NULL);
+    ASSERT_EQ(st, 404);
+    ASSERT(router_match("HEAD", "/healthz", params, &np, &st, allow, sizeof allow, &pr) != NULL);
+    char longseg[300];
+    memset(longseg, 'a', sizeof longseg);
+    memcpy(longseg, "/v1/models/", 11);
+    strcpy(longseg + 280, "/reload");
+    ASSERT(router_match("POST", longseg, params, &np, &st, allow, sizeof allow, &pr) == NULL);
+    ASSERT_EQ(st, 404);
+}
+
+static int parse(const char *body, next_req *req, char *detail)
+{
+    api_limits lim = api_limits_default();
+    lim.max_items = 3;
+    lim.max_id_len = 8;
+    json_t *doc = NULL;
+    int st = next_req_parse(body, strlen(body), &lim, &doc, req, detail, 200);
+    json_decref(doc);
+    return st;
+}
+
+TEST(server_validate_next)
+{
+    next_req req;
+    char d[200];
+    ASSERT_EQ(parse("{\"session_id\":\"s\",\"item_id\":\"i\",\"k\":5,\"exclude_seen\":true}", &req, d), 0);
+    ASSERT_EQ(parse("{\"items\":[\"a\",\"b\"]}", &req, d), 0);
+    ASSERT_EQ(parse("{\"items\":[\"a\",\"b\",\"c\",\"d\"]}", &req, d), 422);
+    ASSERT_CONTAINS(d, "limit is 3");
+    ASSERT_EQ(parse("{\"items\":[\"123456789\"]}", &req, d), 422);
+    ASSERT_EQ(parse("{\"items\":[\"a\"],\"k\":true}", &req, d), 400);
+    ASSERT_CONTAINS(d, "'k' must be an integer");
+    ASSERT_EQ(parse("{\"items\":[\"a\"],\"model\":5}", &req, d), 400);
+    ASSERT_EQ(parse("{\"items\":[\"a\"] ", &req, d), 400);
+    ASSERT_EQ(parse("null", &req, d), 400);
+    ASSERT_EQ(parse("{\"items\":[\"a\"],\"k\":0}", &req, d), 422);
+    ASSERT_EQ(parse("{\"items\":null}", &req, d), 400);
+    /* depth pre-check: brackets inside strings do not count, escapes are skipped */
+    ASSERT_OK(api_check_depth("{\"a\":\"[[[[[[[[[[[[\\\"[[[[\"}", 24, 2));
+    ASSERT_RC(api_check_depth("[[[", 3, 2), RC_ERANGE);
+    ASSERT_OK(api_check_depth("[[]][[]]", 8, 2));
+}
+
+TEST(server_problem_body)
+{
+    sbuf b;
+    sbuf_init(&b);
+    problem_write(&b, 422, "unprocessable-request", "k \"0\"\n", "/v1/next", "rid-1");
+    json_error_t e;
+    json_t *j = json_loads(b.data, 0, &e);
+    ASSERT(j != NULL);
+    ASSERT_STR_EQ(json_string_value(json_object_get(j, "type")), "urn:recd:problem:unprocessable-request");
+    ASSERT_STR_EQ(json_string_value(json_object_get(j, "title")), "Unprocessable Content");
+    ASSERT_EQ(json_integer_value(json_object_get(j, "status")), 422);
+    ASSERT_STR_EQ(json_string_value(json_object_get(j, "detail")), "k \"0\"\n");
+    ASSERT_STR_EQ(json_string_value(json_object_get(j, "request_id")), "rid-1");
+    json_decref(j);
+    sbuf_reset(&b);
+    const char raw[] = {'a', 1, '\\', 0x1f, 'z'};
+    sbuf_json_str(&b, raw, sizeof raw);
+    ASSERT_STR_EQ(b.data, "\"a\\u0001\\\\\\u001fz\"");
+    sbuf_release(&b);
+}
+
+static void add_one(void *ctx, float *state)
+{
+    (void)ctx;
+    state[0] += 1;
+}
+
+TEST(server_sessions_store)
+{
+    sessions_cfg c = {.max = 3, .ttl_s = 10, .shards = 1, .max_seen = 2};
+    sessions *st = sessions_new(&c);
+    ASSERT(st != NULL);
+    float h[4];
+    int32_t seen[2];
+    int n_seen, n_clicks;
+    ASSERT_OK(sessions_advance(st, "a", 1, 7, 4, 5, add_one, NULL, 0.0, h, seen, &n_seen, &n_clicks));
+    ASSERT_OK(sessions_advance(st, "a", 1, 7, 4, 6, add_one, NULL, 1.0, h, seen, &n_seen, &n_clicks));
+    ASSERT_OK(sessions_advance(st, "a", 1, 7, 4, 8, add_one, NULL, 2.0, h, seen, &n_seen, &n_clicks));
+    ASSERT_EQ(h[0], 3);
+    ASSERT_EQ(n_clicks, 3);
+    ASSERT_EQ(n_seen, 2); /* the two most recent, oldest first */
+    ASSERT_EQ(seen[0], 6);
+    ASSERT_EQ(seen[1], 8);
+    /* unknown click: touches, no step */
+    ASSERT_OK(sessions_advance(st, "a", 1, 7, 4, -1, add_one, NULL, 3.0, h, seen, &n_seen, &n_clicks));
+    ASSERT_EQ(h[0], 3);
+    /* LRU: b, c, d push a out (a is older than b and c after d arrives) */
+    ASSERT_OK(sessions_advance(st, "b", 1, 7, 4, 1, add_one, NULL, 4.0, h, NULL, NULL, NULL));
+    ASSERT_OK(sessions_advance(st, "c", 1, 7, 4, 1, add_one, NULL, 5.0, h, NULL, NULL, NULL));
+    ASSERT_OK(sessions_advance(st, "d", 1, 7, 4, 1, add_one, NULL, 6.0, h, NULL, NULL, NULL));
+    sessions_stats s;
+    sessions_get_stats(st, &s);
+    ASSERT_EQ(s.count, 3);
+    ASSERT_EQ(s.evicted_lru, 1);
+    ASSERT_OK(sessions_advance(st, "a", 1, 7, 4, -1, add_one, NULL, 6.5, h, seen, &n_seen, &n_clicks));
+    ASSERT_EQ(n_clicks, 0); /* a was forgotten */
+    /* another fingerprint resets the state */
+    ASSERT_OK(sessions_advance(st, "d", 1, 8, 4, -1, add_one, NULL, 7.0, h, NULL, NULL, &n_clicks));
+    ASSERT_EQ(h[0], 0);
+    ASSERT_EQ(n_clicks, 0);
+    sessions_get_stats(st, &s);
+    ASSERT_EQ(s.reset_model, 1);
+    /* TTL: the sweep removes idle sessions, bounded by max_work */
+    ASSERT_EQ(sessions_expire(st, 100.0, 1), 1);
+    ASSERT_EQ(sessions_expire(st, 100.0, 100), 2);
+    sessions_get_stats(st, &s);
+    ASSERT_EQ(s.count, 0);
+    ASSERT_EQ(s.expired_ttl, 3);
+    /* expired on access (lazily) */
+    ASSERT_OK(sessions_advance(st, "e", 1, 7, 4, 1, add_one, NULL, 200.0, h, NULL, NULL, NULL));
+    ASSERT_OK(sessions_advance(st, "e", 1, 7, 4, 1, add_one, NULL, 300.0, h, NULL, NULL, &n_clicks));
+    ASSERT_EQ(n_clicks, 1);
+    ASSERT_EQ(h[0], 1);
+    sessions_free(st);
+}
+
+TEST(server_metrics_render)
+{
+    metrics_reset();
+    int r = metrics_route("/v1/next");
+    ASSERT(r > 0);
+    metrics_observe(r, 200, 150000);
+    metrics_observe(r, 200, 3000000);
+    metrics_observe(r, 422, 10);
+    metrics_observe(r, 299, 10);
+    ASSERT_EQ(metrics_count(r, 200), 2);
+    sbuf b;
+    sbuf_init(&b);
+    metrics_render(&b);
+    ASSERT_CONTAINS(b.data, "recd_http_requests_total{route=\"/v1/next\",status=\"200\"} 2\n");
+    ASSERT_CONTAINS(b.data, "recd_http_requests_total{route=\"/v1/next\",status=\"other\"} 1\n");
+    ASSERT_CONTAINS(b.data, "recd_http_request_duration_seconds_bucket{route=\"/v1/next\",le=\"0.0001\"} 2\n");
+    ASSERT_CONTAINS(b.data, "recd_http_request_duration_seconds_bucket{route=\"/v1/next\",le=\"0.00025\"} 3\n");
+    ASSERT_CONTAINS(b.data, "recd_http_request_duration_seconds_bucket{route=\"/v1/next\",le=\"+Inf\"} 4\n");
+    ASSERT_CONTAINS(b.data, "recd_http_request_duration_seconds_count{route=\"/v1/next\"} 4\n");
+    sbuf_release(&b);
+}

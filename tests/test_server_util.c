@@ -1,0 +1,226 @@
+/* tests/test_server_util.c - helpers for the server's integration tests (see test_server_util.h). */
+#include "tests/test_server_util.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/idmap.h"
+#include "models/gru4rec.h"
+#include "tests/testlib.h"
+
+uint64_t tsrv_make_snapshot(const char *root, const char *name, int n_items, int H, uint64_t seed)
+{
+    idmap *items = idmap_new((size_t)n_items);
+    ASSERT(items != NULL);
+    int64_t *counts = malloc((size_t)n_items * sizeof *counts);
+    ASSERT(counts != NULL);
+    for (int i = 0; i < n_items; i++) {
+        char key[32];
+        int n = snprintf(key, sizeof key, "i%d", i);
+        ASSERT_EQ(idmap_intern(items, key, (size_t)n), i);
+        counts[i] = 1000 - i;
+    }
+    gru4rec_hparams hp;
+    gru4rec_hparams_default(&hp);
+    hp.layers[0] = H;
+    gru4rec *m = NULL;
+    ASSERT_OK(gru4rec_new_random(&m, &hp, items, counts, seed));
+    mkdir(root, 0755);
+    uint64_t version = 0;
+    ASSERT_OK(gru4rec_save(m, root, name, NULL, &version));
+    gru4rec_free(m);
+    idmap_free(items);
+    free(counts);
+    return version;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+void tsrv_start(tsrv *s, const char *extra_json, int wait_ready)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->root, sizeof s->root, "%s/snapshots", test_tmpdir());
+    mkdir(s->root, 0755);
+    snprintf(s->log, sizeof s->log, "%s/server.log", test_tmpdir());
+    s->port = test_free_port();
+    snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->port);
+    char cfg[1024], text[4096];
+    snprintf(cfg, sizeof cfg, "%s/recd.json", test_tmpdir());
+    snprintf(text, sizeof text,
+             "{\"http\":{\"bind\":\"127.0.0.1\",\"port\":%d,\"threads\":2},\"snapshots\":{\"root\":\"%s\","
+             "\"models\":[\"gru4rec\"],\"poll_ms\":500},\"log_level\":\"info\"%s%s}",
+             s->port, s->root, extra_json && *extra_json ? "," : "", extra_json ? extra_json : "");
+    test_write_file(cfg, text);
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        FILE *f = freopen(s->log, "w", stderr);
+        (void)f;
+        unsetenv("RECD_ADMIN_TOKEN");
+        execl(test_recd_bin(), "recd", "serve", "-c", cfg, (char *)NULL);
+        _exit(127);
+    }
+    s->pid = pid;
+    for (int i = 0; i < 600; i++) { /* up to 30 s (ASan builds start slowly) */
+        tresp r;
+        if (tsrv_http(s, "GET", wait_ready ? "/readyz" : "/healthz", NULL, 0, NULL, &r) == 0 && r.status == 200) {
+            tresp_free(&r);
+            return;
+        }
+        tresp_free(&r);
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            char out[4096];
+            test_run(out, sizeof out, "cat %s", s->log);
+            s->pid = 0;
+            FAIL("recd serve exited early (status %d): %s", WIFEXITED(st) ? WEXITSTATUS(st) : -1, out);
+        }
+        sleep_ms(50);
+    }
+    FAIL("recd serve did not become %s on port %d", wait_ready ? "ready" : "alive", s->port);
+}
+
+int tsrv_stop(tsrv *s)
+{
+    if (s->pid <= 0) return -1;
+    kill(s->pid, SIGTERM);
+    return tsrv_wait(s);
+}
+
+int tsrv_wait(tsrv *s)
+{
+    if (s->pid <= 0) return -1;
+    int st = 0;
+    for (int i = 0; i < 400; i++) {
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        }
+        sleep_ms(50);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &st, 0);
+    s->pid = 0;
+    return -1;
+}
+
+struct sink {
+    char *p;
+    size_t n;
+};
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct sink *s = ud;
+    size_t n = size * nmemb;
+    char *p = realloc(s->p, s->n + n + 1);
+    if (!p) return 0;
+    memcpy(p + s->n, ptr, n);
+    s->n += n;
+    p[s->n] = '\0';
+    s->p = p;
+    return n;
+}
+
+static void header_value(const char *line, size_t n, const char *name, char *out, size_t cap)
+{
+    size_t ln = strlen(name);
+    if (n <= ln + 1 || strncasecmp(line, name, ln) != 0 || line[ln] != ':') return;
+    const char *v = line + ln + 1;
+    while (*v == ' ') v++;
+    size_t vn = n - (size_t)(v - line);
+    while (vn && (v[vn - 1] == '\r' || v[vn - 1] == '\n')) vn--;
+    if (vn >= cap) vn = cap - 1;
+    memcpy(out, v, vn);
+    out[vn] = '\0';
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    tresp *r = ud;
+    size_t n = size * nmemb;
+    header_value(ptr, n, "Content-Type", r->ctype, sizeof r->ctype);
+    header_value(ptr, n, "X-Request-Id", r->request_id, sizeof r->request_id);
+    header_value(ptr, n, "Allow", r->allow, sizeof r->allow);
+    header_value(ptr, n, "Access-Control-Allow-Origin", r->acao, sizeof r->acao);
+    return n;
+}
+
+int tsrv_http(const tsrv *s, const char *method, const char *path, const char *body, size_t body_len,
+              const char *const *headers, tresp *r)
+{
+    memset(r, 0, sizeof *r);
+    CURL *c = curl_easy_init();
+    if (!c) return -1;
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", s->base, path);
+    struct sink sink = {NULL, 0};
+    struct curl_slist *hl = NULL;
+    if (body) hl = curl_slist_append(hl, "Content-Type: application/json");
+    for (int i = 0; headers && headers[i]; i++) hl = curl_slist_append(hl, headers[i]);
+    hl = curl_slist_append(hl, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode cc = curl_easy_perform(c);
+    if (cc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    r->body = sink.p ? sink.p : calloc(1, 1);
+    r->len = sink.n;
+    if (cc != CURLE_OK) {
+        r->status = 0;
+        return -1;
+    }
+    if (strstr(r->ctype, "json")) r->json = json_loadb(r->body, r->len, 0, NULL);
+    return 0;
+}
+
+void tresp_free(tresp *r)
+{
+    free(r->body);
+    json_decref(r->json);
+    memset(r, 0, sizeof *r);
+}
+
+json_t *tsrv_post(const tsrv *s, const char *path, const char *body, long want_status)
+{
+    tresp r;
+    if (tsrv_http(s, "POST", path, body, strlen(body), NULL, &r) != 0) FAIL("POST %s: connection failed", path);
+    if (r.status != want_status) {
+        char msg[600];
+        long got = r.status;
+        snprintf(msg, sizeof msg, "%.500s", r.body);
+        tresp_free(&r);
+        FAIL("POST %s %.200s: status %ld, wanted %ld: %s", path, body, got, want_status, msg);
+    }
+    json_t *j = r.json;
+    r.json = NULL;
+    tresp_free(&r);
+    if (!j) FAIL("POST %s: answer is not JSON", path);
+    return j;
+}

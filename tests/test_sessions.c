@@ -1,0 +1,522 @@
+/* tests/test_sessions.c - trainer/sessions (loading, GRU4Rec preprocessing, time split) and
+ * trainer/eval_next (session-parallel ranking with ties, pop / recentpop), plus the Globo reference
+ * figures when ../shared/data/globo-news-sessions is present. */
+#include <stdint.h>
+
+#include "core/idmap.h"
+#include "tests/testlib.h"
+#include "trainer/eval_next.h"
+#include "trainer/sessions.h"
+
+static const char *tpath(const char *name)
+{
+    static char buf[4][1024];
+    static int k;
+    char *p = buf[k++ & 3];
+    snprintf(p, 1024, "%s/%s", test_tmpdir(), name);
+    return p;
+}
+
+static sess_opts quiet_opts(void)
+{
+    sess_opts o;
+    sess_opts_default(&o);
+    o.verbose = 0;
+    return o;
+}
+
+/* The external ids of session s as "a b c" (item ids) for easy asserts. */
+static const char *sess_str(const sess_data *d, int64_t s)
+{
+    static char buf[8][256];
+    static int k;
+    char *p = buf[k++ & 7];
+    p[0] = '\0';
+    for (int64_t i = d->offsets[s]; i < d->offsets[s + 1]; i++) {
+        if (i > d->offsets[s]) strcat(p, " ");
+        strcat(p, idmap_key(d->item_vocab, d->items[i], NULL));
+    }
+    return p;
+}
+
+static const char *sess_id(const sess_data *d, int64_t s)
+{
+    return idmap_key(d->sess_vocab, d->sess_ids[s], NULL);
+}
+
+TEST(sess_load_sort_and_order)
+{
+    /* CSV, extra columns, clicks out of time order, a session spread over the file, equal first
+     * times (ties by numeric session id: 9 before 10). */
+    const char *p = tpath("c.csv");
+    test_write_file(p, "user,sid,ts,iid\n"
+                       "u,10,500,x\n"
+                       "u,9,500,y\n"
+                       "u,10,400,z\n"
+                       "u,7,100,a\n"
+                       "u,9,600,x\n"
+                       "u,7,50,b\n"
+                       "u,10,500,w\n"
+                       "u,7,75,c\n");
+    sess_opts o = quiet_opts();
+    o.session_col = "sid";
+    o.item_col = "iid";
+    o.time_col = "ts";
+    sess_data d;
+    ASSERT_OK(sess_load(&d, p, &o));
+    ASSERT_EQ(d.n_events, 8);
+    ASSERT_EQ(d.n_sessions, 3);
+    ASSERT_EQ(d.n_items, 7);
+    /* 7 starts at 50; 10 starts at 400; 9 at 500. Within 10: z(400) x(500) w(500) (stable). */
+    ASSERT_STR_EQ(sess_id(&d, 0), "7");
+    ASSERT_STR_EQ(sess_str(&d, 0), "b c a");
+    ASSERT_STR_EQ(sess_id(&d, 1), "10");
+    ASSERT_STR_EQ(sess_str(&d, 1), "z x w");
+    ASSERT_STR_EQ(sess_id(&d, 2), "9");
+    ASSERT_STR_EQ(sess_str(&d, 2), "y x");
+    ASSERT_EQ(d.times[0], 50);
+    ASSERT_EQ(d.times[7], 600);
+    sess_free(&d);
+
+    /* Same first time: numeric ids 9 < 10, string ids bytewise ("s10" < "s9"). */
+    test_write_file(p, "session_id\titem_id\ttimestamp\n10\ta\t5\n10\tb\t6\n9\tc\t5\n9\td\t7\n");
+    sess_opts o2 = quiet_opts();
+    ASSERT_OK(sess_load(&d, p, &o2));
+    ASSERT_STR_EQ(sess_id(&d, 0), "9");
+    ASSERT_STR_EQ(sess_id(&d, 1), "10");
+    sess_free(&d);
+    test_write_file(p, "session_id\titem_id\ttimestamp\ns10\ta\t5\ns10\tb\t6\ns9\tc\t5\ns9\td\t7\n");
+    ASSERT_OK(sess_load(&d, p, &o2));
+    ASSERT_STR_EQ(sess_id(&d, 0), "s10");
+    ASSERT_STR_EQ(sess_id(&d, 1), "s9");
+    sess_free(&d);
+
+    /* --no-sort keeps file order inside a session. */
+    test_write_file(p, "session_id,item_id,timestamp\n1,a,9\n1,b,3\n");
+    o2.sort_by_time = 0;
+    ASSERT_OK(sess_load(&d, p, &o2));
+    ASSERT_STR_EQ(sess_str(&d, 0), "a b");
+    sess_free(&d);
+    sess_free(&d); /* zeroed: a second free is a no-op */
+}
+
+TEST(sess_load_long_session_sorted_stably)
+{
+    /* A 200-click session in reverse time order with pairs of equal times (merge-sort path). */
+    char *text = malloc(1 << 16);
+    ASSERT(text != NULL);
+    size_t n = (size_t)sprintf(text, "session_id,item_id,timestamp\n");
+    for (int i = 0; i < 200; i++) n += (size_t)sprintf(text + n, "s,i%d,%d\n", i, 1000 - i / 2);
+    test_write_file(tpath("long.csv"), text);
+    free(text);
+    sess_opts o = quiet_opts();
+    sess_data d;
+    ASSERT_OK(sess_load(&d, tpath("long.csv"), &o));
+    ASSERT_EQ(d.n_events, 200);
+    for (int k = 1; k < 200; k++) ASSERT(d.times[k - 1] <= d.times[k]);
+    /* times 901 are i198, i199 in that (file) order */
+    ASSERT_STR_EQ(idmap_key(d.item_vocab, d.items[0], NULL), "i198");
+    ASSERT_STR_EQ(idmap_key(d.item_vocab, d.items[1], NULL), "i199");
+    sess_free(&d);
+}
+
+TEST(sess_load_errors_name_file_line_field)
+{
+    sess_opts o = quiet_opts();
+    sess_data d;
+    const char *p = tpath("bad.tsv");
+    test_write_file(p, "session_id\titem_id\ttimestamp\n1\ta\t100\n1\tb\tsoon\n");
+    ASSERT_RC(sess_load(&d, p, &o), RC_EFORMAT);
+    ASSERT_CONTAINS(rc_errmsg(), "bad.tsv:3:");
+    ASSERT_CONTAINS(rc_errmsg(), "timestamp");
+    ASSERT_CONTAINS(rc_errmsg(), "soon");
+
+    test_write_file(p, "session_id\titem\ttimestamp\n1\ta\t100\n");
+    ASSERT_RC(sess_load(&d, p, &o), RC_EFORMAT);
+    ASSERT_CONTAINS(rc_errmsg(), "bad.tsv:1:");
+    ASSERT_CONTAINS(rc_errmsg(), "item_id");
+
+    test_write_file(p, "session_id\titem_id\ttimestamp\n1\ta\t100\n2\tb\n");
+    ASSERT_RC(sess_load(&d, p, &o), RC_EFORMAT);
+    ASSERT_CONTAINS(rc_errmsg(), "bad.tsv:3:");
+
+    test_write_file(p, "session_id\titem_id\ttimestamp\n\ta\t100\n");
+    ASSERT_RC(sess_load(&d, p, &o), RC_EFORMAT);
+    ASSERT_CONTAINS(rc_errmsg(), "bad.tsv:2:");
+    ASSERT_CONTAINS(rc_errmsg(), "session_id");
+
+    test_write_file(p, "");
+    ASSERT_RC(sess_load(&d, p, &o), RC_EFORMAT);
+    ASSERT_CONTAINS(rc_errmsg(), "empty");
+
+    ASSERT(sess_load(&d, tpath("nope.csv"), &o) < 0);
+    ASSERT_CONTAINS(rc_errmsg(), "nope.csv");
+
+    /* Decimal timestamps are rounded, not refused. */
+    test_write_file(p, "session_id\titem_id\ttimestamp\n1\ta\t1396839069.277\n1\tb\t1396839070.6\n");
+    ASSERT_OK(sess_load(&d, p, &o));
+    ASSERT_EQ(d.times[0], 1396839069LL);
+    ASSERT_EQ(d.times[1], 1396839071LL);
+    sess_free(&d);
+}
+
+TEST(sess_preprocess_by_hand)
+{
+    /* Worked out by hand (min_item_support 2, min_session_len 2):
+     *   after sorting and dropping repeats: s1 b a c | s2 a d | s3 e | s4 b c | s5 d f
+     *   round 1: drop s3 (short); f has 1 click -> dropped (s5 = d)
+     *   round 2: drop s5; d has 1 click -> dropped (s2 = a)
+     *   round 3: drop s2; a has 1 click -> dropped (s1 = b c)
+     *   round 4: nothing changes. Left: s1 b c (90, 120), s4 b c (400, 410). */
+    const char *p = tpath("pre.tsv");
+    test_write_file(p, "session_id\titem_id\ttimestamp\n"
+                       "s1\ta\t100\ns1\tb\t90\ns1\ta\t110\ns1\tc\t120\n"
+                       "s2\ta\t200\ns2\td\t210\n"
+                       "s3\te\t300\n"
+                       "s4\tb\t400\ns4\tc\t410\ns4\tc\t420\n"
+                       "s5\td\t500\ns5\tf\t510\n");
+    sess_opts o = quiet_opts();
+    o.min_item_support = 2;
+    sess_data d;
+    ASSERT_OK(sess_load(&d, p, &o));
+    ASSERT_EQ(d.n_events, 12);
+    ASSERT_OK(sess_preprocess(&d, &o));
+    ASSERT_EQ(d.n_sessions, 2);
+    ASSERT_EQ(d.n_events, 4);
+    ASSERT_STR_EQ(sess_id(&d, 0), "s1");
+    ASSERT_STR_EQ(sess_str(&d, 0), "b c");
+    ASSERT_EQ(d.times[0], 90);
+    ASSERT_EQ(d.times[1], 120);
+    ASSERT_STR_EQ(sess_id(&d, 1), "s4");
+    ASSERT_STR_EQ(sess_str(&d, 1), "b c");
+    ASSERT_EQ(d.times[3], 410);
+    int64_t counts[16];
+    ASSERT(d.n_items <= 16);
+    sess_item_counts(&d, counts);
+    int64_t total = 0;
+    for (int64_t i = 0; i < d.n_items; i++) total += counts[i];
+    ASSERT_EQ(total, 4);
+    sess_free(&d);
+
+    /* Repeats kept: s1 b a a c, s4 b c c; support 2 keeps a (2 clicks in s1) and the chain stops
+     * earlier. */
+    o.drop_repeats = 0;
+    ASSERT_OK(sess_load(&d, p, &o));
+    ASSERT_OK(sess_preprocess(&d, &o));
+    ASSERT_STR_EQ(sess_str(&d, 0), "b a a c");
+    sess_free(&d);
+
+    /* Filters disabled: only the repeats go. */
+    sess_opts o3 = quiet_opts();
+    o3.min_item_support = 0;
+    o3.min_session_len = 0;
+    ASSERT_OK(sess_load(&d, p, &o3));
+    ASSERT_OK(sess_preprocess(&d, &o3));
+    ASSERT_EQ(d.n_sessions, 5);
+    ASSERT_EQ(d.n_events, 10);
+    sess_free(&d);
+}
+
+static const char split_data[] = "session_id\titem_id\ttimestamp\n"
+                                 "A\tx\t900000\nA\ty\t900100\n"
+                                 "B\tx\t913500\nB\ty\t913700\nB\tz\t913800\n"
+                                 "C\ty\t913000\nC\tx\t913599\nC\tz\t913600\n"
+                                 "D\tx\t913600\nD\tw\t913700\nD\ty\t913800\n"
+                                 "E\tw\t920000\nE\tx\t920100\n"
+                                 "F\ty\t1200000\nF\tx\t1200100\n"
+                                 "G\tz\t905000\nG\tx\t905100\n";
+
+TEST(sess_split_boundaries)
+{
+    /* T = 1000000 s, 1 day: cutoff C = 913600.
+     *   A (900000..900100)  train x y
+     *   B starts 913500 < C: cut at C -> x only -> dropped from train (too short)
+     *   C starts 913000: 913600 is not before C -> train y x
+     *   D starts exactly at C -> test; w is unseen in train -> x y (1 prediction)
+     *   E starts 920000 -> test; w unseen -> x only -> no prediction, dropped
+     *   F starts after T -> still test (T bounds only the cutoff): y x (1 prediction)
+     *   G train z x
+     * Train order by first click: A, G, C; items by first occurrence x=0 y=1 z=2. */
+    char p[1024];
+    snprintf(p, sizeof p, "%s", tpath("split.tsv"));
+    test_write_file(p, split_data);
+    sess_opts o = quiet_opts();
+    o.min_item_support = 1;
+    o.time_unit = "s";
+    o.split_time = 1000000;
+    o.days = 1;
+    sess_split sp;
+    ASSERT_OK(sess_prepare(&sp, p, &o));
+    ASSERT_EQ(sp.cutoff, 913600);
+    ASSERT_EQ(sp.split_time, 1000000);
+    ASSERT_EQ(sp.train.n_sessions, 3);
+    ASSERT_EQ(sp.train.n_events, 6);
+    ASSERT_EQ(sp.train.n_items, 3);
+    ASSERT_STR_EQ(sess_id(&sp.train, 0), "A");
+    ASSERT_STR_EQ(sess_str(&sp.train, 0), "x y");
+    ASSERT_STR_EQ(sess_id(&sp.train, 1), "G");
+    ASSERT_STR_EQ(sess_str(&sp.train, 1), "z x");
+    ASSERT_STR_EQ(sess_id(&sp.train, 2), "C");
+    ASSERT_STR_EQ(sess_str(&sp.train, 2), "y x");
+    ASSERT_STR_EQ(idmap_key(sp.train.item_vocab, 0, NULL), "x");
+    ASSERT_STR_EQ(idmap_key(sp.train.item_vocab, 2, NULL), "z");
+    ASSERT_EQ(sp.test.n_sessions, 2);
+    ASSERT_EQ(sp.test.n_events, 4);
+    ASSERT_STR_EQ(sess_id(&sp.test, 0), "D");
+    ASSERT_STR_EQ(sess_str(&sp.test, 0), "x y");
+    ASSERT_STR_EQ(sess_id(&sp.test, 1), "F");
+    ASSERT_STR_EQ(sess_str(&sp.test, 1), "y x");
+    ASSERT_EQ(sp.n_predictions, 2);
+    ASSERT_EQ(sp.test_dropped_unseen, 2);
+    ASSERT(sp.test.item_vocab == sp.train.item_vocab);
+    ASSERT_EQ(sp.test.n_items, 3);
+
+    /* Written and read back (as `recd eval --train --test` does): the same protocol. */
+    ASSERT_OK(sess_write_tsv(&sp.train, tpath("train.tsv")));
+    ASSERT_OK(sess_write_tsv(&sp.test, tpath("test.tsv")));
+    sess_split back;
+    sess_opts q = quiet_opts();
+    ASSERT_OK(sess_load_for_eval(&back, NULL, tpath("train.tsv"), tpath("test.tsv"), &q));
+    ASSERT_EQ(back.train.n_events, 6);
+    ASSERT_EQ(back.train.n_sessions, 3);
+    ASSERT_EQ(back.train.n_items, 3);
+    ASSERT_EQ(back.n_predictions, 2);
+    for (int64_t s = 0; s < 3; s++) ASSERT_STR_EQ(sess_str(&back.train, s), sess_str(&sp.train, s));
+    for (int64_t s = 0; s < 2; s++) ASSERT_STR_EQ(sess_str(&back.test, s), sess_str(&sp.test, s));
+    sess_split_free(&back);
+    sess_split_free(&sp);
+
+    /* Default T = the largest timestamp (1200100): C = 1113700; only F is test, and F's y x are both
+     * seen in train. */
+    o.split_time = 0;
+    ASSERT_OK(sess_prepare(&sp, p, &o));
+    ASSERT_EQ(sp.split_time, 1200100);
+    ASSERT_EQ(sp.test.n_sessions, 1);
+    ASSERT_EQ(sp.n_predictions, 1);
+    /* B 913500.. whole, D x w y, E w x now in train */
+    ASSERT_EQ(sp.train.n_sessions, 6);
+    ASSERT_EQ(sp.train.n_items, 4);
+    sess_split_free(&sp);
+
+    /* Auto unit: these timestamps are seconds (< 1e11), so a day is 86400. */
+    o.split_time = 1000000;
+    o.time_unit = "auto";
+    ASSERT_OK(sess_prepare(&sp, p, &o));
+    ASSERT_EQ(sp.cutoff, 913600);
+    sess_split_free(&sp);
+
+    /* Everything after the cutoff: no training data is an error. */
+    o.split_time = 100;
+    ASSERT_RC(sess_prepare(&sp, p, &o), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "no training clicks");
+}
+
+/* ---- evaluation harness ----------------------------------------------------------------------- */
+
+typedef struct {
+    int N;
+    int last[8];
+    int resets, calls, bad;
+} chain_ctx;
+
+/* Predicts item+1 (mod N) as the next click; checks that a lane not flagged reset continues its
+ * session (test sessions below are runs of consecutive items). */
+static int chain_score(void *vctx, const int *lanes, const int32_t *items, const uint8_t *reset, int B,
+                       float *scores)
+{
+    chain_ctx *c = vctx;
+    c->calls++;
+    for (int b = 0; b < B; b++) {
+        int l = lanes[b];
+        if (l < 0 || l >= 8) c->bad++;
+        if (reset[b]) c->resets++;
+        else if (items[b] != c->last[l] + 1) c->bad++;
+        c->last[l] = items[b];
+        for (int j = 0; j < c->N; j++) scores[(size_t)b * (size_t)c->N + (size_t)j] = 0.0f;
+        scores[(size_t)b * (size_t)c->N + (size_t)((items[b] + 1) % c->N)] = 1.0f;
+    }
+    return RC_OK;
+}
+
+static void make_sessions(sess_data *d, const int *lens, const int32_t *items, int nS, int N)
+{
+    memset(d, 0, sizeof *d);
+    int64_t nE = 0;
+    for (int s = 0; s < nS; s++) nE += lens[s];
+    d->n_sessions = nS;
+    d->n_events = nE;
+    d->n_items = N;
+    d->items = malloc((size_t)nE * sizeof *d->items);
+    d->times = calloc((size_t)nE, sizeof *d->times);
+    d->offsets = malloc((size_t)(nS + 1) * sizeof *d->offsets);
+    memcpy(d->items, items, (size_t)nE * sizeof *d->items);
+    d->offsets[0] = 0;
+    for (int s = 0; s < nS; s++) d->offsets[s + 1] = d->offsets[s] + lens[s];
+}
+
+TEST(sess_eval_ranks_with_ties_and_lanes)
+{
+    /* N = 10. Sessions: 0 1 2 | 3 4 | 7 | 5 6 9 | 8 9
+     * chain predicts item+1: hits (rank 1) on 0->1, 1->2, 3->4, 5->6, 8->9;
+     * 6->9: predicted 7, target 9 has score 0 tied with 8 other items -> rank 1 + 9 = 10.
+     * The 1-click session gives no prediction. 6 predictions: recall@1 = 5/6, recall@5 = 5/6,
+     * recall@10 = 1, mrr@10 = (5 + 1/10)/6. */
+    const int lens[] = {3, 2, 1, 3, 2};
+    const int32_t items[] = {0, 1, 2, 3, 4, 7, 5, 6, 9, 8, 9};
+    sess_data d;
+    make_sessions(&d, lens, items, 5, 10);
+    ASSERT_EQ(sess_n_predictions(&d), 6);
+    for (int lanes = 1; lanes <= 8; lanes++) {
+        chain_ctx c = {.N = 10};
+        next_scorer sc = {.ctx = &c, .score = chain_score};
+        next_eval_opts o;
+        next_eval_opts_default(&o);
+        o.progress = 0;
+        o.lanes = lanes;
+        o.ncut = 3;
+        o.cutoffs[0] = 1;
+        o.cutoffs[1] = 5;
+        o.cutoffs[2] = 10;
+        metrics_topk acc;
+        ASSERT_OK(next_eval(&d, &sc, &o, &acc));
+        ASSERT_EQ(acc.n, 6);
+        ASSERT_EQ(c.bad, 0);
+        ASSERT_EQ(c.resets, 4); /* one per session with a prediction */
+        ASSERT_NEAR(metrics_topk_recall(&acc, 1), 5.0 / 6, 1e-12);
+        ASSERT_NEAR(metrics_topk_recall(&acc, 5), 5.0 / 6, 1e-12);
+        ASSERT_NEAR(metrics_topk_recall(&acc, 10), 1.0, 1e-12);
+        ASSERT_NEAR(metrics_topk_mrr(&acc, 10), (5 + 0.1) / 6, 1e-12);
+        if (lanes == 1) ASSERT_EQ(c.calls, 6);
+    }
+    /* A constant scorer ranks every target last: ties count against the model. */
+    float flat[10] = {0};
+    next_static st = {flat, 10};
+    next_scorer sc;
+    next_static_scorer(&sc, &st);
+    next_eval_opts o;
+    next_eval_opts_default(&o);
+    o.progress = 0;
+    metrics_topk acc;
+    ASSERT_OK(next_eval(&d, &sc, &o, &acc));
+    ASSERT_EQ(acc.n, 6);
+    ASSERT_NEAR(metrics_topk_recall(&acc, 5), 0.0, 0);
+    char line[256];
+    next_eval_format(&acc, "flat", line, sizeof line);
+    /* every target ranks 10th of 10 */
+    ASSERT_STR_EQ(line, "flat recall@5=0.0000 recall@10=1.0000 recall@20=1.0000 mrr@5=0.0000 mrr@10=0.1000 "
+                        "mrr@20=0.1000 predictions=6");
+    /* Bad options and out-of-range items are refused. */
+    o.lanes = 0;
+    ASSERT_RC(next_eval(&d, &sc, &o, &acc), RC_EINVAL);
+    o.lanes = 4;
+    d.items[4] = 12;
+    ASSERT_RC(next_eval(&d, &sc, &o, &acc), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "out of range");
+    sess_free(&d);
+}
+
+static int failing_score(void *ctx, const int *lanes, const int32_t *items, const uint8_t *reset, int B,
+                         float *scores)
+{
+    (void)ctx, (void)lanes, (void)items, (void)reset, (void)B, (void)scores;
+    return rc_error(RC_EIO, "scorer broke");
+}
+
+static int begin_calls, end_calls;
+static int count_begin(void *ctx, int B)
+{
+    (void)ctx;
+    begin_calls += B > 0;
+    return RC_OK;
+}
+static void count_end(void *ctx)
+{
+    (void)ctx;
+    end_calls++;
+}
+
+TEST(sess_eval_scorer_errors_propagate)
+{
+    const int lens[] = {2};
+    const int32_t items[] = {0, 1};
+    sess_data d;
+    make_sessions(&d, lens, items, 1, 2);
+    next_scorer sc = {.ctx = NULL, .begin = count_begin, .score = failing_score, .end = count_end};
+    next_eval_opts o;
+    next_eval_opts_default(&o);
+    o.progress = 0;
+    metrics_topk acc;
+    ASSERT_RC(next_eval(&d, &sc, &o, &acc), RC_EIO);
+    ASSERT_CONTAINS(rc_errmsg(), "scorer broke");
+    ASSERT_EQ(begin_calls, 1);
+    ASSERT_EQ(end_calls, 1);
+    sess_free(&d);
+}
+
+TEST(sess_baseline_scores)
+{
+    /* train: s1 a(10) b(20) | s2 b(100) c(200) | s3 c(150) c(160)... (hand-built, items a=0 b=1 c=2) */
+    const int lens[] = {2, 2, 2};
+    const int32_t items[] = {0, 1, 1, 2, 2, 0};
+    sess_data d;
+    make_sessions(&d, lens, items, 3, 3);
+    const int64_t times[] = {10, 20, 100, 200, 150, 160};
+    memcpy(d.times, times, sizeof times);
+    float s[3];
+    next_pop_scores(&d, s);
+    ASSERT_NEAR(s[0], 2, 0);
+    ASSERT_NEAR(s[1], 2, 0);
+    ASSERT_NEAR(s[2], 2, 0);
+    /* window 60 before max 200: clicks at t > 140 -> c(200), c(150), a(160) */
+    next_recentpop_scores(&d, 60, s);
+    ASSERT_NEAR(s[0], 1, 0);
+    ASSERT_NEAR(s[1], 0, 0);
+    ASSERT_NEAR(s[2], 2, 0);
+    sess_free(&d);
+}
+
+/* ---- real data ---------------------------------------------------------------------------------- */
+
+TEST_TIMEOUT(sess_globo_split_and_baselines, 300)
+{
+    const char *dir = test_shared_data("globo-news-sessions");
+    if (!dir) SKIP("dataset globo-news-sessions absent");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/clicks.csv.gz", dir);
+    sess_opts o = quiet_opts();
+    o.item_col = "click_article_id";
+    o.time_col = "click_timestamp";
+    o.time_unit = "ms";
+    o.split_time = 1508209200000LL;
+    o.days = 1;
+    sess_split sp;
+    ASSERT_OK(sess_prepare(&sp, path, &o));
+    /* The reference figures. */
+    ASSERT_EQ(sp.train.n_events, 2738952);
+    ASSERT_EQ(sp.train.n_sessions, 964056);
+    ASSERT_EQ(sp.train.n_items, 11901);
+    ASSERT_EQ(sp.n_predictions, 64965);
+    /* Sessions ordered by first click. */
+    for (int64_t s = 1; s < sp.train.n_sessions; s++)
+        ASSERT(sp.train.times[sp.train.offsets[s - 1]] <= sp.train.times[sp.train.offsets[s]]);
+
+    float *sc = malloc((size_t)sp.train.n_items * sizeof *sc);
+    ASSERT(sc != NULL);
+    next_static st = {sc, sp.train.n_items};
+    next_scorer scorer;
+    next_static_scorer(&scorer, &st);
+    next_eval_opts eo;
+    next_eval_opts_default(&eo);
+    eo.progress = 0;
+    metrics_topk acc;
+    next_pop_scores(&sp.train, sc);
+    ASSERT_OK(next_eval(&sp.test, &scorer, &eo, &acc));
+    ASSERT_EQ(acc.n, 64965);
+    ASSERT_NEAR(metrics_topk_recall(&acc, 20), 0.0004, 0.0005);
+    next_recentpop_scores(&sp.train, 86400000LL, sc);
+    ASSERT_OK(next_eval(&sp.test, &scorer, &eo, &acc));
+    ASSERT_NEAR(metrics_topk_recall(&acc, 20), 0.1779, 0.0005);
+    ASSERT_NEAR(metrics_topk_mrr(&acc, 20), 0.1007, 0.0005);
+    free(sc);
+    sess_split_free(&sp);
+}

@@ -1,0 +1,528 @@
+/* tests/test_widedeep.c - Wide & Deep: finite-difference gradient checks (MLP, embeddings, joint loss),
+ * FTRL at model level, snapshots (zero copy), batched scoring, the trainer end to end on synthetic data
+ * (bad rows, variants) and on the real datasets when present. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/rng.h"
+#include "core/snap.h"
+#include "models/features.h"
+#include "models/widedeep.h"
+#include "tests/testlib.h"
+#include "trainer/train_widedeep.h"
+
+/* A small spec touching every kind of input: two numerics (dense), a vocab categorical (wide + onehot),
+ * a hashed categorical (wide + embedding), a bucketised numeric (wide) and a cross (wide + embedding). */
+static const char *SPEC =
+    "{\"columns\":[\"x1\",\"x2\",\"c1\",\"c2\",\"y\"], \"label\":\"y\", \"label_positive\":[\"1\"],"
+    " \"label_negative\":[\"0\"], \"features\":["
+    "  {\"name\":\"x1\",\"type\":\"numeric\",\"deep\":\"dense\",\"wide\":true},"
+    "  {\"name\":\"x2\",\"type\":\"numeric\",\"deep\":\"dense\"},"
+    "  {\"name\":\"c1\",\"type\":\"categorical\",\"vocab\":[\"a\",\"b\",\"c\",\"d\"],\"wide\":true,\"deep\":\"onehot\"},"
+    "  {\"name\":\"c2\",\"type\":\"categorical\",\"hash_buckets\":7,\"wide\":true,\"deep\":\"embed\",\"dim\":3},"
+    "  {\"name\":\"x1b\",\"type\":\"numeric\",\"column\":\"x1\",\"boundaries\":[-0.5,0,0.5],\"wide\":true},"
+    "  {\"name\":\"c1_x_c2\",\"type\":\"crossed\",\"cross\":[\"c1\",\"c2\"],\"hash_buckets\":11,\"wide\":true,"
+    "   \"deep\":\"embed\",\"dim\":2}"
+    " ]}";
+
+static feat_spec *make_spec(void)
+{
+    json_error_t e;
+    json_t *j = json_loads(SPEC, 0, &e);
+    if (!j) FAIL("bad JSON: %s", e.text);
+    feat_spec *s;
+    ASSERT_OK(feat_spec_parse(&s, json_object_get(j, "columns"), json_object_get(j, "features"), "y",
+                              json_object_get(j, "label_positive"), json_object_get(j, "label_negative"), NULL));
+    json_decref(j);
+    ASSERT_OK(feat_spec_finish(s));
+    return s;
+}
+
+static wd_hparams hparams(wd_variant v)
+{
+    wd_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.variant = v;
+    hp.nhidden = 2;
+    hp.hidden[0] = 6;
+    hp.hidden[1] = 5;
+    hp.ftrl_alpha = 0.1;
+    hp.ftrl_beta = 1;
+    hp.lr = 0.05;
+    hp.adagrad_init = 0.1;
+    hp.adagrad_eps = 1e-8;
+    hp.seed = 7;
+    return hp;
+}
+
+/* Raw values of row r of a deterministic synthetic batch. */
+static void synth_values(rng_t *r, feat_value *v, char bufs[][16])
+{
+    static const char *cats[] = {"a", "b", "c", "d", "e"};
+    v[0] = (feat_value){FEAT_V_NUM, NULL, 0, rng_uniform(r) * 2 - 1};
+    v[1] = (feat_value){FEAT_V_NUM, NULL, 0, rng_normal(r)};
+    const char *c1 = cats[rng_below(r, 5)];
+    v[2] = (feat_value){FEAT_V_STR, c1, strlen(c1), 0};
+    snprintf(bufs[0], 16, "k%d", (int)rng_below(r, 20));
+    v[3] = (feat_value){FEAT_V_STR, bufs[0], strlen(bufs[0]), 0};
+    v[4] = (feat_value){FEAT_V_MISSING, NULL, 0, 0};
+}
+
+/* Fill the scratch with B synthetic rows and labels. */
+static void synth_batch(const wd_model *m, wd_scratch *s, int B, float *y, uint64_t seed)
+{
+    rng_t r;
+    rng_seed(&r, seed);
+    feat_value *v = calloc((size_t)B * 5, sizeof *v);
+    char (*bufs)[16] = calloc((size_t)B, 16);
+    for (int i = 0; i < B; i++) {
+        synth_values(&r, v + i * 5, bufs + i);
+        y[i] = rng_uniform(&r) < 0.4 ? 1.0f : 0.0f;
+    }
+    ASSERT_OK(wd_score(m, s, NULL, v, B, NULL));
+    free(v);
+    free(bufs);
+}
+
+/* Mean logloss of the current parameters on the batch in the scratch (inputs kept: x's dense part,
+ * wide_idx/val, emb_id are not modified by wd_forward except the embedding blocks it refills). */
+static double batch_loss(const wd_model *m, wd_scratch *s, const float *y, int B)
+{
+    wd_forward(m, s, B);
+    double l = 0;
+    for (int i = 0; i < B; i++) {
+        /* from the logit, in double: the float sigmoid would lose the small differences */
+        double z = s->logit[i];
+        l += y[i] > 0.5f ? log1p(exp(-z)) : log1p(exp(z));
+    }
+    return l / B;
+}
+
+/* Central differences on one parameter p; returns the numeric derivative. */
+static double numeric_grad(const wd_model *m, wd_scratch *s, const float *y, int B, float *p)
+{
+    const float h = 1e-2f;
+    float old = *p;
+    *p = old + h;
+    double lp = batch_loss(m, s, y, B);
+    *p = old - h;
+    double lm = batch_loss(m, s, y, B);
+    *p = old;
+    return (lp - lm) / (2.0 * h);
+}
+
+static void check_grad(const char *what, size_t i, double num, double ana, int *bad)
+{
+    double tol = 2e-3 + 2e-2 * fabs(num);
+    if (fabs(num - ana) > tol) {
+        if (*bad < 10) fprintf(stderr, "%s[%zu]: numeric %.6g analytic %.6g\n", what, i, num, ana);
+        (*bad)++;
+    }
+}
+
+/* Run the gradient check for one variant: every MLP weight and bias, every embedding entry (rows the
+ * batch did not use must have a zero gradient), every wide weight and the bias. */
+static void gradcheck(wd_variant v)
+{
+    feat_spec *sp = make_spec();
+    wd_hparams hp = hparams(v);
+    wd_model *m;
+    ASSERT_OK(wd_model_new(&m, sp, &hp));
+    enum { B = 12 };
+    wd_scratch *s = wd_scratch_new(m, B);
+    wd_grads *g = wd_grads_new(m, B);
+    ASSERT(s && g);
+    float y[B];
+    synth_batch(m, s, B, y, 99);
+    /* give the wide weights non-zero values so the joint loss depends on both parts */
+    if (m->wide_w) {
+        rng_t r;
+        rng_seed(&r, 5);
+        for (int64_t j = 0; j <= sp->wide_dim; j++) m->wide_w[j] = (float)(0.3 * rng_normal(&r));
+    }
+    /* and the biases, so ReLUs sit away from their kink */
+    if (m->params)
+        for (int l = 0; l < m->nlayers; l++)
+            for (int j = 0; j < m->dims[l + 1]; j++) m->params[m->b_off[l] + j] = 0.05f * (float)((j % 3) - 1);
+    wd_forward(m, s, B);
+    double loss = wd_backward(m, s, y, B, g);
+    ASSERT_NEAR(loss, batch_loss(m, s, y, B), 1e-4);
+    int bad = 0;
+    size_t checked = 0;
+    if (v & WD_DEEP) {
+        for (int l = 0; l < m->nlayers; l++) {
+            size_t nW = (size_t)m->dims[l] * (size_t)m->dims[l + 1];
+            for (size_t i = 0; i < nW; i++, checked++)
+                check_grad("W", i, numeric_grad(m, s, y, B, m->params + m->W_off[l] + i), g->deep[m->W_off[l] + i], &bad);
+            for (int j = 0; j < m->dims[l + 1]; j++, checked++)
+                check_grad("b", (size_t)j, numeric_grad(m, s, y, B, m->params + m->b_off[l] + j),
+                           g->deep[m->b_off[l] + j], &bad);
+        }
+        ASSERT(g->nemb_touched > 0);
+        for (int i = 0; i < sp->nfeat; i++) {
+            const feat_col *c = &sp->f[i];
+            if (c->emb < 0) continue;
+            for (size_t k = 0; k < (size_t)c->card * (size_t)c->dim; k++, checked++) {
+                size_t off = m->emb_off[c->emb] + k;
+                check_grad(c->name, k, numeric_grad(m, s, y, B, m->params + off), g->deep[off], &bad);
+            }
+        }
+    }
+    if (v & WD_WIDE) {
+        ASSERT(g->nwide_touched > 0);
+        for (int64_t j = 0; j <= sp->wide_dim; j++, checked++)
+            check_grad("wide", (size_t)j, numeric_grad(m, s, y, B, m->wide_w + j), g->wide[j], &bad);
+    }
+    if (bad) FAIL("%d of %zu gradients differ from finite differences", bad, checked);
+    ASSERT(checked > 20);
+    wd_grads_free(m, g);
+    wd_scratch_free(s);
+    wd_model_free(m);
+}
+
+TEST(wd_gradcheck_deep)
+{
+    gradcheck(WD_DEEP);
+}
+
+TEST(wd_gradcheck_wide)
+{
+    gradcheck(WD_WIDE);
+}
+
+TEST(wd_gradcheck_joint)
+{
+    gradcheck(WD_BOTH);
+}
+
+TEST(wd_gradcheck_dropout)
+{
+    /* with dropout the mask must be the same in both evaluations: re-seed before each forward */
+    feat_spec *sp = make_spec();
+    wd_hparams hp = hparams(WD_DEEP);
+    wd_model *m;
+    ASSERT_OK(wd_model_new(&m, sp, &hp));
+    enum { B = 8 };
+    wd_scratch *s = wd_scratch_new(m, B);
+    wd_grads *g = wd_grads_new(m, B);
+    float y[B];
+    synth_batch(m, s, B, y, 3);
+    s->dropout = 0.3f;
+    rng_seed(&s->rng, 11);
+    wd_forward(m, s, B);
+    wd_backward(m, s, y, B, g);
+    int bad = 0;
+    for (size_t i = 0; i < (size_t)m->dims[0] * (size_t)m->dims[1]; i++) {
+        float *p = m->params + m->W_off[0] + i, old = *p;
+        const float h = 1e-2f;
+        *p = old + h;
+        rng_seed(&s->rng, 11);
+        double lp = batch_loss(m, s, y, B);
+        *p = old - h;
+        rng_seed(&s->rng, 11);
+        double lm = batch_loss(m, s, y, B);
+        *p = old;
+        check_grad("W0", i, (lp - lm) / (2 * h), g->deep[m->W_off[0] + i], &bad);
+    }
+    ASSERT_EQ(bad, 0);
+    wd_grads_free(m, g);
+    wd_scratch_free(s);
+    wd_model_free(m);
+}
+
+TEST(wd_training_reduces_loss_and_clears_grads)
+{
+    feat_spec *sp = make_spec();
+    wd_hparams hp = hparams(WD_BOTH);
+    wd_model *m;
+    ASSERT_OK(wd_model_new(&m, sp, &hp));
+    enum { B = 32 };
+    wd_scratch *s = wd_scratch_new(m, B);
+    wd_grads *g = wd_grads_new(m, B);
+    wd_optim o;
+    ASSERT_OK(wd_optim_init(&o, m));
+    float y[B];
+    synth_batch(m, s, B, y, 1);
+    double first = 0, last = 0;
+    for (int it = 0; it < 200; it++) {
+        wd_forward(m, s, B);
+        double l = wd_backward(m, s, y, B, g);
+        if (it == 0) first = l;
+        last = l;
+        ASSERT_OK(wd_apply(m, &o, g));
+    }
+    ASSERT(last < first * 0.7);
+    /* wd_apply leaves the gradients cleared */
+    for (size_t i = 0; i < m->nparams; i++) ASSERT(g->deep[i] == 0.0f);
+    for (int64_t j = 0; j <= sp->wide_dim; j++) ASSERT(g->wide[j] == 0.0f && g->wide_mark[j] == 0);
+    ASSERT_EQ(g->nwide_touched, 0);
+    ASSERT_EQ(g->nemb_touched, 0);
+    wd_optim_release(&o);
+    wd_grads_free(m, g);
+    wd_scratch_free(s);
+    wd_model_free(m);
+}
+
+TEST(wd_ftrl_l1_sparsity)
+{
+    /* wide only: the label depends on c1 only; c2 is noise. A strong L1 keeps the noise weights at
+     * exactly zero while c1's weights move. */
+    feat_spec *sp = make_spec();
+    wd_hparams hp = hparams(WD_WIDE);
+    hp.ftrl_alpha = 0.5;
+    hp.ftrl_l1 = 0.05;
+    wd_model *m;
+    ASSERT_OK(wd_model_new(&m, sp, &hp));
+    enum { B = 64 };
+    wd_scratch *s = wd_scratch_new(m, B);
+    wd_grads *g = wd_grads_new(m, B);
+    wd_optim o;
+    ASSERT_OK(wd_optim_init(&o, m));
+    rng_t r;
+    rng_seed(&r, 4);
+    feat_value v[B * 5];
+    char bufs[B][16];
+    float y[B];
+    for (int it = 0; it < 300; it++) {
+        for (int i = 0; i < B; i++) {
+            synth_values(&r, v + i * 5, bufs + i);
+            y[i] = v[i * 5 + 2].s[0] == 'a' || v[i * 5 + 2].s[0] == 'b' ? 1.0f : 0.0f;
+        }
+        ASSERT_OK(wd_score(m, s, NULL, v, B, NULL));
+        wd_backward(m, s, y, B, g);
+        ASSERT_OK(wd_apply(m, &o, g));
+    }
+    const feat_col *c1 = &sp->f[2], *c2 = &sp->f[3];
+    ASSERT(m->wide_w[c1->wide_off + 0] > 0.5f); /* a */
+    ASSERT(m->wide_w[c1->wide_off + 2] < -0.5f); /* c */
+    int zeros = 0;
+    for (int64_t k = 0; k < c2->card; k++) zeros += m->wide_w[c2->wide_off + k] == 0.0f;
+    ASSERT(zeros >= 5); /* of 7 noise buckets */
+    wd_optim_release(&o);
+    wd_grads_free(m, g);
+    wd_scratch_free(s);
+    wd_model_free(m);
+}
+
+TEST(wd_snapshot_zero_copy_roundtrip)
+{
+    feat_spec *sp = make_spec();
+    wd_hparams hp = hparams(WD_BOTH);
+    wd_model *m;
+    ASSERT_OK(wd_model_new(&m, sp, &hp));
+    for (int64_t j = 0; j <= sp->wide_dim; j++) m->wide_w[j] = 0.01f * (float)j;
+    enum { B = 10 };
+    wd_scratch *s = wd_scratch_new(m, B);
+    float y[B], p1[B];
+    synth_batch(m, s, B, y, 8);
+    memcpy(p1, s->prob, sizeof p1);
+    json_t *extra = json_pack("{s:{s:f}}", "metrics", "auc", 0.5);
+    uint64_t ver = 0;
+    ASSERT_OK(wd_save(m, test_tmpdir(), 0, extra, &ver));
+    json_decref(extra);
+    ASSERT_EQ(ver, 1);
+    char dir[512];
+    snap_path(dir, sizeof dir, test_tmpdir(), "widedeep", ver);
+    snap *sn;
+    ASSERT_OK(snap_open(&sn, dir));
+    const model_type *t = model_type_find("widedeep");
+    ASSERT(t != NULL);
+    void *h;
+    ASSERT_OK(t->load(&h, sn));
+    wd_model *m2 = h;
+    /* zero copy: the tables are the snapshot's own bytes */
+    ASSERT(m2->emb[0] == snap_tensor_get(sn, "emb.c2")->data);
+    ASSERT(m2->emb[1] == snap_tensor_get(sn, "emb.c1_x_c2")->data);
+    ASSERT(m2->wide == snap_tensor_get(sn, "wide")->data);
+    ASSERT(m2->W[0] == snap_tensor_get(sn, "mlp.W0")->data);
+    ASSERT(m2->params == NULL);
+    ASSERT_NEAR(json_real_value(json_object_get(json_object_get(snap_meta(sn), "metrics"), "auc")), 0.5, 1e-12);
+    wd_scratch *s2 = wd_scratch_new(m2, B);
+    synth_batch(m2, s2, B, y, 8);
+    for (int i = 0; i < B; i++) ASSERT_NEAR(s2->prob[i], p1[i], 1e-7);
+    ASSERT_OK(t->warm(h));
+    /* a loaded model is read-only */
+    wd_grads *g = wd_grads_new(m2, B);
+    wd_optim o;
+    ASSERT_OK(wd_optim_init(&o, m2));
+    ASSERT_RC(wd_apply(m2, &o, g), RC_ESTATE);
+    wd_optim_release(&o);
+    wd_grads_free(m2, g);
+    wd_scratch_free(s2);
+    t->free(h);
+    snap_close(sn);
+    wd_scratch_free(s);
+    wd_model_free(m);
+}
+
+TEST(wd_score_batch_matches_single_and_context)
+{
+    feat_spec *sp = make_spec();
+    wd_hparams hp = hparams(WD_BOTH);
+    wd_model *m;
+    ASSERT_OK(wd_model_new(&m, sp, &hp));
+    for (int64_t j = 0; j <= sp->wide_dim; j++) m->wide_w[j] = 0.02f * (float)(j % 5) - 0.04f;
+    enum { B = 9 };
+    wd_scratch *s = wd_scratch_new(m, B), *one = wd_scratch_new(m, 1);
+    /* context gives x1 and c1; candidates give x2 and c2, and candidate 4 overrides c1 */
+    feat_value ctx[5] = {{FEAT_V_NUM, NULL, 0, 0.25}, {FEAT_V_MISSING, NULL, 0, 0}, {FEAT_V_STR, "b", 1, 0},
+                         {FEAT_V_MISSING, NULL, 0, 0}, {FEAT_V_MISSING, NULL, 0, 0}};
+    feat_value cand[B * 5];
+    char ids[B][8];
+    memset(cand, 0, sizeof cand);
+    for (int i = 0; i < B; i++) {
+        snprintf(ids[i], sizeof ids[i], "k%d", i);
+        cand[i * 5 + 1] = (feat_value){FEAT_V_NUM, NULL, 0, 0.1 * i};
+        cand[i * 5 + 3] = (feat_value){FEAT_V_STR, ids[i], strlen(ids[i]), 0};
+    }
+    cand[4 * 5 + 2] = (feat_value){FEAT_V_STR, "zz", 2, 0}; /* unknown: OOV */
+    ASSERT_OK(wd_score(m, s, ctx, cand, B, NULL));
+    for (int i = 0; i < B; i++) {
+        feat_value full[5];
+        for (int k = 0; k < 5; k++) full[k] = cand[i * 5 + k].kind != FEAT_V_MISSING ? cand[i * 5 + k] : ctx[k];
+        ASSERT_OK(wd_score(m, one, NULL, full, 1, NULL));
+        ASSERT_NEAR(one->prob[0], s->prob[i], 1e-6);
+        ASSERT_NEAR(one->logit[0], s->logit[i], 1e-5);
+    }
+    /* a type error names the row */
+    cand[6 * 5 + 1] = (feat_value){FEAT_V_STR, "tall", 4, 0};
+    int bad = -1;
+    ASSERT_RC(wd_score(m, s, ctx, cand, B, &bad), RC_EFORMAT);
+    ASSERT_EQ(bad, 6);
+    ASSERT_CONTAINS(rc_errmsg(), "'x2'");
+    ASSERT_RC(wd_score(m, one, ctx, cand, 2, NULL), RC_EFULL);
+    wd_scratch_free(s);
+    wd_scratch_free(one);
+    wd_model_free(m);
+}
+
+/* ---------------------------------------------------------------- the trainer, end to end */
+
+/* Synthetic CSV: y depends on x1, c1 and the pair (c1, c2). `bad` adds a short row (line 3) and a row
+ * with a non-number (line 5). */
+static void write_synth_csv(const char *path, int n, uint64_t seed, int header, int bad)
+{
+    FILE *f = fopen(path, "w");
+    ASSERT(f != NULL);
+    if (header) fprintf(f, "x1,x2,c1,c2,y\n");
+    rng_t r;
+    rng_seed(&r, seed);
+    static const char *cats[] = {"a", "b", "c", "d", "?"};
+    for (int i = 0; i < n; i++) {
+        if (bad && i == 2) fprintf(f, "0.1,0.2,a\n");
+        if (bad && i == 4) fprintf(f, "zero,0.2,a,k1,1\n");
+        double x1 = rng_uniform(&r) * 2 - 1, x2 = rng_normal(&r);
+        int c1 = (int)rng_below(&r, 5), c2 = (int)rng_below(&r, 6);
+        double z = 2.0 * x1 + (c1 == 0 ? 1.5 : c1 == 2 ? -1.5 : 0) + ((c1 + c2) % 3 == 0 ? 1.0 : -0.5);
+        int y = rng_uniform(&r) < 1 / (1 + exp(-z));
+        fprintf(f, "%.4f,%.4f,%s,k%d,%d\n", x1, x2, cats[c1], c2, y);
+    }
+    fclose(f);
+}
+
+static void write_config(const char *path, const char *dir, const char *extra)
+{
+    char buf[4096];
+    json_error_t e;
+    json_t *j = json_loads(SPEC, 0, &e);
+    ASSERT(j != NULL);
+    json_t *f = json_object_get(j, "features");
+    char *fs = json_dumps(f, JSON_COMPACT);
+    snprintf(buf, sizeof buf,
+             "{\"columns\":[\"x1\",\"x2\",\"c1\",\"c2\",\"y\"],\"label\":\"y\",\"label_positive\":[\"1\"],"
+             "\"label_negative\":[\"0\"],\"train\":\"%s/train.csv\",\"test\":\"%s/test.csv\",\"out\":\"%s/snaps\","
+             "\"hidden\":[8,4],\"epochs\":4,\"batch\":16,\"lr\":0.1,\"ftrl_alpha\":0.2%s,\"features\":%s}",
+             dir, dir, dir, extra, fs);
+    free(fs);
+    json_decref(j);
+    test_write_file(path, buf);
+}
+
+static double parse_auc(const char *out)
+{
+    const char *p = strstr(out, "auc=");
+    return p ? atof(p + 4) : -1;
+}
+
+TEST(wd_train_cli_variants_and_eval)
+{
+    const char *d = test_tmpdir();
+    char p[512], cfg[512], out[16384];
+    snprintf(p, sizeof p, "%s/train.csv", d);
+    write_synth_csv(p, 3000, 1, 1, 0);
+    snprintf(p, sizeof p, "%s/test.csv", d);
+    write_synth_csv(p, 1000, 2, 0, 0);
+    snprintf(cfg, sizeof cfg, "%s/wd.json", d);
+    write_config(cfg, d, "");
+    const char *variants[] = {"widedeep", "wide", "deep"};
+    for (int v = 0; v < 3; v++) {
+        int st = test_run(out, sizeof out, "%s train widedeep -c %s --model %s 2>&1", test_recd_bin(), cfg, variants[v]);
+        if (st != 0) FAIL("train %s exited %d: %s", variants[v], st, out);
+        ASSERT_CONTAINS(out, "epoch 4/4");
+        ASSERT_CONTAINS(out, "test auc");
+        double auc = parse_auc(out);
+        if (auc < 0.75) FAIL("%s: auc %.4f too low: %s", variants[v], auc, out);
+    }
+    /* eval of the last snapshot (deep, version 3) gives the same figures */
+    int st = test_run(out, sizeof out, "%s eval widedeep --snapshot %s/snaps/widedeep/3 --data %s/test.csv 2>&1",
+                      test_recd_bin(), d, d);
+    if (st != 0) FAIL("eval exited %d: %s", st, out);
+    ASSERT_CONTAINS(out, "deep auc=");
+    ASSERT_CONTAINS(out, "n=1000 bad=0");
+}
+
+TEST(wd_train_bad_rows)
+{
+    const char *d = test_tmpdir();
+    char p[512], cfg[512], out[16384];
+    snprintf(p, sizeof p, "%s/train.csv", d);
+    write_synth_csv(p, 400, 1, 0, 1);
+    snprintf(p, sizeof p, "%s/test.csv", d);
+    write_synth_csv(p, 200, 2, 0, 0);
+    snprintf(cfg, sizeof cfg, "%s/wd.json", d);
+    write_config(cfg, d, ",\"epochs\":1");
+    /* two bad rows tolerated: reported with file and line */
+    int st = test_run(out, sizeof out, "%s train widedeep -c %s 2>&1", test_recd_bin(), cfg);
+    if (st != 0) FAIL("train exited %d: %s", st, out);
+    ASSERT_CONTAINS(out, "train.csv:3: bad row skipped: expected 5 columns, got 3");
+    ASSERT_CONTAINS(out, "train.csv:6: bad row skipped: column 'x1': 'zero' is not a number");
+    ASSERT_CONTAINS(out, "2 bad rows skipped");
+    /* a limit of 1 stops training with an error naming the file and line */
+    st = test_run(out, sizeof out, "%s train widedeep -c %s --max_bad_rows 1 2>&1", test_recd_bin(), cfg);
+    ASSERT_EQ(st, 1);
+    ASSERT_CONTAINS(out, "train.csv:6: too many bad rows (2 > max_bad_rows 1)");
+    /* config errors are usage errors */
+    st = test_run(out, sizeof out, "%s train widedeep -c %s --model both 2>&1", test_recd_bin(), cfg);
+    ASSERT_EQ(st, 2);
+    st = test_run(out, sizeof out, "%s train widedeep -c %s --hidden '[0]' 2>&1", test_recd_bin(), cfg);
+    ASSERT_EQ(st, 1);
+    ASSERT_CONTAINS(out, "hidden[0] = 0");
+    st = test_run(out, sizeof out, "%s train widedeep -c %s --data %s/nope.csv 2>&1", test_recd_bin(), cfg, d);
+    ASSERT_EQ(st, 1);
+    ASSERT_CONTAINS(out, "nope.csv");
+}
+
+/* ---------------------------------------------------------------- real data (skipped when absent) */
+
+TEST_TIMEOUT(wd_adult_quirks_and_short_training, 120)
+{
+    const char *dir = test_shared_data("uci-adult");
+    if (!dir) SKIP("dataset uci-adult absent");
+    char out[16384];
+    const char *d = test_tmpdir();
+    /* 2 epochs of the real config: adult.test's "|1x3 Cross validator" line, leading spaces and labels
+     * with a period must all be handled: no bad rows, 32561 + 16281 rows */
+    int st = test_run(out, sizeof out,
+                      "cd %s/../.. && %s train widedeep -c %s/configs/widedeep_adult.json --train %s/adult.data "
+                      "--test %s/adult.test --out %s/snaps --epochs 2 2>&1",
+                      dir, test_recd_bin(), getenv("PWD") ? getenv("PWD") : ".", dir, dir, d);
+    if (st != 0) FAIL("exited %d: %s", st, out);
+    ASSERT_CONTAINS(out, "adult.data: 32561 rows (0 bad)");
+    ASSERT_CONTAINS(out, "adult.test: 16281 rows (0 bad)");
+    double auc = parse_auc(out);
+    if (auc < 0.89) FAIL("auc %.4f after 2 epochs: %s", auc, out);
+}
