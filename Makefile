@@ -77,7 +77,7 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 fuzz:
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); mkdir -p build-fuzz; \
 	  echo "fuzz target $$n"; \
-	  clang -std=c11 -D_GNU_SOURCE -g -O1 -I. $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
+	  clang -std=c11 -D_GNU_SOURCE -DRECD_VERSION=\"$(VERSION)\" -g -O1 -I. $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
 	    -o build-fuzz/$$n $$f $(LIB_SRC) $(PKG_LIBS) -lm -pthread || exit 1; done
 
 format:

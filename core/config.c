@@ -206,7 +206,7 @@ set_err(int code, where w, const char *name, const char *fmt, ...)
 /* A short printable form of a JSON value for messages ("\"fast\"", "2.5", "{...}" cut to 60 bytes). */
 static void json_brief(const json_t *v, char *out, size_t cap)
 {
-    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(15));
     if (!s) {
         snprintf(out, cap, "(%s)", "unprintable");
         return;
@@ -220,17 +220,19 @@ static void json_brief(const json_t *v, char *out, size_t cap)
 
 /* ---- setting one value ----------------------------------------------------------------------- */
 
+/* Bounds are printed with 15 significant digits, so 0.1 reads "0.1". */
 static int check_bounds(const cfg_def *d, double v, where w)
 {
     if (!has_bounds(d) || (v >= d->min && v <= d->max)) return RC_OK;
-    return set_err(RC_ERANGE, w, d->name, "value %.17g out of range [%.17g, %.17g]", v, d->min, d->max);
+    return set_err(RC_ERANGE, w, d->name, "value %.15g out of range [%.15g, %.15g]", v, d->min, d->max);
 }
 
-/* Store an INT value after checking its bounds. */
+/* Store an INT value after checking its bounds (the value printed exactly on error). */
 static int put_int(const cfg_def *d, void *obj, long long v, where w)
 {
-    int rc = check_bounds(d, (double)v, w);
-    if (rc) return rc;
+    double dv = (double)v;
+    if (has_bounds(d) && !(dv >= d->min && dv <= d->max))
+        return set_err(RC_ERANGE, w, d->name, "value %lld out of range [%.15g, %.15g]", v, d->min, d->max);
     *FIELD(obj, d, long long) = v;
     return RC_OK;
 }
@@ -289,7 +291,7 @@ static int set_from_json(const cfg_def *d, void *obj, const json_t *v, where w)
             long long ll;
             if (r != floor(r)) return set_err(RC_EINVAL, w, d->name, "expected an integer, got %s", shown);
             if (!integral_to_ll(r, &ll))
-                return set_err(RC_ERANGE, w, d->name, "value %s out of range [%.17g, %.17g]", shown, d->min,
+                return set_err(RC_ERANGE, w, d->name, "value %s out of range [%.15g, %.15g]", shown, d->min,
                                d->max);
             return put_int(d, obj, ll, w);
         }
@@ -343,7 +345,7 @@ static int set_from_text(const cfg_def *d, void *obj, const char *s, where w)
         if (end == s || *end != '\0' || isnan(r) || r != floor(r))
             return set_err(RC_EINVAL, w, d->name, "expected an integer, got %s", shown);
         if (!integral_to_ll(r, &ll))
-            return set_err(RC_ERANGE, w, d->name, "value %s out of range [%.17g, %.17g]", shown, d->min, d->max);
+            return set_err(RC_ERANGE, w, d->name, "value %s out of range [%.15g, %.15g]", shown, d->min, d->max);
         return put_int(d, obj, ll, w);
     }
     case CFG_T_DOUBLE: {
@@ -412,6 +414,11 @@ int cfg_defaults(const cfg_def *defs, void *obj)
         case CFG_T_BOOL: *FIELD(obj, d, int) = d->def_int != 0; break;
         case CFG_T_STRING:
         case CFG_T_ENUM:
+            if (d->type == CFG_T_ENUM && d->def_str && !enum_has(d->choices, d->def_str, strlen(d->def_str))) {
+                cfg_release(defs, obj);
+                return rc_error(RC_EINVAL, "setting '%s': default \"%s\" is not one of %s", d->name, d->def_str,
+                                d->choices ? d->choices : "(no choices)");
+            }
             if (d->def_str) {
                 char *s = strdup(d->def_str);
                 if (!s) {

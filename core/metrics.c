@@ -63,9 +63,8 @@ __attribute__((target("avx2"))) static int count_ge_avx2(const float *s, int n, 
 
 static int count_ge(const float *s, int n, float t)
 {
-    static int have_avx2 = -1; /* benign race: every thread computes the same value */
-    if (have_avx2 < 0) have_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-    return have_avx2 ? count_ge_avx2(s, n, t) : count_ge_sse2(s, n, t);
+    /* one load and test of libgcc's CPU model (filled in by a constructor before main) */
+    return __builtin_cpu_supports("avx2") ? count_ge_avx2(s, n, t) : count_ge_sse2(s, n, t);
 }
 #else
 #define count_ge count_ge_scalar

@@ -7,15 +7,22 @@
  * Named databases:
  *   meta     key "meta" -> one JSON document: format_version, model, version, created_at, the model's
  *            own fields (hyperparameters, dimensions, data fingerprint, metrics) and "tensors": for each
- *            tensor its dtype, shape and checksum.
+ *            tensor its dtype, shape and checksum (16 hex digits of snap_checksum), and "vocabs": for
+ *            each vocabulary {"size": n}.
  *   tensors  name -> a 64-byte header (magic, dtype, ndim, shape, byte count, checksum) then the data.
  *            LMDB stores a large value in contiguous overflow pages, so each tensor, however large (an
  *            embedding table of millions of rows), is one contiguous block of rows in the map and the
  *            reader hands out pointers straight into it: no copy. Data is 16-byte aligned at least.
- *   vocab    per named vocabulary: "<name>\0s<external id>" -> u64 index and "<name>\0i<u64 BE>" -> id.
+ *   vocab    per named vocabulary: "<name>\0s<external id>" -> u64 BE index and "<name>\0i<u64 BE>" -> id.
+ *            Ids up to 511 - strlen(name) - 2 bytes (LMDB's key limit).
  *
  * Reader pointers (snap_tensor.data, snap_meta) point into the read-only map or into the snap object:
  * they are valid until snap_close() and must never be written through.
+ *
+ * Threads: a snap is immutable after snap_open (every tensor is read and verified at open), so all
+ * reader functions, snap_vocab_load included, may be called from any number of threads at once.
+ * snap_open costs one pass over the file (checksums at several GB/s, B-tree structure check).
+ * A writer is used by one thread at a time.
  */
 #ifndef RECD_SNAP_H
 #define RECD_SNAP_H
@@ -53,11 +60,14 @@ int snap_writer_open(snap_writer **out, const char *root, const char *model, uin
 int snap_put_tensor(snap_writer *w, const char *name, snap_dtype dtype, int ndim, const int64_t *shape,
                     const void *data);
 
-/* Store a vocabulary: every index of m maps to its key and back. */
+/* Store a vocabulary: every index of m maps to its key and back (m is borrowed, read only during the
+ * call). Errors: RC_EINVAL (bad or duplicate name, an id too long for an LMDB key), RC_EIO, RC_EFULL.
+ * About 80 bytes per id on disk; 1M ids take about 1 s to store. */
 int snap_put_vocab(snap_writer *w, const char *name, const idmap *m);
 
 /* Model-specific meta fields (borrowed: the writer copies what it needs). Keys the writer owns
- * (format_version, model, version, created_at, tensors) are overwritten. May be called once. */
+ * (format_version, model, version, created_at, tensors, vocabs) are overwritten. May be called once
+ * (RC_ESTATE the second time); fields must be a JSON object (RC_EINVAL). */
 int snap_set_meta(snap_writer *w, const json_t *fields);
 
 /* Sync and publish by rename(); frees w in every case. *version_out (may be NULL) gets the version.

@@ -49,6 +49,7 @@ struct gru4rec_trainer {
     float *gX;              /* (Bmax, in0 or 3H) for E or the one-hot Wx0 */
     /* sampling */
     float *cdf;             /* (N) cumulative count^alpha, last = 1 */
+    int32_t *guide;         /* (4N) guide[k] = first i with cdf[i] > k/(4N): starts the search */
     float *logc;            /* (N) log(count) */
     int32_t *cache;         /* (gen_len, NS) */
     int64_t gen_len, cache_pos;
@@ -103,7 +104,7 @@ int gru4rec_trainer_new(gru4rec_trainer **out, gru4rec *m, uint64_t seed)
     F_(B * inmax); F_(B * inmax); F_(B * Hm); F_(B * inmax); F_(B * 3 * Hm); F_(B * 3 * Hm);
     I_(M); F_(M * HL); F_(M * HL); F_(B * M); F_(M); F_(M); F_(3 * M);
     I_(N); I_(N); I_(M + B); I_(B); F_((M + B) * HL); F_(M + B); F_(B * gxw);
-    F_(N); F_(N); L_(B); L_(B); I_(B); I_(B);
+    F_(N); F_(N); L_(B); L_(B); I_(B); I_(B); I_(4 * N);
 #undef F_
 #undef I_
 #undef L_
@@ -131,6 +132,7 @@ int gru4rec_trainer_new(gru4rec_trainer **out, gru4rec *m, uint64_t seed)
     TI_(t->slot_y, N); TI_(t->slot_x, N); TI_(t->uy, M + B); TI_(t->ux, B); TF_(t->gWy, (M + B) * HL);
     TF_(t->gBy, M + B); TF_(t->gX, B * gxw);
     TF_(t->cdf, N); TF_(t->logc, N); TL_(t->cur, B); TL_(t->end, B); TI_(t->in, B); TI_(t->outi, B);
+    TI_(t->guide, 4 * N);
 #undef TF_
 #undef TI_
 #undef TL_
@@ -150,6 +152,11 @@ int gru4rec_trainer_new(gru4rec_trainer **out, gru4rec *m, uint64_t seed)
         t->cdf[i] = (float)(run / tot);
     }
     t->cdf[N - 1] = 1.0f;
+    for (size_t k = 0, i = 0; k < 4 * N; k++) {
+        float x = (float)k / (float)(4 * N);
+        while (i < N - 1 && t->cdf[i] <= x) i++;
+        t->guide[k] = (int32_t)i;
+    }
     if (t->NS > 0) {
         t->gen_len = t->hp.sample_cache / t->NS;
         if (t->gen_len < 1) t->gen_len = 1;
@@ -175,15 +182,12 @@ static void refill_cache(gru4rec_trainer *t)
     const float *cdf = t->cdf;
     for (size_t k = 0; k < n; k++) {
         float x = rng_uniformf(&t->rng);
-        /* searchsorted right: number of entries <= x */
-        int32_t lo = 0, hi = N;
-        while (lo < hi) {
-            int32_t mid = (lo + hi) >> 1;
-            if (cdf[mid] <= x)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
+        /* searchsorted right (number of entries <= x), started from the guide table: the same answer
+         * as a binary search over the whole cdf, in one or two steps */
+        size_t g = (size_t)(x * (float)(4 * N));
+        int32_t lo = t->guide[g < 4 * (size_t)N ? g : 4 * (size_t)N - 1];
+        while (lo > 0 && cdf[lo - 1] > x) lo--;
+        while (lo < N && cdf[lo] <= x) lo++;
         t->cache[k] = lo < N ? lo : N - 1;
     }
     t->cache_pos = 0;

@@ -1,6 +1,8 @@
 /* tests/test_config.c - core/config: defaults, files, command line, help, every error message. */
 #include "core/config.h"
 
+#include <stdint.h>
+
 #include "tests/testlib.h"
 
 typedef struct {
@@ -488,5 +490,49 @@ TEST(config_unknown_names_suggest)
     /* nothing close: no hint */
     ASSERT_RC(cfg_set(t_defs, &c, "zzzzzzzz", "5", "cli"), RC_EINVAL);
     ASSERT_STR_EQ(rc_errmsg(), "cli: unknown setting 'zzzzzzzz'");
+    cfg_release(t_defs, &c);
+}
+
+/* Mistakes in a table are reported by cfg_defaults, naming the setting. */
+TEST(config_bad_table_defaults)
+{
+    typedef struct {
+        char *e;
+        json_t *j;
+    } bad_cfg;
+    static const cfg_def bad_enum[] = {CFG_ENUM("mode", bad_cfg, e, "fast", "slow|medium", "m"), CFG_END};
+    static const cfg_def bad_json[] = {CFG_ENUM("mode", bad_cfg, e, "slow", "slow|medium", "m"),
+                                       CFG_JSON("j", bad_cfg, j, "{oops", "j"), CFG_END};
+    bad_cfg b;
+    ASSERT_RC(cfg_defaults(bad_enum, &b), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "setting 'mode': default \"fast\" is not one of slow|medium");
+    ASSERT_RC(cfg_defaults(bad_json, &b), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "setting 'j': default is not valid JSON");
+    ASSERT(b.e == NULL && b.j == NULL); /* released on failure */
+}
+
+TEST(config_number_formatting)
+{
+    t_cfg c;
+    ASSERT_OK(cfg_defaults(t_defs, &c));
+    /* 0.1 and friends print short, big integers print exactly */
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"lr\": 100.1}")), RC_ERANGE);
+    ASSERT_CONTAINS(rc_errmsg(), "value 100.1 out of range [0, 100]");
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"hidden\": 0.1}")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "expected an integer, got 0.1");
+    ASSERT_RC(cfg_set(t_defs, &c, "hidden", "9007199254740993", "cli"), RC_ERANGE);
+    ASSERT_STR_EQ(rc_errmsg(), "cli: setting 'hidden': value 9007199254740993 out of range [1, 65536]");
+    /* an unbounded INT (min == max == 0) takes any long long */
+    typedef struct {
+        long long v;
+    } u_cfg;
+    static const cfg_def u_defs[] = {CFG_INT("v", u_cfg, v, 0, 0, 0, "unbounded"), CFG_END};
+    u_cfg u;
+    ASSERT_OK(cfg_defaults(u_defs, &u));
+    ASSERT_OK(cfg_set(u_defs, &u, "v", "-9223372036854775808", "cli"));
+    ASSERT(u.v == INT64_MIN);
+    ASSERT_OK(cfg_set(u_defs, &u, "v", "9223372036854775807", "cli"));
+    ASSERT(u.v == INT64_MAX);
+    ASSERT_RC(cfg_set(u_defs, &u, "v", "9223372036854775808", "cli"), RC_ERANGE);
     cfg_release(t_defs, &c);
 }

@@ -513,3 +513,79 @@ TEST(gru4rec_epoch_counts_every_pair)
     }
     idmap_free(items);
 }
+
+/* ---- the command line: train, snapshot, eval; bad input ---- */
+
+static void write_cycle_tsv(const char *path, int n_sess, int N)
+{
+    FILE *f = fopen(path, "w");
+    ASSERT(f);
+    fprintf(f, "sid\titem\tts\n");
+    rng_t r;
+    rng_seed(&r, 9);
+    for (int s = 0; s < n_sess; s++) {
+        long long t0 = 1500000000LL + (long long)s * 1800;
+        int len = 2 + (int)rng_below(&r, 5);
+        int it = (int)rng_below(&r, (uint64_t)N);
+        for (int k = 0; k < len; k++) {
+            fprintf(f, "%lld\tart%d\t%lld\n", 9000000000000000LL + s, it, t0 + k * 30);
+            it = (it + 1) % N;
+        }
+    }
+    fclose(f);
+}
+
+TEST_TIMEOUT(gru4rec_cli_train_eval, 120)
+{
+    const char *tmp = test_tmpdir();
+    char data[512], cfg[512], out[8192];
+    snprintf(data, sizeof data, "%s/clicks.tsv", tmp);
+    snprintf(cfg, sizeof cfg, "%s/g.json", tmp);
+    write_cycle_tsv(data, 800, 40);
+    test_write_file(cfg, "{\"loss\": \"bpr-max\", \"layers\": [16], \"batch_size\": 8, \"n_sample\": 16,\n"
+                         " \"sample_cache\": 1600, \"learning_rate\": 0.1, \"dropout_p_embed\": 0.1,\n"
+                         " \"data\": {\"session_col\": \"sid\", \"item_col\": \"item\", \"time_col\": \"ts\"}}\n");
+    int st = test_run(out, sizeof out, "%s train gru4rec -c %s --data %s --epochs 3 --out %s/snaps --name g4 --quiet 2>&1",
+                      test_recd_bin(), cfg, data, tmp);
+    if (st != 0) FAIL("train exited %d: %s", st, out);
+    ASSERT_CONTAINS(out, "g4 recall@20=");
+    ASSERT_CONTAINS(out, "events/s=");
+    ASSERT_CONTAINS(out, "epochs=3");
+    const char *p = strstr(out, "g4 recall@20=");
+    double r20 = atof(p + strlen("g4 recall@20="));
+    ASSERT(r20 > 0.5); /* the cycle is easy to learn */
+    /* eval of the published snapshot gives the same figures */
+    char out2[8192];
+    st = test_run(out2, sizeof out2,
+                  "%s eval gru4rec --snapshot %s/snaps/gru4rec/1 --data %s --session-col sid --item-col item "
+                  "--time-col ts --quiet --name g4 2>&1",
+                  test_recd_bin(), tmp, data);
+    if (st != 0) FAIL("eval exited %d: %s", st, out2);
+    char want[64];
+    snprintf(want, sizeof want, "g4 recall@20=%.4f", r20);
+    ASSERT_CONTAINS(out2, want);
+    /* same seed, same figures (determinism) */
+    char out3[8192];
+    st = test_run(out3, sizeof out3, "%s train gru4rec -c %s --data %s --epochs 3 --out %s/snaps --name g4 --quiet 2>&1",
+                  test_recd_bin(), cfg, data, tmp);
+    ASSERT_EQ(st, 0);
+    ASSERT_CONTAINS(out3, want);
+    /* bad settings and bad input exit non-zero with the culprit named */
+    st = test_run(out, sizeof out, "%s train gru4rec -c %s --data %s --dropout_p_hidden 1.5 2>&1", test_recd_bin(), cfg,
+                  data);
+    ASSERT_NE(st, 0);
+    ASSERT_CONTAINS(out, "dropout_p_hidden");
+    st = test_run(out, sizeof out, "%s train gru4rec -c %s --data %s --layers '[0]' 2>&1", test_recd_bin(), cfg, data);
+    ASSERT_NE(st, 0);
+    ASSERT_CONTAINS(out, "layers");
+    char bad[512];
+    snprintf(bad, sizeof bad, "%s/bad.tsv", tmp);
+    test_write_file(bad, "sid\titem\tts\n1\ta\t100\n1\tb\t101\n2\ta\tnoon\n");
+    st = test_run(out, sizeof out, "%s train gru4rec -c %s --data %s 2>&1", test_recd_bin(), cfg, bad);
+    ASSERT_NE(st, 0);
+    ASSERT_CONTAINS(out, "bad.tsv");
+    ASSERT_CONTAINS(out, "4");
+    st = test_run(out, sizeof out, "%s train gru4rec -c %s/missing.json --data %s 2>&1", test_recd_bin(), tmp, data);
+    ASSERT_NE(st, 0);
+    ASSERT_CONTAINS(out, "missing.json");
+}

@@ -164,7 +164,7 @@ struct loop_arg {
     const tsrv *s;
     _Atomic int stop;
     int ok, failed;
-    char versions[16][8];
+    char versions[16][24];
     int n_versions;
 };
 
@@ -190,7 +190,7 @@ static void *client_loop(void *p)
         int seen = 0;
         for (int k = 0; k < a->n_versions; k++)
             if (strcmp(a->versions[k], v) == 0) seen = 1;
-        if (!seen && a->n_versions < 16) snprintf(a->versions[a->n_versions++], 8, "%s", v);
+        if (!seen && a->n_versions < 16) snprintf(a->versions[a->n_versions++], 24, "%.20s", v);
         tresp_free(&r);
     }
     return NULL;
@@ -210,7 +210,7 @@ TEST_TIMEOUT(server_hot_swap_under_load, 120)
     for (int v = 2; v <= 5; v++) {
         usleep(300000);
         tsrv_make_snapshot(s.root, "gru4rec", 30, 8, (uint64_t)v);
-        char want[8];
+        char want[16];
         snprintf(want, sizeof want, "%d", v);
         wait_version(&s, want);
     }

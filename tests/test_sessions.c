@@ -3,6 +3,7 @@
  * figures when ../shared/data/globo-news-sessions is present. */
 #include <stdint.h>
 
+#include "core/config.h"
 #include "core/idmap.h"
 #include "tests/testlib.h"
 #include "trainer/eval_next.h"
@@ -519,4 +520,110 @@ TEST_TIMEOUT(sess_globo_split_and_baselines, 300)
     ASSERT_NEAR(metrics_topk_mrr(&acc, 20), 0.1007, 0.0005);
     free(sc);
     sess_split_free(&sp);
+}
+
+static int failing_begin(void *ctx, int B)
+{
+    (void)ctx, (void)B;
+    return rc_error(RC_ENOMEM, "begin broke");
+}
+
+TEST(sess_eval_end_called_after_failed_begin)
+{
+    const int lens[] = {2};
+    const int32_t items[] = {0, 1};
+    sess_data d;
+    make_sessions(&d, lens, items, 1, 2);
+    end_calls = 0;
+    next_scorer sc = {.ctx = NULL, .begin = failing_begin, .score = failing_score, .end = count_end};
+    next_eval_opts o;
+    next_eval_opts_default(&o);
+    o.progress = 0;
+    metrics_topk acc;
+    ASSERT_RC(next_eval(&d, &sc, &o, &acc), RC_ENOMEM);
+    ASSERT_CONTAINS(rc_errmsg(), "begin broke");
+    ASSERT_EQ(end_calls, 1);
+    sess_free(&d);
+}
+
+TEST(sess_reindex_to_foreign_vocab)
+{
+    /* As `recd eval gru4rec` does: re-index a split's test set to a model's own vocabulary. */
+    char p[1024];
+    snprintf(p, sizeof p, "%s/split.tsv", test_tmpdir());
+    test_write_file(p, split_data);
+    sess_opts o = quiet_opts();
+    o.min_item_support = 1;
+    o.time_unit = "s";
+    o.split_time = 1000000;
+    sess_split sp;
+    ASSERT_OK(sess_prepare(&sp, p, &o));
+    /* test: D x y | F y x. The model knows y and x in another order, and not z. */
+    idmap *mv = idmap_new(4);
+    ASSERT(mv != NULL);
+    ASSERT_EQ(idmap_intern(mv, "q", 1), 0);
+    ASSERT_EQ(idmap_intern(mv, "y", 1), 1);
+    ASSERT_EQ(idmap_intern(mv, "x", 1), 2);
+    sess_data model;
+    memset(&model, 0, sizeof model);
+    model.item_vocab = mv;
+    model.n_items = 3;
+    int64_t dropped = -1;
+    ASSERT_OK(sess_reindex(&sp.test, &model, &dropped));
+    ASSERT_EQ(dropped, 0);
+    ASSERT_EQ(sp.test.n_items, 3);
+    ASSERT(sp.test.item_vocab == mv);
+    ASSERT_EQ(sp.test.n_sessions, 2);
+    ASSERT_EQ(sp.test.items[0], 2); /* D: x y */
+    ASSERT_EQ(sp.test.items[1], 1);
+    ASSERT_EQ(sp.test.items[2], 1); /* F: y x */
+    ASSERT_EQ(sp.test.items[3], 2);
+    /* A vocabulary without y: both sessions fall below 2 clicks. */
+    idmap *mv2 = idmap_new(4);
+    ASSERT_EQ(idmap_intern(mv2, "x", 1), 0);
+    sess_data model2;
+    memset(&model2, 0, sizeof model2);
+    model2.item_vocab = mv2;
+    model2.n_items = 1;
+    ASSERT_OK(sess_reindex(&sp.test, &model2, &dropped));
+    ASSERT_EQ(dropped, 2);
+    ASSERT_EQ(sp.test.n_sessions, 0);
+    ASSERT_EQ(sess_n_predictions(&sp.test), 0);
+    sess_split_free(&sp);
+    idmap_free(mv);
+    idmap_free(mv2);
+}
+
+typedef struct {
+    long long epochs;
+    sess_opts data;
+} embed_cfg;
+
+static const cfg_def embed_defs[] = {
+    CFG_INT("epochs", embed_cfg, epochs, 1, 0, 100, "epochs"),
+    SESS_CFG_ENTRIES(embed_cfg, data),
+    CFG_END,
+};
+
+TEST(sess_cfg_entries_embed)
+{
+    embed_cfg c;
+    memset(&c, 0, sizeof c);
+    ASSERT_OK(cfg_defaults(embed_defs, &c));
+    ASSERT_STR_EQ(c.data.session_col, "session_id");
+    ASSERT_STR_EQ(c.data.time_unit, "auto");
+    ASSERT_EQ(c.data.min_item_support, 5);
+    ASSERT_NEAR(c.data.days, 1.0, 0);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/c.json", test_tmpdir());
+    test_write_file(path, "{\"epochs\": 3, \"data\": {\"item_col\": \"click_article_id\", \"time_unit\": \"ms\", "
+                          "\"split_time\": 1508209200000, \"min_item_support\": 2}}\n");
+    ASSERT_OK(cfg_load_file(embed_defs, &c, path));
+    ASSERT_STR_EQ(c.data.item_col, "click_article_id");
+    ASSERT_STR_EQ(c.data.time_unit, "ms");
+    ASSERT_EQ(c.data.split_time, 1508209200000LL);
+    ASSERT_EQ(c.data.min_item_support, 2);
+    test_write_file(path, "{\"data\": {\"time_unit\": \"hours\"}}\n");
+    ASSERT(cfg_load_file(embed_defs, &c, path) != RC_OK);
+    cfg_release(embed_defs, &c);
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -253,6 +254,53 @@ TEST(snap_roundtrip)
     free(big);
     free(mid);
     free(pg);
+}
+
+/* Many threads read one snap at once: tensors through the getters, vocabularies through their own
+ * read transactions. */
+static void *reader_thread(void *arg)
+{
+    const snap *s = arg;
+    for (int r = 0; r < 20; r++) {
+        idmap *m = NULL;
+        if (snap_vocab_load(s, "ids", &m) != RC_OK || idmap_size(m) != 2000 || idmap_find(m, "id1999", 6) != 1999) {
+            idmap_free(m);
+            return (void *)1;
+        }
+        idmap_free(m);
+        const snap_tensor *t = snap_tensor_get(s, "a");
+        if (!t || ((const float *)t->data)[2999] != 2999.0f * 0.5f + 0.25f) return (void *)2;
+    }
+    return NULL;
+}
+
+TEST(snap_threads_read)
+{
+    const char *root = test_tmpdir();
+    log_level = LOG_LVL_WARN;
+    snap_writer *w;
+    ASSERT_OK(snap_writer_open(&w, root, "m", 0));
+    float *a = ramp_f32(3000, 0.5f);
+    ASSERT_OK(snap_put_tensor(w, "a", SNAP_F32, 1, (int64_t[]){3000}, a));
+    idmap *ids = idmap_new(0);
+    char key[32];
+    for (int i = 0; i < 2000; i++) idmap_intern(ids, key, (size_t)snprintf(key, sizeof key, "id%d", i));
+    ASSERT_OK(snap_put_vocab(w, "ids", ids));
+    ASSERT_OK(snap_writer_publish(w, NULL));
+    char dir[4096];
+    ASSERT_OK(snap_path(dir, sizeof dir, root, "m", 1));
+    snap *s;
+    ASSERT_OK(snap_open(&s, dir));
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) ASSERT_EQ(pthread_create(&th[i], NULL, reader_thread, s), 0);
+    for (int i = 0; i < 4; i++) {
+        void *ret;
+        pthread_join(th[i], &ret);
+        ASSERT_EQ((intptr_t)ret, 0);
+    }
+    snap_close(s);
+    idmap_free(ids);
+    free(a);
 }
 
 /* A snapshot larger than the initial 64 MiB map: the writer grows the map. */

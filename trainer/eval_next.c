@@ -44,8 +44,8 @@ int next_eval(const sess_data *test, const next_scorer *sc, const next_eval_opts
         rc = rc_error(RC_ENOMEM, "eval: out of memory for %d x %d scores", B, N);
         goto done;
     }
+    begun = 1; /* end() runs whenever begin() was called, even if it failed half-way */
     if (sc->begin && (rc = sc->begin(sc->ctx, B)) < 0) goto done;
-    begun = 1;
     int64_t next = 0, total = sess_n_predictions(test), step_mark = total / 10 + 1, mark = step_mark;
     /* A lane takes the next session with at least 2 clicks, or goes idle (lsess = -1). */
 #define TAKE_NEXT(l)                                                                                \

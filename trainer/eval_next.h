@@ -33,7 +33,8 @@ typedef struct next_scorer {
      * Returns RC_OK or an RC code with a message (the evaluation stops and returns it). */
     int (*score)(void *ctx, const int *lanes, const int32_t *items, const uint8_t *reset, int B,
                  float *scores);
-    /* Optional: called once after the walk (also after a failure). */
+    /* Optional: called once after the walk, also after a failure, and also when begin itself failed
+     * (so it must cope with a half-done begin: free what is non-NULL). */
     void (*end)(void *ctx);
 } next_scorer;
 

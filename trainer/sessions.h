@@ -2,7 +2,7 @@
  * the time split, and the evaluation protocol (DESIGN.md section 7).
  *
  * A sess_data holds sessions contiguously: the clicks of session s are items[offsets[s] ..
- * offsets[s+1]) in time order, sessions ordered by the time of their first click (ties by id).
+ * offsets[s+1]) in time order (file order with --no-sort), sessions ordered by the time of their first click (ties by id).
  * Items are dense indices into `items_vocab` (external ids kept as strings: never narrowed).
  */
 #ifndef RECD_SESSIONS_H
@@ -22,7 +22,8 @@ typedef struct sess_data {
     idmap *sess_vocab;  /* index -> external session id (NULL if not kept) */
     int owns_vocab;     /* 1: sess_free frees item_vocab */
     /* Added by trainer/sessions.c: */
-    int64_t *sess_ids;  /* (n_sessions) index of each session in sess_vocab (NULL if sess_vocab is NULL) */
+    int64_t *sess_ids;  /* (n_sessions) index of each session in sess_vocab (NULL if sess_vocab is NULL);
+                           sess_vocab may also hold the ids of sessions dropped by filtering */
     int owns_sess_vocab;/* 1: sess_free frees sess_vocab */
     int64_t n_items;    /* item indices are in [0, n_items); == idmap_size(item_vocab) */
 } sess_data;
