@@ -73,12 +73,17 @@ demo: deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@sh bench/demo.sh
 
-FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+# fuzz: the library is built once with clang's sanitizer coverage, then each target links against it.
+#   build-fuzz/bin/fuzz_csv -max_total_time=60 CORPUS_DIR
 fuzz:
-	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); mkdir -p build-fuzz; \
-	  echo "fuzz target $$n"; \
-	  clang -std=c11 -D_GNU_SOURCE -DRECD_VERSION=\"$(VERSION)\" -g -O1 -I. $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
-	    -o build-fuzz/$$n $$f $(LIB_SRC) $(PKG_LIBS) -lm -pthread || exit 1; done
+	@command -v clang >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
+	@$(MAKE) --no-print-directory O=build-fuzz CC=clang OPT="-O1 -g" SAN="$(FUZZ_SAN)" build-fuzz/obj/librecd.a
+	@mkdir -p build-fuzz/bin
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); echo "fuzz target build-fuzz/bin/$$n"; \
+	  clang $(ALL_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined -o build-fuzz/bin/$$n $$f \
+	    build-fuzz/obj/librecd.a $(LDLIBS) || exit 1; done
 
 format:
 	clang-format -i $(LIB_SRC) $(TEST_SRC) main.c $(wildcard */*.h)

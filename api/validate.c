@@ -1,7 +1,10 @@
 /* api/validate.c - request body checks (see validate.h). */
 #include "api/validate.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -177,4 +180,84 @@ fail:
     json_decref(root);
     memset(req, 0, sizeof *req);
     return st;
+}
+
+/* ---- the per-thread arena for jansson ---- */
+#define ARENA_SIZE (256u << 10)
+
+typedef struct json_arena {
+    char *base;
+    size_t used;
+    int active;
+} json_arena;
+
+static _Thread_local json_arena *arena_cur;
+static pthread_key_t arena_key;
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+
+static void arena_destroy(void *p)
+{
+    json_arena *a = p;
+    if (!a) return;
+    free(a->base);
+    free(a);
+}
+
+static void arena_key_init(void)
+{
+    pthread_key_create(&arena_key, arena_destroy);
+}
+
+static void *arena_malloc(size_t n)
+{
+    json_arena *a = arena_cur;
+    if (a && a->active) {
+        size_t need = (n + 15) & ~(size_t)15;
+        if (need >= n && a->used + need <= ARENA_SIZE) {
+            void *p = a->base + a->used;
+            a->used += need;
+            return p;
+        }
+    }
+    return malloc(n);
+}
+
+static void arena_free(void *p)
+{
+    json_arena *a = arena_cur;
+    if (a && (char *)p >= a->base && (char *)p < a->base + ARENA_SIZE) return;
+    free(p);
+}
+
+void api_json_alloc_install(void)
+{
+    pthread_once(&arena_once, arena_key_init);
+    json_set_alloc_funcs(arena_malloc, arena_free);
+}
+
+void api_json_arena_begin(void)
+{
+    json_arena *a = arena_cur;
+    if (!a) {
+        pthread_once(&arena_once, arena_key_init);
+        a = calloc(1, sizeof *a);
+        if (!a) return;
+        a->base = malloc(ARENA_SIZE);
+        if (!a->base) {
+            free(a);
+            return;
+        }
+        arena_cur = a;
+        pthread_setspecific(arena_key, a);
+    }
+    a->used = 0;
+    a->active = 1;
+}
+
+void api_json_arena_end(void)
+{
+    json_arena *a = arena_cur;
+    if (!a) return;
+    a->active = 0;
+    a->used = 0;
 }

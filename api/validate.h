@@ -55,4 +55,16 @@ typedef struct next_req {
 int next_req_parse(const char *body, size_t len, const api_limits *lim, json_t **doc, next_req *req,
                    char *detail, size_t cap);
 
+/* ---- allocation-free parsing ----
+ * jansson allocates every value it parses. api_json_alloc_install() (once, before other threads use
+ * jansson) routes jansson's allocations through recd: while a thread is between api_json_arena_begin()
+ * and api_json_arena_end(), its jansson allocations come from that thread's arena (256 KiB, allocated on
+ * first use and kept until the thread exits; beyond it, malloc) and frees inside it cost nothing;
+ * api_json_arena_end() rewinds the arena. Outside a begin/end pair, and on threads that never begin,
+ * jansson uses malloc/free as usual. Every value parsed inside the pair must be released before
+ * api_json_arena_end() (json_decref) and must not be used afterwards. */
+void api_json_alloc_install(void);
+void api_json_arena_begin(void);
+void api_json_arena_end(void);
+
 #endif

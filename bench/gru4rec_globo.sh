@@ -26,7 +26,7 @@ MODELS=${MODELS:-"bprmax xe recentpop pop"}
 RECD=${RECD:-"$root/bin/recd"}
 if [ ! -x "$RECD" ]; then
     echo "gru4rec_globo.sh: building $RECD" >&2
-    make -C "$root" -j2 bin/recd >&2
+    make -C "$root" -j2 >&2
 fi
 tmp=$(mktemp -d /tmp/gru4rec-globo.XXXXXX)
 cleanup() { if [ "${KEEP:-0}" = 1 ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi; }

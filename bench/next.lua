@@ -3,7 +3,7 @@
 -- sessions in time order. Each wrk thread replays the clicks in order as stateful requests
 -- {"session_id":"t<thread>-<id>","item_id":"<item>","k":20}; MODE=stateless sends instead the session's
 -- history so far (at most 20 clicks) as {"items":[...],"k":20}. done() prints one line:
---   requests/s=N p50_ms=X p90_ms=Y p99_ms=Z errors=E
+--   requests/s=N p50_ms=X p90_ms=Y p99_ms=Z      (and the request and error counts on stderr)
 local reqs = {}
 local n, i = 0, 0
 local thread_id = 0
@@ -49,7 +49,10 @@ function done(summary, latency, requests)
   local secs = summary.duration / 1e6
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write +
                  summary.errors.status + summary.errors.timeout
-  io.write(string.format("requests/s=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f errors=%d\n",
+  io.write(string.format("requests/s=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f\n",
     summary.requests / secs, latency:percentile(50) / 1000, latency:percentile(90) / 1000,
-    latency:percentile(99) / 1000, errors))
+    latency:percentile(99) / 1000))
+  io.stderr:write(string.format("  (%d requests in %.1f s, %d errors: connect %d read %d write %d status %d timeout %d)\n",
+    summary.requests, secs, errors, summary.errors.connect, summary.errors.read, summary.errors.write,
+    summary.errors.status, summary.errors.timeout))
 end

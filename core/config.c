@@ -6,15 +6,15 @@
  *     {"ttl_s": 5}}); both forms mix freely. An object whose name is a setting of type JSON is that
  *     setting's value, never descended into.
  *   - In a file, a STRING setting may be null (no value). JSON settings accept any value.
- *   - Command line (cfg_parse_args): argv[0] (the command or model name) is kept and not parsed. Flags
- *     in `keep` win over settings of the same name and are left with their values for the caller;
- *     `--help` is always left too. `--` ends the options: it and everything after it are left as they
- *     are. Single-dash args ("-c") and positional args are left. A BOOL setting given as `--name` alone
- *     is true; `--name=false` sets it false, and `--name true|false` (exactly these words) also reads
- *     the next word. On error *argc/argv still hold every arg not consumed so far, in order.
- *   - Line numbers for semantic errors are found, only when an error is reported, by scanning the file
- *     text for the exact path of keys (nesting levels tracked), so a key that also appears elsewhere
- *     is not confused with it; a key written with escapes is not found and the message has no line.
+ *   - Command line (cfg_parse_args): argv[0] (the command or model name) is kept, not parsed.
+ *     Flags in `keep` win over settings of the same name and are left, with their values, for the
+ *     caller; `--help` is always left too. `--` ends the options: it and everything after it are
+ *     left as they are. Single-dash and positional args are left. A BOOL setting given as `--name`
+ *     alone is true; `--name=false` sets it false, and `--name true|false` (exactly these words)
+ *     also reads the next word. On error *argc/argv still hold every arg not consumed, in order.
+ *   - Line numbers for semantic errors are found, only when an error is reported, by scanning the
+ *     file text for the exact path of keys (nesting levels tracked), so a key that also appears
+ *     elsewhere is not confused with it; a key written with escapes is not found (no line then).
  */
 #include "core/config.h"
 
@@ -26,8 +26,8 @@
 
 #include "core/err.h"
 
-#define CFG_NAME_MAX 256          /* longest dotted name handled */
-#define CFG_FILE_MAX (16u << 20)  /* config files larger than this are refused */
+#define CFG_NAME_MAX 256         /* longest dotted name handled */
+#define CFG_FILE_MAX (16u << 20) /* config files larger than this are refused */
 
 /* ---- field access ---------------------------------------------------------------------------- */
 
@@ -50,13 +50,14 @@ static int is_group(const cfg_def *defs, const char *prefix)
     return 0;
 }
 
-/* Edit distance of a and b (Levenshtein), capped: returns cap + 1 once it is certainly above cap. */
+/* Edit distance (Levenshtein) of a and b, or cap + 1 as soon as it is certainly above cap. */
 static int edit_distance(const char *a, const char *b, int cap)
 {
     int la = (int)strlen(a), lb = (int)strlen(b);
     if (la > 64 || lb > 64 || abs(la - lb) > cap) return cap + 1;
     int row[65];
-    for (int j = 0; j <= lb; j++) row[j] = j;
+    for (int j = 0; j <= lb; j++)
+        row[j] = j;
     for (int i = 1; i <= la; i++) {
         int diag = row[0], best;
         row[0] = best = i;
@@ -74,10 +75,10 @@ static int edit_distance(const char *a, const char *b, int cap)
     return row[lb];
 }
 
-/* " (did you mean <pre>x<post>?)" for the closest setting name within a quarter of the name's length (at least
- * 1 edit), or "" when none is that close. Written into buf. */
-static const char *suggest(const cfg_def *defs, const char *name, const char *pre, const char *post, char *buf,
-                           size_t cap)
+/* " (did you mean <pre>x<post>?)" for the closest setting name within a quarter of the name's
+ * length (at least 1 edit), or "" when none is that close. Written into buf. */
+static const char *suggest(const cfg_def *defs, const char *name, const char *pre, const char *post,
+                           char *buf, size_t cap)
 {
     int limit = (int)strlen(name) / 4, best = limit + 1;
     const char *hit = NULL;
@@ -99,12 +100,18 @@ static int has_bounds(const cfg_def *d)
 static const char *type_name(cfg_type t)
 {
     switch (t) {
-    case CFG_T_INT: return "int";
-    case CFG_T_DOUBLE: return "number";
-    case CFG_T_BOOL: return "bool";
-    case CFG_T_STRING: return "string";
-    case CFG_T_ENUM: return "enum";
-    case CFG_T_JSON: return "json";
+    case CFG_T_INT:
+        return "int";
+    case CFG_T_DOUBLE:
+        return "number";
+    case CFG_T_BOOL:
+        return "bool";
+    case CFG_T_STRING:
+        return "string";
+    case CFG_T_ENUM:
+        return "enum";
+    case CFG_T_JSON:
+        return "json";
     }
     return "?";
 }
@@ -124,7 +131,8 @@ static int enum_has(const char *choices, const char *s, size_t n)
 
 /* ---- error context --------------------------------------------------------------------------- */
 
-/* The text of a config file, to find the line of a key (text NULL when loading an in-memory object). */
+/* The text of a config file, to find the line of a key (text NULL when loading an in-memory
+ * object). */
 typedef struct {
     const char *text;
     size_t len;
@@ -132,9 +140,9 @@ typedef struct {
 
 #define CFG_DEPTH_MAX 32 /* nesting of setting groups in a file */
 
-/* Where a value comes from: origin ("configs/x.json", "command line") and, for files, the text and the
- * path of file keys that led to it, so the line can be found when (and only when) an error is reported.
- * Messages look like "origin:line: setting 'name': what". */
+/* Where a value comes from: origin ("configs/x.json", "command line") and, for files, the text and
+ * the path of file keys that led to it, so the line can be found when (and only when) an error is
+ * reported. Messages look like "origin:line: setting 'name': what". */
 typedef struct {
     const char *origin;
     const src_text *src;     /* NULL: no line */
@@ -142,9 +150,9 @@ typedef struct {
     int np;
 } where;
 
-/* 1-based line of the key path[0..np) in src (a JSON text already parsed successfully), or 0 when not
- * found (e.g. a key written with escapes). A small scanner: strings are skipped with their escapes, and a
- * string followed by ':' inside an object is a key at the current nesting level. */
+/* 1-based line of the key path[0..np) in src (a JSON text already parsed successfully), or 0 when
+ * not found (e.g. a key written with escapes). A small scanner: strings are skipped with their
+ * escapes, and a string followed by ':' inside an object is a key at the current nesting level. */
 static int key_line(const src_text *src, const char *const *path, int np)
 {
     if (!src || !src->text || np < 1 || np > CFG_DEPTH_MAX) return 0;
@@ -173,13 +181,15 @@ static int key_line(const src_text *src, const char *const *path, int np)
                 level--;
         } else if (c == '"') {
             const char *k = p + 1, *q = k;
-            while (q < end && *q != '"') q += (*q == '\\') ? 2 : 1;
+            while (q < end && *q != '"')
+                q += (*q == '\\') ? 2 : 1;
             if (q >= end) return 0;
             size_t kl = (size_t)(q - k);
             int kline = line;
             p = q; /* at the closing quote */
             const char *r = q + 1;
-            while (r < end && (*r == ' ' || *r == '\t' || *r == '\r' || *r == '\n')) r++;
+            while (r < end && (*r == ' ' || *r == '\t' || *r == '\r' || *r == '\n'))
+                r++;
             if (r < end && *r == ':' && !deep && level >= 0 && is_obj[level]) {
                 keym[level] = (unsigned char)(ok[level] && strlen(path[level]) == kl &&
                                               memcmp(path[level], k, kl) == 0);
@@ -190,8 +200,8 @@ static int key_line(const src_text *src, const char *const *path, int np)
     return 0;
 }
 
-__attribute__((format(printf, 4, 5))) static int
-set_err(int code, where w, const char *name, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int set_err(int code, where w, const char *name,
+                                                         const char *fmt, ...)
 {
     char what[384];
     va_list ap;
@@ -203,7 +213,8 @@ set_err(int code, where w, const char *name, const char *fmt, ...)
     return rc_error(code, "%s: setting '%s': %s", w.origin, name, what);
 }
 
-/* A short printable form of a JSON value for messages ("\"fast\"", "2.5", "{...}" cut to 60 bytes). */
+/* A short printable form of a JSON value for messages ("\"fast\"", "2.5", "{...}" cut to 60 bytes).
+ */
 static void json_brief(const json_t *v, char *out, size_t cap)
 {
     char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(15));
@@ -224,7 +235,8 @@ static void json_brief(const json_t *v, char *out, size_t cap)
 static int check_bounds(const cfg_def *d, double v, where w)
 {
     if (!has_bounds(d) || (v >= d->min && v <= d->max)) return RC_OK;
-    return set_err(RC_ERANGE, w, d->name, "value %.15g out of range [%.15g, %.15g]", v, d->min, d->max);
+    return set_err(RC_ERANGE, w, d->name, "value %.15g out of range [%.15g, %.15g]", v, d->min,
+                   d->max);
 }
 
 /* Store an INT value after checking its bounds (the value printed exactly on error). */
@@ -232,7 +244,8 @@ static int put_int(const cfg_def *d, void *obj, long long v, where w)
 {
     double dv = (double)v;
     if (has_bounds(d) && !(dv >= d->min && dv <= d->max))
-        return set_err(RC_ERANGE, w, d->name, "value %lld out of range [%.15g, %.15g]", v, d->min, d->max);
+        return set_err(RC_ERANGE, w, d->name, "value %lld out of range [%.15g, %.15g]", v, d->min,
+                       d->max);
     *FIELD(obj, d, long long) = v;
     return RC_OK;
 }
@@ -262,11 +275,12 @@ static int put_string(const cfg_def *d, void *obj, const char *s, size_t n, wher
     return RC_OK;
 }
 
-static int put_enum(const cfg_def *d, void *obj, const char *s, size_t n, const char *shown, where w)
+static int put_enum(const cfg_def *d, void *obj, const char *s, size_t n, const char *shown,
+                    where w)
 {
     if (!enum_has(d->choices, s, n))
-        return set_err(RC_ERANGE, w, d->name, "expected one of %s, got %s", d->choices ? d->choices : "",
-                       shown);
+        return set_err(RC_ERANGE, w, d->name, "expected one of %s, got %s",
+                       d->choices ? d->choices : "", shown);
     return put_string(d, obj, s, n, w);
 }
 
@@ -289,10 +303,11 @@ static int set_from_json(const cfg_def *d, void *obj, const json_t *v, where w)
         if (json_is_real(v)) {
             double r = json_real_value(v);
             long long ll;
-            if (r != floor(r)) return set_err(RC_EINVAL, w, d->name, "expected an integer, got %s", shown);
+            if (r != floor(r))
+                return set_err(RC_EINVAL, w, d->name, "expected an integer, got %s", shown);
             if (!integral_to_ll(r, &ll))
-                return set_err(RC_ERANGE, w, d->name, "value %s out of range [%.15g, %.15g]", shown, d->min,
-                               d->max);
+                return set_err(RC_ERANGE, w, d->name, "value %s out of range [%.15g, %.15g]", shown,
+                               d->min, d->max);
             return put_int(d, obj, ll, w);
         }
         return set_err(RC_EINVAL, w, d->name, "expected an integer, got %s", shown);
@@ -307,10 +322,12 @@ static int set_from_json(const cfg_def *d, void *obj, const json_t *v, where w)
         return set_err(RC_EINVAL, w, d->name, "expected true or false, got %s", shown);
     case CFG_T_STRING:
         if (json_is_null(v)) return put_string(d, obj, NULL, 0, w);
-        if (json_is_string(v)) return put_string(d, obj, json_string_value(v), json_string_length(v), w);
+        if (json_is_string(v))
+            return put_string(d, obj, json_string_value(v), json_string_length(v), w);
         return set_err(RC_EINVAL, w, d->name, "expected a string, got %s", shown);
     case CFG_T_ENUM:
-        if (json_is_string(v)) return put_enum(d, obj, json_string_value(v), json_string_length(v), shown, w);
+        if (json_is_string(v))
+            return put_enum(d, obj, json_string_value(v), json_string_length(v), shown, w);
         return set_err(RC_EINVAL, w, d->name, "expected a string (one of %s), got %s",
                        d->choices ? d->choices : "", shown);
     case CFG_T_JSON: {
@@ -345,7 +362,8 @@ static int set_from_text(const cfg_def *d, void *obj, const char *s, where w)
         if (end == s || *end != '\0' || isnan(r) || r != floor(r))
             return set_err(RC_EINVAL, w, d->name, "expected an integer, got %s", shown);
         if (!integral_to_ll(r, &ll))
-            return set_err(RC_ERANGE, w, d->name, "value %s out of range [%.15g, %.15g]", shown, d->min, d->max);
+            return set_err(RC_ERANGE, w, d->name, "value %s out of range [%.15g, %.15g]", shown,
+                           d->min, d->max);
         return put_int(d, obj, ll, w);
     }
     case CFG_T_DOUBLE: {
@@ -372,7 +390,9 @@ static int set_from_text(const cfg_def *d, void *obj, const char *s, where w)
     case CFG_T_JSON: {
         json_error_t je;
         json_t *v = json_loads(s, JSON_DECODE_ANY, &je);
-        if (!v) return set_err(RC_EFORMAT, w, d->name, "invalid JSON at column %d: %s", je.column, je.text);
+        if (!v)
+            return set_err(RC_EFORMAT, w, d->name, "invalid JSON at column %d: %s", je.column,
+                           je.text);
         json_t **f = FIELD(obj, d, json_t *);
         json_decref(*f);
         *f = v;
@@ -409,15 +429,22 @@ int cfg_defaults(const cfg_def *defs, void *obj)
     }
     for (const cfg_def *d = defs; d->name; d++) {
         switch (d->type) {
-        case CFG_T_INT: *FIELD(obj, d, long long) = d->def_int; break;
-        case CFG_T_DOUBLE: *FIELD(obj, d, double) = d->def_double; break;
-        case CFG_T_BOOL: *FIELD(obj, d, int) = d->def_int != 0; break;
+        case CFG_T_INT:
+            *FIELD(obj, d, long long) = d->def_int;
+            break;
+        case CFG_T_DOUBLE:
+            *FIELD(obj, d, double) = d->def_double;
+            break;
+        case CFG_T_BOOL:
+            *FIELD(obj, d, int) = d->def_int != 0;
+            break;
         case CFG_T_STRING:
         case CFG_T_ENUM:
-            if (d->type == CFG_T_ENUM && d->def_str && !enum_has(d->choices, d->def_str, strlen(d->def_str))) {
+            if (d->type == CFG_T_ENUM && d->def_str &&
+                !enum_has(d->choices, d->def_str, strlen(d->def_str))) {
                 cfg_release(defs, obj);
-                return rc_error(RC_EINVAL, "setting '%s': default \"%s\" is not one of %s", d->name, d->def_str,
-                                d->choices ? d->choices : "(no choices)");
+                return rc_error(RC_EINVAL, "setting '%s': default \"%s\" is not one of %s", d->name,
+                                d->def_str, d->choices ? d->choices : "(no choices)");
             }
             if (d->def_str) {
                 char *s = strdup(d->def_str);
@@ -434,7 +461,8 @@ int cfg_defaults(const cfg_def *defs, void *obj)
                 json_t *v = json_loads(d->def_str, JSON_DECODE_ANY, &je);
                 if (!v) {
                     cfg_release(defs, obj);
-                    return rc_error(RC_EINVAL, "setting '%s': default is not valid JSON: %s", d->name, je.text);
+                    return rc_error(RC_EINVAL, "setting '%s': default is not valid JSON: %s",
+                                    d->name, je.text);
                 }
                 *FIELD(obj, d, json_t *) = v;
             }
@@ -446,10 +474,10 @@ int cfg_defaults(const cfg_def *defs, void *obj)
 
 /* ---- files and JSON objects ------------------------------------------------------------------ */
 
-/* Apply every key of object o, whose keys are names below prefix ("" at the top). path[0..np) are the
- * file keys that led to o (for error lines). */
-static int load_object(const cfg_def *defs, void *obj, const json_t *o, const char *prefix, const char *origin,
-                       const src_text *src, const char **path, int np)
+/* Apply every key of object o, whose keys are names below prefix ("" at the top). path[0..np) are
+ * the file keys that led to o (for error lines). */
+static int load_object(const cfg_def *defs, void *obj, const json_t *o, const char *prefix,
+                       const char *origin, const src_text *src, const char **path, int np)
 {
     const char *key;
     json_t *v;
@@ -466,7 +494,8 @@ static int load_object(const cfg_def *defs, void *obj, const json_t *o, const ch
             if (rc) return rc;
             continue;
         }
-        if (n > 0 && (size_t)n < sizeof full && json_is_object(v) && np + 1 < CFG_DEPTH_MAX && is_group(defs, full)) {
+        if (n > 0 && (size_t)n < sizeof full && json_is_object(v) && np + 1 < CFG_DEPTH_MAX &&
+            is_group(defs, full)) {
             int rc = load_object(defs, obj, v, full, origin, src, path, np + 1);
             if (rc) return rc;
             continue;
@@ -476,17 +505,21 @@ static int load_object(const cfg_def *defs, void *obj, const json_t *o, const ch
         char hint[CFG_NAME_MAX + 32];
         suggest(defs, shown, "'", "'", hint, sizeof hint);
         int line = key_line(src, path, np + 1);
-        if (line > 0) return rc_error(RC_EINVAL, "%s:%d: unknown setting '%.200s'%s", origin, line, shown, hint);
+        if (line > 0)
+            return rc_error(RC_EINVAL, "%s:%d: unknown setting '%.200s'%s", origin, line, shown,
+                            hint);
         return rc_error(RC_EINVAL, "%s: unknown setting '%.200s'%s", origin, shown, hint);
     }
     return RC_OK;
 }
 
-static int load_root(const cfg_def *defs, void *obj, const json_t *root, const char *origin, const src_text *src)
+static int load_root(const cfg_def *defs, void *obj, const json_t *root, const char *origin,
+                     const src_text *src)
 {
     if (!origin) origin = "config";
     if (!root || !json_is_object(root)) {
-        if (src && src->text) return rc_error(RC_EINVAL, "%s:1: expected a JSON object of settings", origin);
+        if (src && src->text)
+            return rc_error(RC_EINVAL, "%s:1: expected a JSON object of settings", origin);
         return rc_error(RC_EINVAL, "%s: expected a JSON object of settings", origin);
     }
     const char *path[CFG_DEPTH_MAX];
@@ -506,7 +539,8 @@ int cfg_load_file(const cfg_def *defs, void *obj, const char *path)
     FILE *f = fopen(path, "rb");
     if (!f) {
         int e = errno;
-        return rc_error(e == ENOENT ? RC_ENOTFOUND : RC_EIO, "%s: cannot open config file: %s", path, strerror(e));
+        return rc_error(e == ENOENT ? RC_ENOTFOUND : RC_EIO, "%s: cannot open config file: %s",
+                        path, strerror(e));
     }
     size_t cap = 4096, len = 0;
     text = malloc(cap + 1);
@@ -520,7 +554,8 @@ int cfg_load_file(const cfg_def *defs, void *obj, const char *path)
         if (got == 0) break;
         if (len == cap) {
             if (cap >= CFG_FILE_MAX) {
-                rc = rc_error(RC_EFORMAT, "%s: config file larger than %u bytes", path, CFG_FILE_MAX);
+                rc = rc_error(RC_EFORMAT, "%s: config file larger than %u bytes", path,
+                              CFG_FILE_MAX);
                 goto fail;
             }
             char *t = realloc(text, cap * 2 + 1);
@@ -558,7 +593,8 @@ int cfg_set(const cfg_def *defs, void *obj, const char *name, const char *value,
     const cfg_def *d = name ? find_def(defs, name) : NULL;
     if (!d) {
         char hint[CFG_NAME_MAX + 32];
-        return rc_error(RC_EINVAL, "%s: unknown setting '%.200s'%s", w.origin, name ? name : "(null)",
+        return rc_error(RC_EINVAL, "%s: unknown setting '%.200s'%s", w.origin,
+                        name ? name : "(null)",
                         name ? suggest(defs, name, "'", "'", hint, sizeof hint) : "");
     }
     if (!value) return set_err(RC_EINVAL, w, d->name, "missing value");
@@ -578,10 +614,12 @@ static int in_keep(const char *const *keep, const char *arg, size_t n)
 static int set_pair(const cfg_def *defs, void *obj, const char *pair)
 {
     const char *eq = strchr(pair, '=');
-    if (!eq || eq == pair) return rc_error(RC_EINVAL, "command line: --set expects name=value, got \"%s\"", pair);
+    if (!eq || eq == pair)
+        return rc_error(RC_EINVAL, "command line: --set expects name=value, got \"%s\"", pair);
     char name[CFG_NAME_MAX];
     size_t n = (size_t)(eq - pair);
-    if (n >= sizeof name) return rc_error(RC_EINVAL, "command line: unknown setting '%.*s'", (int)n, pair);
+    if (n >= sizeof name)
+        return rc_error(RC_EINVAL, "command line: unknown setting '%.*s'", (int)n, pair);
     memcpy(name, pair, n);
     name[n] = '\0';
     return cfg_set(defs, obj, name, eq + 1, "command line");
@@ -593,7 +631,8 @@ int cfg_parse_args(const cfg_def *defs, void *obj, int *argc, char **argv, const
     while (i < n) {
         char *a = argv[i];
         if (strcmp(a, "--") == 0) { /* end of options: keep it and everything after */
-            while (i < n) argv[out++] = argv[i++];
+            while (i < n)
+                argv[out++] = argv[i++];
             break;
         }
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') { /* positional, "-x" or "-": the caller's */
@@ -630,7 +669,8 @@ int cfg_parse_args(const cfg_def *defs, void *obj, int *argc, char **argv, const
         if (!d) {
             char hint[CFG_NAME_MAX + 32] = "";
             if (nl < sizeof buf) suggest(defs, buf, "--", "", hint, sizeof hint);
-            rc = rc_error(RC_EINVAL, "unknown option --%.*s%s", (int)(nl > 200 ? 200 : nl), name, hint);
+            rc = rc_error(RC_EINVAL, "unknown option --%.*s%s", (int)(nl > 200 ? 200 : nl), name,
+                          hint);
             goto done;
         }
         where w = {"command line", NULL, NULL, 0};
@@ -658,7 +698,8 @@ int cfg_parse_args(const cfg_def *defs, void *obj, int *argc, char **argv, const
 done:
     if (rc) {
         /* Leave argv as it was only in the sense of a valid array: compact what was processed. */
-        while (i < n) argv[out++] = argv[i++];
+        while (i < n)
+            argv[out++] = argv[i++];
     }
     if (out < n) argv[out] = NULL;
     *argc = out;
@@ -667,8 +708,8 @@ done:
 
 /* ---- serialisation and help ------------------------------------------------------------------ */
 
-/* The object for the parent group of a dotted name, creating intermediate objects; *leaf gets the last
- * component. NULL on ENOMEM or if a component clashes with a non-object value. */
+/* The object for the parent group of a dotted name, creating intermediate objects; *leaf gets the
+ * last component. NULL on ENOMEM or if a component clashes with a non-object value. */
 static json_t *parent_of(json_t *root, const char *name, const char **leaf)
 {
     json_t *cur = root;
@@ -705,9 +746,15 @@ json_t *cfg_to_json(const cfg_def *defs, const void *obj)
         json_t *parent = parent_of(root, d->name, &leaf), *v = NULL;
         if (!parent) goto fail;
         switch (d->type) {
-        case CFG_T_INT: v = json_integer(*CFIELD(obj, d, long long)); break;
-        case CFG_T_DOUBLE: v = json_real(*CFIELD(obj, d, double)); break;
-        case CFG_T_BOOL: v = json_boolean(*CFIELD(obj, d, int)); break;
+        case CFG_T_INT:
+            v = json_integer(*CFIELD(obj, d, long long));
+            break;
+        case CFG_T_DOUBLE:
+            v = json_real(*CFIELD(obj, d, double));
+            break;
+        case CFG_T_BOOL:
+            v = json_boolean(*CFIELD(obj, d, int));
+            break;
         case CFG_T_STRING:
         case CFG_T_ENUM: {
             const char *s = *CFIELD(obj, d, char *);
@@ -734,12 +781,20 @@ fail:
 static void fmt_default(const cfg_def *d, char *buf, size_t cap)
 {
     switch (d->type) {
-    case CFG_T_INT: snprintf(buf, cap, "%lld", d->def_int); break;
-    case CFG_T_DOUBLE: snprintf(buf, cap, "%g", d->def_double); break;
-    case CFG_T_BOOL: snprintf(buf, cap, "%s", d->def_int ? "true" : "false"); break;
+    case CFG_T_INT:
+        snprintf(buf, cap, "%lld", d->def_int);
+        break;
+    case CFG_T_DOUBLE:
+        snprintf(buf, cap, "%g", d->def_double);
+        break;
+    case CFG_T_BOOL:
+        snprintf(buf, cap, "%s", d->def_int ? "true" : "false");
+        break;
     case CFG_T_STRING:
     case CFG_T_ENUM:
-    case CFG_T_JSON: snprintf(buf, cap, "%s", d->def_str ? d->def_str : "(none)"); break;
+    case CFG_T_JSON:
+        snprintf(buf, cap, "%s", d->def_str ? d->def_str : "(none)");
+        break;
     }
 }
 
@@ -767,7 +822,8 @@ void cfg_print_help(const cfg_def *defs, FILE *out)
     if (wn > 40) wn = 40;
     if (wd > 24) wd = 24;
     if (wr > 40) wr = 40;
-    fprintf(out, "  %-*s %-6s %-*s %-*s %s\n", wn, "option", "type", wd, "default", wr, "range", "description");
+    fprintf(out, "  %-*s %-6s %-*s %-*s %s\n", wn, "option", "type", wd, "default", wr, "range",
+            "description");
     for (const cfg_def *d = defs; d->name; d++) {
         char opt[CFG_NAME_MAX + 3];
         snprintf(opt, sizeof opt, "--%s", d->name);

@@ -8,7 +8,10 @@
 
 #include "core/err.h"
 
-static inline int imax1(int a) { return a > 1 ? a : 1; }
+static inline int imax1(int a)
+{
+    return a > 1 ? a : 1;
+}
 
 /* rows (R) of a row-major (R,C) matrix with ld: y[r*ld + c] *= beta, or = 0 when beta == 0. */
 static void scale_rows(int R, int C, float *X, int ld, float beta)
@@ -26,7 +29,8 @@ int dense_gemm(int transA, int transB, int M, int N, int K, float alpha, const f
                const float *B, int ldb, float beta, float *C, int ldc)
 {
     if ((transA != 0 && transA != 1) || (transB != 0 && transB != 1))
-        return rc_error(RC_EINVAL, "dense_gemm: trans flags must be 0 or 1 (got %d, %d)", transA, transB);
+        return rc_error(RC_EINVAL, "dense_gemm: trans flags must be 0 or 1 (got %d, %d)", transA,
+                        transB);
     if (M < 0 || N < 0 || K < 0)
         return rc_error(RC_EINVAL, "dense_gemm: negative dimension M=%d N=%d K=%d", M, N, K);
     int a_cols = transA ? M : K, b_cols = transB ? K : N;
@@ -36,7 +40,8 @@ int dense_gemm(int transA, int transB, int M, int N, int K, float alpha, const f
     if (ldb < imax1(b_cols))
         return rc_error(RC_EINVAL, "dense_gemm: ldb=%d < %d (B is (%d,%d)%s)", ldb, imax1(b_cols),
                         transB ? N : K, b_cols, transB ? ", transposed" : "");
-    if (ldc < imax1(N)) return rc_error(RC_EINVAL, "dense_gemm: ldc=%d < %d (C is (%d,%d))", ldc, imax1(N), M, N);
+    if (ldc < imax1(N))
+        return rc_error(RC_EINVAL, "dense_gemm: ldc=%d < %d (C is (%d,%d))", ldc, imax1(N), M, N);
     if (M == 0 || N == 0) return RC_OK;
     if (!C) return rc_error(RC_EINVAL, "dense_gemm: C is NULL for a (%d,%d) result", M, N);
     if (K == 0 || alpha == 0.0f) {
@@ -45,17 +50,20 @@ int dense_gemm(int transA, int transB, int M, int N, int K, float alpha, const f
         return RC_OK;
     }
     if (!A || !B) return rc_error(RC_EINVAL, "dense_gemm: NULL operand %s", !A ? "A" : "B");
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,
-                K, alpha, A, lda, B, ldb, beta, C, ldc);
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return RC_OK;
 }
 
-int dense_gemv(int transA, int M, int N, float alpha, const float *A, int lda, const float *x, float beta,
-               float *y)
+int dense_gemv(int transA, int M, int N, float alpha, const float *A, int lda, const float *x,
+               float beta, float *y)
 {
-    if (transA != 0 && transA != 1) return rc_error(RC_EINVAL, "dense_gemv: trans flag must be 0 or 1 (got %d)", transA);
-    if (M < 0 || N < 0) return rc_error(RC_EINVAL, "dense_gemv: negative dimension M=%d N=%d", M, N);
-    if (lda < imax1(N)) return rc_error(RC_EINVAL, "dense_gemv: lda=%d < %d (A is (%d,%d))", lda, imax1(N), M, N);
+    if (transA != 0 && transA != 1)
+        return rc_error(RC_EINVAL, "dense_gemv: trans flag must be 0 or 1 (got %d)", transA);
+    if (M < 0 || N < 0)
+        return rc_error(RC_EINVAL, "dense_gemv: negative dimension M=%d N=%d", M, N);
+    if (lda < imax1(N))
+        return rc_error(RC_EINVAL, "dense_gemv: lda=%d < %d (A is (%d,%d))", lda, imax1(N), M, N);
     int ylen = transA ? N : M, xlen = transA ? M : N;
     if (ylen == 0) return RC_OK;
     if (!y) return rc_error(RC_EINVAL, "dense_gemv: y is NULL for a result of %d", ylen);
@@ -64,16 +72,19 @@ int dense_gemv(int transA, int M, int N, float alpha, const float *A, int lda, c
         return RC_OK;
     }
     if (!A || !x) return rc_error(RC_EINVAL, "dense_gemv: NULL operand %s", !A ? "A" : "x");
-    cblas_sgemv(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, M, N, alpha, A, lda, x, 1, beta, y, 1);
+    cblas_sgemv(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, M, N, alpha, A, lda, x, 1, beta,
+                y, 1);
     return RC_OK;
 }
 
 int dense_ger(int M, int N, float alpha, const float *x, const float *y, float *A, int lda)
 {
     if (M < 0 || N < 0) return rc_error(RC_EINVAL, "dense_ger: negative dimension M=%d N=%d", M, N);
-    if (lda < imax1(N)) return rc_error(RC_EINVAL, "dense_ger: lda=%d < %d (A is (%d,%d))", lda, imax1(N), M, N);
+    if (lda < imax1(N))
+        return rc_error(RC_EINVAL, "dense_ger: lda=%d < %d (A is (%d,%d))", lda, imax1(N), M, N);
     if (M == 0 || N == 0 || alpha == 0.0f) return RC_OK;
-    if (!x || !y || !A) return rc_error(RC_EINVAL, "dense_ger: NULL operand %s", !x ? "x" : !y ? "y" : "A");
+    if (!x || !y || !A)
+        return rc_error(RC_EINVAL, "dense_ger: NULL operand %s", !x ? "x" : !y ? "y" : "A");
     cblas_sger(CblasRowMajor, M, N, alpha, x, 1, y, 1, A, lda);
     return RC_OK;
 }
@@ -87,20 +98,23 @@ int dense_set_threads(int n)
 
 void dense_add_bias(int M, int N, float *X, int ldx, const float *b)
 {
-    for (int r = 0; r < M; r++) dense_add(N, b, X + (size_t)r * (size_t)ldx);
+    for (int r = 0; r < M; r++)
+        dense_add(N, b, X + (size_t)r * (size_t)ldx);
 }
 
 void dense_sum_rows(int M, int N, const float *dX, int ldx, float *db)
 {
-    for (int r = 0; r < M; r++) dense_add(N, dX + (size_t)r * (size_t)ldx, db);
+    for (int r = 0; r < M; r++)
+        dense_add(N, dX + (size_t)r * (size_t)ldx, db);
 }
 
-/* ---- vector kernels --------------------------------------------------------------------------------
- * exp on x <= 0 over 4 floats at a time (two vectors per loop step) with GCC/clang vector extensions (SSE2 at the default -O2
- * target, AVX with -march flags): Cody-Waite reduction x = n*ln2 + r, |r| <= ln2/2, a degree-7
- * polynomial for e^r (the classic cephes expf minimax coefficients), 2^n built in the exponent bits.
- * Max relative error ~2 ulp against libm; inputs below -87.3 (where e^x leaves the normal range)
- * give exactly 0, NaN stays NaN. Measured 5-10x faster than a libm loop (bench numbers in the report). */
+/* ---- vector kernels ----
+ * exp on x <= 0, 4 floats at a time (two vectors per loop step), with GCC/clang vector
+ * extensions (SSE2 at the default -O2 target, AVX with -march flags). Cody-Waite reduction
+ * x = n*ln2 + r with |r| <= ln2/2, a degree-7 polynomial for e^r (the classic cephes expf
+ * minimax coefficients), 2^n built in the exponent bits. Max relative error ~2 ulp against
+ * libm; inputs below -87.3 (where e^x leaves the normal range) give exactly 0; NaN stays NaN.
+ * Speed: see dense.h and bench/dense_bench.c. */
 
 typedef float v4f __attribute__((vector_size(16)));
 typedef int v4i __attribute__((vector_size(16)));
@@ -111,11 +125,23 @@ static inline v4f v4_load(const float *p)
     memcpy(&v, p, sizeof v);
     return v;
 }
-static inline void v4_store(float *p, v4f v) { memcpy(p, &v, sizeof v); }
-static inline v4f v4_splat(float a) { return (v4f){a, a, a, a}; }
+static inline void v4_store(float *p, v4f v)
+{
+    memcpy(p, &v, sizeof v);
+}
+static inline v4f v4_splat(float a)
+{
+    return (v4f){a, a, a, a};
+}
 /* m ? a : b lane-wise, m a comparison mask (all ones / all zeros per lane). */
-static inline v4f v4_sel(v4i m, v4f a, v4f b) { return (v4f)(((v4i)a & m) | ((v4i)b & ~m)); }
-static inline v4f v4_abs(v4f x) { return (v4f)((v4i)x & (v4i){0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff}); }
+static inline v4f v4_sel(v4i m, v4f a, v4f b)
+{
+    return (v4f)(((v4i)a & m) | ((v4i)b & ~m));
+}
+static inline v4f v4_abs(v4f x)
+{
+    return (v4f)((v4i)x & (v4i){0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff});
+}
 
 #define EXP_LO (-87.33654f)
 
@@ -142,27 +168,28 @@ static inline v4f v4_exp_le0(v4f x)
     return v4_sel(under, v4_splat(0.0f), p * scale);
 }
 
-/* Apply a v4f -> v4f kernel to x (n) into y (n), 8 floats per step, the tail through a small buffer. */
-#define V4_MAP(n, x, y, KERNEL)                                                                     \
-    do {                                                                                            \
-        int i_ = 0;                                                                                 \
-        for (; i_ + 8 <= (n); i_ += 8) {                                                            \
-            v4f a_ = KERNEL(v4_load((x) + i_)), b_ = KERNEL(v4_load((x) + i_ + 4));                 \
-            v4_store((y) + i_, a_);                                                                 \
-            v4_store((y) + i_ + 4, b_);                                                             \
-        }                                                                                           \
-        for (; i_ < (n); i_ += 4) {                                                                 \
-            float buf_[4] = {0, 0, 0, 0};                                                           \
-            int m_ = (n) - i_ < 4 ? (n) - i_ : 4;                                                   \
-            memcpy(buf_, (x) + i_, sizeof(float) * (size_t)m_);                                     \
-            v4_store(buf_, KERNEL(v4_load(buf_)));                                                  \
-            memcpy((y) + i_, buf_, sizeof(float) * (size_t)m_);                                     \
-        }                                                                                           \
+/* Apply a v4f -> v4f kernel to x (n) into y (n), 8 floats per step, the tail through a small
+ * buffer. */
+#define V4_MAP(n, x, y, KERNEL)                                                                    \
+    do {                                                                                           \
+        int i_ = 0;                                                                                \
+        for (; i_ + 8 <= (n); i_ += 8) {                                                           \
+            v4f a_ = KERNEL(v4_load((x) + i_)), b_ = KERNEL(v4_load((x) + i_ + 4));                \
+            v4_store((y) + i_, a_);                                                                \
+            v4_store((y) + i_ + 4, b_);                                                            \
+        }                                                                                          \
+        for (; i_ < (n); i_ += 4) {                                                                \
+            float buf_[4] = {0, 0, 0, 0};                                                          \
+            int m_ = (n)-i_ < 4 ? (n)-i_ : 4;                                                      \
+            memcpy(buf_, (x) + i_, sizeof(float) * (size_t)m_);                                    \
+            v4_store(buf_, KERNEL(v4_load(buf_)));                                                 \
+            memcpy((y) + i_, buf_, sizeof(float) * (size_t)m_);                                    \
+        }                                                                                          \
     } while (0)
 
 static inline v4f v4_sigmoid(v4f x)
 {
-    v4f e = v4_exp_le0(-v4_abs(x));           /* e^-|x| in (0, 1] */
+    v4f e = v4_exp_le0(-v4_abs(x));                /* e^-|x| in (0, 1] */
     v4f s = v4_splat(1.0f) / (v4_splat(1.0f) + e); /* sigmoid(|x|) */
     return v4_sel(x >= v4_splat(0.0f), s, e * s);  /* sigmoid(-|x|) = e^-|x| / (1 + e^-|x|) */
 }
@@ -193,38 +220,50 @@ float dense_sigmoidf(float x)
     return e / (1.0f + e);
 }
 
-void dense_sigmoid(int n, const float *x, float *y) { V4_MAP(n, x, y, v4_sigmoid); }
+void dense_sigmoid(int n, const float *x, float *y)
+{
+    V4_MAP(n, x, y, v4_sigmoid);
+}
 
 void dense_sigmoid_backward(int n, const float *y, const float *dy, float *dx)
 {
-    for (int i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+    for (int i = 0; i < n; i++)
+        dx[i] = dy[i] * y[i] * (1.0f - y[i]);
 }
 
-void dense_tanh(int n, const float *x, float *y) { V4_MAP(n, x, y, v4_tanh); }
+void dense_tanh(int n, const float *x, float *y)
+{
+    V4_MAP(n, x, y, v4_tanh);
+}
 
 void dense_tanh_backward(int n, const float *y, const float *dy, float *dx)
 {
-    for (int i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+    for (int i = 0; i < n; i++)
+        dx[i] = dy[i] * (1.0f - y[i] * y[i]);
 }
 
 void dense_relu(int n, const float *x, float *y)
 {
-    for (int i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (int i = 0; i < n; i++)
+        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 void dense_relu_backward(int n, const float *y, const float *dy, float *dx)
 {
-    for (int i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    for (int i = 0; i < n; i++)
+        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
 void dense_elu(int n, float alpha, const float *x, float *y)
 {
-    for (int i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : alpha * expm1f(x[i]);
+    for (int i = 0; i < n; i++)
+        y[i] = x[i] > 0.0f ? x[i] : alpha * expm1f(x[i]);
 }
 
 void dense_elu_backward(int n, float alpha, const float *y, const float *dy, float *dx)
 {
-    for (int i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : dy[i] * (y[i] + alpha);
+    for (int i = 0; i < n; i++)
+        dx[i] = y[i] > 0.0f ? dy[i] : dy[i] * (y[i] + alpha);
 }
 
 /* ---- softmax family ---- */
@@ -239,8 +278,10 @@ static inline float maxf_n(int n, const float *x)
         mv = v4_sel(v > mv, v, mv);
     }
     float m = -INFINITY;
-    for (int j = 0; j < 4; j++) m = mv[j] > m ? mv[j] : m;
-    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    for (int j = 0; j < 4; j++)
+        m = mv[j] > m ? mv[j] : m;
+    for (; i < n; i++)
+        m = x[i] > m ? x[i] : m;
     return m;
 }
 
@@ -296,7 +337,8 @@ void dense_log_softmax_rows(int M, int N, float *X, int ldx)
         float *x = X + (size_t)r * (size_t)ldx;
         float m = maxf_n(N, x);
         float lse = m + logf(exp_sub_sum(N, x, m, NULL));
-        for (int i = 0; i < N; i++) x[i] -= lse;
+        for (int i = 0; i < N; i++)
+            x[i] -= lse;
     }
 }
 

@@ -53,6 +53,13 @@ uint64_t hash64(const void *data, size_t len, uint64_t seed)
     const unsigned char *p = data;
     size_t n = len;
     uint64_t h = seed ^ mulfold(seed ^ HK0, (uint64_t)len ^ HK1);
+    /* Known limit, kept for value stability (features hashed into trained models depend on it): an
+     * operand can be zeroed whatever the seed, erasing the state so far - a block whose first word
+     * is HK1 (its bytes are not valid UTF-8, so no id that went through JSON), or a key of length L
+     * whose last 8 bytes equal HK2 ^ L*HK3 (valid UTF-8 only for L = 398, above the API's id limit
+     * of 256). Such keys collide whatever the seed; a stronger variant mixes h into both operands
+     * of every step, with different rotations (values change, so only before models depend on
+     * them). */
     while (n > 16) {
         h = mulfold(ld64(p) ^ HK1, ld64(p + 8) ^ h ^ HK2);
         p += 16;
@@ -74,9 +81,15 @@ uint64_t hash64(const void *data, size_t len, uint64_t seed)
     return fmix64(h ^ (uint64_t)len);
 }
 
-uint64_t hash_str(const char *s, uint64_t seed) { return hash64(s, strlen(s), seed); }
+uint64_t hash_str(const char *s, uint64_t seed)
+{
+    return hash64(s, strlen(s), seed);
+}
 
-uint64_t hash_u64(uint64_t x, uint64_t seed) { return fmix64(x ^ fmix64(seed + HK0)); }
+uint64_t hash_u64(uint64_t x, uint64_t seed)
+{
+    return fmix64(x ^ fmix64(seed + HK0));
+}
 
 uint64_t hash_bucket(const char *s, size_t len, uint64_t seed, uint64_t n)
 {
@@ -85,14 +98,16 @@ uint64_t hash_bucket(const char *s, size_t len, uint64_t seed, uint64_t n)
 
 uint64_t hash_combine(uint64_t h, const void *data, size_t len)
 {
-    /* The running value becomes the seed of the next field; the per-field length inside hash64 keeps
-     * field boundaries apart, the extra constant keeps a 1-tuple distinct from a plain hash64. */
+    /* The running value becomes the seed of the next field; the per-field length inside hash64
+     * keeps field boundaries apart, the extra constant keeps a 1-tuple distinct from a plain
+     * hash64. */
     return hash64(data, len, h ^ HK3);
 }
 
 uint64_t hash_tuple(const char *const *parts, const size_t *lens, size_t n, uint64_t seed)
 {
     uint64_t h = seed;
-    for (size_t i = 0; i < n; i++) h = hash_combine(h, parts[i], lens ? lens[i] : strlen(parts[i]));
+    for (size_t i = 0; i < n; i++)
+        h = hash_combine(h, parts[i], lens ? lens[i] : strlen(parts[i]));
     return h;
 }

@@ -32,18 +32,19 @@ static inline uint64_t hash_reduce(uint64_t h, uint64_t n)
     return (uint64_t)(((unsigned __int128)h * n) >> 64);
 }
 
-/* Bucket of s[0..len) in [0, n) under seed: hash_reduce(hash64(s, len, seed), n). n == 0 returns 0. */
+/* Bucket of s[0..len) in [0, n) under seed: hash_reduce(hash64(s, len, seed), n). n == 0 returns 0.
+ */
 uint64_t hash_bucket(const char *s, size_t len, uint64_t seed, uint64_t n);
 
 /* Extend a running tuple hash h by one more field data[0..len). A tuple hash starts from its seed:
  *     uint64_t h = seed; h = hash_combine(h, "country", 7); h = hash_combine(h, "de", 2);
- * Order-sensitive and boundary-sensitive: ("ab","c") and ("a","bc") hash differently, and so do ("a")
- * and ("a",""). Equivalent to hash_tuple over the same fields. */
+ * Order-sensitive and boundary-sensitive: ("ab","c") and ("a","bc") hash differently, and so do
+ * ("a") and ("a",""). Equivalent to hash_tuple over the same fields. */
 uint64_t hash_combine(uint64_t h, const void *data, size_t len);
 
 /* Hash of the tuple of n fields parts[i][0..lens[i]) under seed (crossed features such as
- * "gender x occupation"): the hash_combine chain started from seed. lens == NULL means every part is
- * NUL-terminated. n == 0 returns seed itself. */
+ * "gender x occupation"): the hash_combine chain started from seed. lens == NULL means every part
+ * is NUL-terminated. n == 0 returns seed itself. */
 uint64_t hash_tuple(const char *const *parts, const size_t *lens, size_t n, uint64_t seed);
 
 #endif

@@ -18,13 +18,14 @@
 static int count_ge_scalar(const float *s, int n, float t)
 {
     int c = 0;
-    for (int j = 0; j < n; j++) c += s[j] >= t;
+    for (int j = 0; j < n; j++)
+        c += s[j] >= t;
     return c;
 }
 
 #ifdef METRICS_X86
-/* SSE2 is part of x86-64: 4 accumulators of 4 lanes; a true compare is all-ones = -1, so subtracting the
- * mask counts it. Lane counters are int32: fine for n < 2^31. */
+/* SSE2 is part of x86-64: 4 accumulators of 4 lanes; a true compare is all-ones = -1, so
+ * subtracting the mask counts it. Lane counters are int32: fine for n < 2^31. */
 static int count_ge_sse2(const float *s, int n, float t)
 {
     __m128 tv = _mm_set1_ps(t);
@@ -48,16 +49,21 @@ __attribute__((target("avx2"))) static int count_ge_avx2(const float *s, int n, 
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
     int j = 0;
     for (; j + 32 <= n; j += 32) {
-        a0 = _mm256_sub_epi32(a0, _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(s + j), tv, _CMP_GE_OQ)));
-        a1 = _mm256_sub_epi32(a1, _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(s + j + 8), tv, _CMP_GE_OQ)));
-        a2 = _mm256_sub_epi32(a2, _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(s + j + 16), tv, _CMP_GE_OQ)));
-        a3 = _mm256_sub_epi32(a3, _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(s + j + 24), tv, _CMP_GE_OQ)));
+        a0 = _mm256_sub_epi32(
+            a0, _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(s + j), tv, _CMP_GE_OQ)));
+        a1 = _mm256_sub_epi32(
+            a1, _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(s + j + 8), tv, _CMP_GE_OQ)));
+        a2 = _mm256_sub_epi32(
+            a2, _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(s + j + 16), tv, _CMP_GE_OQ)));
+        a3 = _mm256_sub_epi32(
+            a3, _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(s + j + 24), tv, _CMP_GE_OQ)));
     }
     __m256i a = _mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3));
     int32_t lane[8];
     _mm256_storeu_si256((__m256i *)lane, a);
     int c = 0;
-    for (int i = 0; i < 8; i++) c += lane[i];
+    for (int i = 0; i < 8; i++)
+        c += lane[i];
     return c + count_ge_sse2(s + j, n - j, t);
 }
 
@@ -70,9 +76,10 @@ static int count_ge(const float *s, int n, float t)
 #define count_ge count_ge_scalar
 #endif
 
-/* Shared tail of both rank functions: count (which includes the target itself) minus the excluded items
- * that were counted. */
-static int rank_finish(const float *scores, int n, int target, const int32_t *exclude, int n_exclude, int count)
+/* Shared tail of both rank functions: count (which includes the target itself) minus the excluded
+ * items that were counted. */
+static int rank_finish(const float *scores, int n, int target, const int32_t *exclude,
+                       int n_exclude, int count)
 {
     float t = scores[target];
     int nan = isnan(t);
@@ -101,7 +108,8 @@ int metrics_rank_ref(const float *scores, int n, int target, const int32_t *excl
     for (int j = 0; j < n; j++) {
         if (j == target) continue;
         int excluded = 0;
-        for (int i = 0; i < n_exclude; i++) excluded |= exclude[i] == j;
+        for (int i = 0; i < n_exclude; i++)
+            excluded |= exclude[i] == j;
         if (excluded) continue;
         if (isnan(t) || scores[j] >= t) rank++;
     }
@@ -110,13 +118,15 @@ int metrics_rank_ref(const float *scores, int n, int target, const int32_t *excl
 
 void metrics_rank_batch(const float *scores, int B, int n, const int32_t *targets, int *ranks)
 {
-    for (int b = 0; b < B; b++) ranks[b] = metrics_rank(scores + (size_t)b * (size_t)n, n, targets[b], NULL, 0);
+    for (int b = 0; b < B; b++)
+        ranks[b] = metrics_rank(scores + (size_t)b * (size_t)n, n, targets[b], NULL, 0);
 }
 
 int metrics_topk_init(metrics_topk *a, const int *cutoffs, int ncut)
 {
     if (ncut < 1 || ncut > METRICS_MAX_CUTOFFS)
-        return rc_error(RC_EINVAL, "metrics: %d cutoffs (expected 1..%d)", ncut, METRICS_MAX_CUTOFFS);
+        return rc_error(RC_EINVAL, "metrics: %d cutoffs (expected 1..%d)", ncut,
+                        METRICS_MAX_CUTOFFS);
     for (int i = 0; i < ncut; i++)
         if (cutoffs[i] < 1) return rc_error(RC_EINVAL, "metrics: cutoff %d is < 1", cutoffs[i]);
     memset(a, 0, sizeof *a);
@@ -140,7 +150,8 @@ void metrics_topk_add(metrics_topk *a, int64_t rank)
 
 int metrics_topk_merge(metrics_topk *dst, const metrics_topk *src)
 {
-    if (dst->ncut != src->ncut || memcmp(dst->cutoffs, src->cutoffs, (size_t)dst->ncut * sizeof(int)) != 0)
+    if (dst->ncut != src->ncut ||
+        memcmp(dst->cutoffs, src->cutoffs, (size_t)dst->ncut * sizeof(int)) != 0)
         return rc_error(RC_EINVAL, "metrics: cannot merge accumulators with different cutoffs");
     dst->n += src->n;
     for (int i = 0; i < dst->ncut; i++) {
@@ -223,11 +234,12 @@ int metrics_auc(const float *score, const float *label, size_t n, double *auc)
     }
     if (npos == 0 || nneg == 0) {
         free(v);
-        return rc_error(RC_EINVAL, "auc: undefined with %.0f positive and %.0f negative labels", npos, nneg);
+        return rc_error(RC_EINVAL, "auc: undefined with %.0f positive and %.0f negative labels",
+                        npos, nneg);
     }
     qsort(v, n, sizeof *v, cmp_scored);
-    /* Ascending scores; for each group of equal scores with gp positives and gn negatives, each positive
-     * beats the negatives below the group and ties half of those in it. */
+    /* Ascending scores; for each group of equal scores with gp positives and gn negatives, each
+     * positive beats the negatives below the group and ties half of those in it. */
     double u = 0, neg_below = 0;
     for (size_t i = 0; i < n;) {
         size_t j = i;
@@ -266,7 +278,8 @@ double metrics_accuracy(const float *prob, const float *label, size_t n)
 {
     if (n == 0) return NAN;
     size_t right = 0;
-    for (size_t i = 0; i < n; i++) right += (prob[i] >= 0.5f) == (label[i] > 0.5f);
+    for (size_t i = 0; i < n; i++)
+        right += (prob[i] >= 0.5f) == (label[i] > 0.5f);
     return (double)right / (double)n;
 }
 
@@ -287,6 +300,7 @@ double metrics_mae(const float *pred, const float *truth, size_t n)
 {
     if (n == 0) return NAN;
     double sum = 0;
-    for (size_t i = 0; i < n; i++) sum += fabs((double)pred[i] - (double)truth[i]);
+    for (size_t i = 0; i < n; i++)
+        sum += fabs((double)pred[i] - (double)truth[i]);
     return sum / (double)n;
 }

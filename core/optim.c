@@ -1,22 +1,25 @@
-/* core/optim.c - see core/optim.h. Each rows form runs the dense kernel on one row at a time, so the two
- * forms cannot drift apart. */
+/* core/optim.c - see core/optim.h. Each rows form runs the dense kernel on one row at a time, so
+ * the two forms cannot drift apart. */
 #include "core/optim.h"
 
 #include <math.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(OPTIM_SCALAR_ONLY) /* -D it to benchmark */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(OPTIM_SCALAR_ONLY) /* -D it to benchmark  \
+                                                                             */
 #include <immintrin.h>
 #define OPTIM_SSE2 1 /* SSE2 is part of x86-64 */
 #endif
 
-/* The vector loops use the same IEEE operations in the same order as the scalar ones (sqrt and division
- * are correctly rounded in both, and nothing is contracted into FMA), so every element gets exactly the
- * result of the scalar loop that finishes the tail. They exist because sqrtf, which may set errno, keeps
- * the compiler from vectorising the scalar loop at -O2 (measured ~6x; see the report of issue 2). */
+/* The vector loops use the same IEEE operations in the same order as the scalar ones (sqrt and
+ * division are correctly rounded in both, and nothing is contracted into FMA), so every element
+ * gets exactly the result of the scalar loop that finishes the tail. They exist because sqrtf,
+ * which may set errno, keeps the compiler from vectorising the scalar loop at -O2 (measured ~6x;
+ * see the report of issue 2). */
 
 /* ---- AdaGrad --------------------------------------------------------------------------------- */
 
-void optim_adagrad_dense(const optim_adagrad *o, float *p, const float *g, float *acc, float *v, size_t n)
+void optim_adagrad_dense(const optim_adagrad *o, float *p, const float *g, float *acc, float *v,
+                         size_t n)
 {
     const float lr = (float)o->lr, mom = (float)o->momentum, eps = (float)o->eps, nlr = -lr;
     size_t i = 0;
@@ -46,8 +49,8 @@ void optim_adagrad_dense(const optim_adagrad *o, float *p, const float *g, float
     }
 }
 
-void optim_adagrad_rows(const optim_adagrad *o, float *p, float *acc, float *v, size_t C, const int32_t *rows,
-                        size_t K, const float *g)
+void optim_adagrad_rows(const optim_adagrad *o, float *p, float *acc, float *v, size_t C,
+                        const int32_t *rows, size_t K, const float *g)
 {
     for (size_t k = 0; k < K; k++) {
         size_t off = (size_t)rows[k] * C;
@@ -58,7 +61,8 @@ void optim_adagrad_rows(const optim_adagrad *o, float *p, float *acc, float *v, 
 /* ---- FTRL-proximal --------------------------------------------------------------------------- */
 
 /* The weight from z and sqrt(nsq). */
-static inline double ftrl_w(double beta, double l1, double l2, double inv_alpha, double z, double sqrt_n)
+static inline double ftrl_w(double beta, double l1, double l2, double inv_alpha, double z,
+                            double sqrt_n)
 {
     if (fabs(z) <= l1) return 0.0;
     double zs = z > 0 ? z - l1 : z + l1; /* z - sign(z) l1 */
@@ -73,7 +77,8 @@ float optim_ftrl_weight(const optim_ftrl *o, float z, float nsq)
 void optim_ftrl_weights(const optim_ftrl *o, const float *z, const float *nsq, float *w, size_t n)
 {
     const double beta = o->beta, l1 = o->l1, l2 = o->l2, ia = 1.0 / o->alpha;
-    for (size_t i = 0; i < n; i++) w[i] = (float)ftrl_w(beta, l1, l2, ia, z[i], sqrt((double)nsq[i]));
+    for (size_t i = 0; i < n; i++)
+        w[i] = (float)ftrl_w(beta, l1, l2, ia, z[i], sqrt((double)nsq[i]));
 }
 
 void optim_ftrl_dense(const optim_ftrl *o, float *z, float *nsq, const float *g, float *w, size_t n)
@@ -92,8 +97,8 @@ void optim_ftrl_dense(const optim_ftrl *o, float *z, float *nsq, const float *g,
     }
 }
 
-void optim_ftrl_rows(const optim_ftrl *o, float *z, float *nsq, float *w, size_t C, const int32_t *rows,
-                     size_t K, const float *g)
+void optim_ftrl_rows(const optim_ftrl *o, float *z, float *nsq, float *w, size_t C,
+                     const int32_t *rows, size_t K, const float *g)
 {
     for (size_t k = 0; k < K; k++) {
         size_t off = (size_t)rows[k] * C;
@@ -124,17 +129,18 @@ static adam_k adam_consts(const optim_adam *o, long long t)
 
 static void adam_kernel(adam_k k, float *p, const float *g, float *m, float *v, size_t n)
 {
-    const float lr = k.lr, b1 = k.b1, b2 = k.b2, omb1 = k.omb1, omb2 = k.omb2, eps = k.eps, ic1 = k.ic1,
-                ic2 = k.ic2;
+    const float lr = k.lr, b1 = k.b1, b2 = k.b2, omb1 = k.omb1, omb2 = k.omb2, eps = k.eps,
+                ic1 = k.ic1, ic2 = k.ic2;
     size_t i = 0;
 #ifdef OPTIM_SSE2
-    const __m128 vlr = _mm_set1_ps(lr), vb1 = _mm_set1_ps(b1), vb2 = _mm_set1_ps(b2), vomb1 = _mm_set1_ps(omb1),
-                 vomb2 = _mm_set1_ps(omb2), veps = _mm_set1_ps(eps), vic1 = _mm_set1_ps(ic1),
-                 vic2 = _mm_set1_ps(ic2);
+    const __m128 vlr = _mm_set1_ps(lr), vb1 = _mm_set1_ps(b1), vb2 = _mm_set1_ps(b2),
+                 vomb1 = _mm_set1_ps(omb1), vomb2 = _mm_set1_ps(omb2), veps = _mm_set1_ps(eps),
+                 vic1 = _mm_set1_ps(ic1), vic2 = _mm_set1_ps(ic2);
     for (; i + 4 <= n; i += 4) {
         __m128 gi = _mm_loadu_ps(g + i);
         __m128 mi = _mm_add_ps(_mm_mul_ps(vb1, _mm_loadu_ps(m + i)), _mm_mul_ps(vomb1, gi));
-        __m128 vi = _mm_add_ps(_mm_mul_ps(vb2, _mm_loadu_ps(v + i)), _mm_mul_ps(_mm_mul_ps(vomb2, gi), gi));
+        __m128 vi =
+            _mm_add_ps(_mm_mul_ps(vb2, _mm_loadu_ps(v + i)), _mm_mul_ps(_mm_mul_ps(vomb2, gi), gi));
         _mm_storeu_ps(m + i, mi);
         _mm_storeu_ps(v + i, vi);
         __m128 step = _mm_div_ps(_mm_mul_ps(vlr, _mm_mul_ps(mi, vic1)),
@@ -151,13 +157,14 @@ static void adam_kernel(adam_k k, float *p, const float *g, float *m, float *v, 
     }
 }
 
-void optim_adam_dense(const optim_adam *o, long long t, float *p, const float *g, float *m, float *v, size_t n)
+void optim_adam_dense(const optim_adam *o, long long t, float *p, const float *g, float *m,
+                      float *v, size_t n)
 {
     adam_kernel(adam_consts(o, t), p, g, m, v, n);
 }
 
-void optim_adam_rows(const optim_adam *o, long long t, float *p, float *m, float *v, size_t C, const int32_t *rows,
-                     size_t K, const float *g)
+void optim_adam_rows(const optim_adam *o, long long t, float *p, float *m, float *v, size_t C,
+                     const int32_t *rows, size_t K, const float *g)
 {
     adam_k ks = adam_consts(o, t);
     for (size_t i = 0; i < K; i++) {

@@ -7,7 +7,10 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
-static inline uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl64(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 /* splitmix64: advances *x by the golden gamma and returns a well-mixed output. */
 static inline uint64_t splitmix64(uint64_t *x)
@@ -21,7 +24,8 @@ static inline uint64_t splitmix64(uint64_t *x)
 void rng_seed(rng_t *r, uint64_t seed)
 {
     uint64_t x = seed;
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&x);
     /* The all-zero state is the one fixed point of xoshiro; splitmix64 never yields four zeros in a
      * row, but keep the guarantee explicit. */
     if ((r->s[0] | r->s[1] | r->s[2] | r->s[3]) == 0) r->s[0] = 0x9e3779b97f4a7c15ULL;
@@ -43,20 +47,21 @@ uint64_t rng_u64(rng_t *r)
 
 rng_t rng_split(rng_t *r)
 {
-    /* Seed the child from one fresh output of the parent, then separate it further from the parent's
-     * stream by mixing in a second output: child and parent states are unrelated. */
+    /* Seed the child from one fresh output of the parent, then separate it further from the
+     * parent's stream by mixing in a second output: child and parent states are unrelated. */
     rng_t c;
     uint64_t a = rng_u64(r), b = rng_u64(r);
     uint64_t x = a ^ rotl64(b, 32) ^ 0x5851f42d4c957f2dULL;
-    for (int i = 0; i < 4; i++) c.s[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++)
+        c.s[i] = splitmix64(&x);
     if ((c.s[0] | c.s[1] | c.s[2] | c.s[3]) == 0) c.s[0] = 0x9e3779b97f4a7c15ULL;
     return c;
 }
 
 uint64_t rng_below(rng_t *r, uint64_t n)
 {
-    /* Lemire's multiply-shift with rejection (unbiased): the high 64 bits of x*n are uniform on [0,n)
-     * once the low part is outside the first (2^64 mod n) values. */
+    /* Lemire's multiply-shift with rejection (unbiased): the high 64 bits of x*n are uniform on
+     * [0,n) once the low part is outside the first (2^64 mod n) values. */
     if (n == 0) return 0; /* documented precondition n > 0; be harmless anyway */
     unsigned __int128 m = (unsigned __int128)rng_u64(r) * n;
     uint64_t lo = (uint64_t)m;
@@ -70,9 +75,15 @@ uint64_t rng_below(rng_t *r, uint64_t n)
     return (uint64_t)(m >> 64);
 }
 
-double rng_uniform(rng_t *r) { return (double)(rng_u64(r) >> 11) * 0x1.0p-53; }
+double rng_uniform(rng_t *r)
+{
+    return (double)(rng_u64(r) >> 11) * 0x1.0p-53;
+}
 
-float rng_uniformf(rng_t *r) { return (float)(rng_u64(r) >> 40) * 0x1.0p-24f; }
+float rng_uniformf(rng_t *r)
+{
+    return (float)(rng_u64(r) >> 40) * 0x1.0p-24f;
+}
 
 /* Natural log of q in (0, 1), from + - * / only (IEEE-exact operations, never contracted to FMA in
  * ISO C mode), so the value is the same on every machine; libm's log may differ in the last ulp
@@ -89,7 +100,8 @@ static double portable_log(double q)
     double s = (m - 1.0) / (m + 1.0), s2 = s * s;
     /* 2 * (s + s^3/3 + ... + s^23/23): the next term is below 2^-60 relative */
     double p = 1.0 / 23;
-    for (int k = 21; k >= 1; k -= 2) p = p * s2 + 1.0 / k;
+    for (int k = 21; k >= 1; k -= 2)
+        p = p * s2 + 1.0 / k;
     return (double)e * 0.69314718055994530942 + 2.0 * s * p;
 }
 

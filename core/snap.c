@@ -1,33 +1,36 @@
-/* core/snap.c - immutable, versioned model snapshots in LMDB. See core/snap.h and DESIGN.md section 3.
+/* core/snap.c - immutable, versioned model snapshots in LMDB. See core/snap.h and DESIGN.md
+ * section 3.
  *
  * Writing. The writer owns ROOT/MODEL/.tmp-VERSION/ exclusively (created with mkdir, which fails if
  * another writer holds it), so its LMDB environment is opened with MDB_NOLOCK (no lock.mdb) and
- * MDB_NOSYNC (commits do not fsync; one mdb_env_sync(force) at publish). Every snap_put_* runs in its
- * own write transaction, so when the map is too small (MDB_MAP_FULL) only that transaction is aborted,
- * the map grows (mdb_env_set_mapsize, doubling, up to SNAP_MAX_MAP) and the put is retried. Before
- * each put the map is also grown ahead from the size of the value, so retries are rare.
+ * MDB_NOSYNC (commits do not fsync; one mdb_env_sync(force) at publish). Every snap_put_* runs in
+ * its own write transaction, so when the map is too small (MDB_MAP_FULL) only that transaction is
+ * aborted, the map grows (mdb_env_set_mapsize, doubling, up to SNAP_MAX_MAP) and the put is
+ * retried. Before each put the map is also grown ahead from the size of the value, so retries are
+ * rare.
  *
- * Tensor values. One LMDB value per tensor: a 64-byte header (struct thdr below) then the data. Values
- * of at least one page go to LMDB overflow pages: a run of contiguous pages whose first page has a
- * 16-byte header (PAGEHDRSZ of LMDB 0.9 on 64-bit), so the value starts at (page start + 16) and the
- * data at (page start + 80): 16-byte aligned (address % 64 == 16, measured by the snap_alignment test).
- * Small tensors are padded to one page so that they also land in overflow pages (a value smaller than
- * about half a page would sit inside a leaf page, only 2-byte aligned). A reader that nevertheless finds
- * a misaligned data pointer (a file not written by this writer) copies that tensor into an aligned
- * buffer owned by the snap.
+ * Tensor values. One LMDB value per tensor: a 64-byte header (struct thdr below) then the data.
+ * Values of at least one page go to LMDB overflow pages: a run of contiguous pages whose first page
+ * has a 16-byte header (PAGEHDRSZ of LMDB 0.9 on 64-bit), so the value starts at (page start + 16)
+ * and the data at (page start + 80): 16-byte aligned (address % 64 == 16, measured by the
+ * snap_alignment test). Small tensors are padded to one page so that they also land in overflow
+ * pages (a value smaller than about half a page would sit inside a leaf page, only 2-byte aligned).
+ * A reader that nevertheless finds a misaligned data pointer (a file not written by this writer)
+ * copies that tensor into an aligned buffer owned by the snap.
  *
  * Publishing: write meta, commit, mdb_env_sync(force), close the env, fsync data.mdb, remove any
  * lock.mdb, fsync the folder, rename(.tmp-V, V), fsync ROOT/MODEL.
  *
  * Reading. snap_open first checks the file structure itself (meta pages, page bounds, B-tree pages,
- * node bounds, overflow runs: see check_lmdb_file) because LMDB trusts its file and would read out of
- * bounds (or divide by zero) on a corrupt one. Then it opens the env with MDB_RDONLY | MDB_NOLOCK |
- * MDB_NOTLS (works on a read-only volume, no lock file), opens the three named dbs once, reads meta and
- * every tensor into snap_tensor structs, verifying each checksum. One read transaction stays open
- * until snap_close so the pointers into the map follow LMDB's lifetime rule; after snap_open nothing
- * is mutated, so every getter is safe from any number of threads. snap_vocab_load runs its own short
- * read transaction (safe concurrently: MDB_NOLOCK has no reader table, and the dbi handles were opened
- * once at snap_open).
+ * node bounds, overflow runs: see check_lmdb_file) because LMDB trusts its file and would read out
+ * of bounds (or divide by zero) on a corrupt one. Then it opens the env with MDB_RDONLY |
+ * MDB_NOLOCK | MDB_NOTLS (works on a read-only volume, no lock file) and a map of exactly the file
+ * size (not the writer's map size, which may be up to 64 GiB), opens the three named dbs
+ * once, reads meta and every tensor into snap_tensor structs, verifying each checksum. One read
+ * transaction stays open until snap_close so the pointers into the map follow LMDB's lifetime rule;
+ * after snap_open nothing is mutated, so every getter is safe from any number of threads.
+ * snap_vocab_load runs its own short read transaction (safe concurrently: MDB_NOLOCK has no reader
+ * table, and the dbi handles were opened once at snap_open).
  */
 #include "core/snap.h"
 
@@ -72,12 +75,18 @@ _Static_assert(sizeof(struct thdr) == SNAP_HDR, "tensor header must be 64 bytes"
 size_t snap_dtype_size(snap_dtype t)
 {
     switch (t) {
-    case SNAP_F32: return 4;
-    case SNAP_I32: return 4;
-    case SNAP_I64: return 8;
-    case SNAP_U8: return 1;
-    case SNAP_BF16: return 2;
-    case SNAP_F64: return 8;
+    case SNAP_F32:
+        return 4;
+    case SNAP_I32:
+        return 4;
+    case SNAP_I64:
+        return 8;
+    case SNAP_U8:
+        return 1;
+    case SNAP_BF16:
+        return 2;
+    case SNAP_F64:
+        return 8;
     }
     return 0;
 }
@@ -85,12 +94,18 @@ size_t snap_dtype_size(snap_dtype t)
 const char *snap_dtype_name(snap_dtype t)
 {
     switch (t) {
-    case SNAP_F32: return "f32";
-    case SNAP_I32: return "i32";
-    case SNAP_I64: return "i64";
-    case SNAP_U8: return "u8";
-    case SNAP_BF16: return "bf16";
-    case SNAP_F64: return "f64";
+    case SNAP_F32:
+        return "f32";
+    case SNAP_I32:
+        return "i32";
+    case SNAP_I64:
+        return "i64";
+    case SNAP_U8:
+        return "u8";
+    case SNAP_BF16:
+        return "bf16";
+    case SNAP_F64:
+        return "f64";
     }
     return NULL;
 }
@@ -139,7 +154,8 @@ uint64_t snap_checksum(const void *data, size_t n)
         h2 = lane(h2, load64(p + i + 16));
         h3 = lane(h3, load64(p + i + 24));
     }
-    for (; i + 8 <= n; i += 8) h0 = lane(h0, load64(p + i));
+    for (; i + 8 <= n; i += 8)
+        h0 = lane(h0, load64(p + i));
     if (i < n) {
         unsigned char tail[8] = {0};
         memcpy(tail, p + i, n - i);
@@ -157,8 +173,8 @@ static int valid_model_name(const char *m)
     if (n == 0 || n > SNAP_MAX_MODEL) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = m[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-              c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
             return 0;
     }
     return 1;
@@ -211,13 +227,16 @@ int snap_path(char *buf, size_t cap, const char *root, const char *model, uint64
 {
     if (!buf || !root || !model) return rc_error(RC_EINVAL, "snap_path: NULL argument");
     int n = snprintf(buf, cap, "%s/%s/%" PRIu64, root, model, version);
-    if (n < 0 || (size_t)n >= cap) return rc_error(RC_ERANGE, "snapshot path %s/%s/%" PRIu64 " too long", root, model, version);
+    if (n < 0 || (size_t)n >= cap)
+        return rc_error(RC_ERANGE, "snapshot path %s/%s/%" PRIu64 " too long", root, model,
+                        version);
     return RC_OK;
 }
 
-/* Scan ROOT/MODEL: newest published version, newest fresh .tmp-N, and (when clean != 0) remove .tmp-*
- * folders older than an hour and the .tmp-<clean> folder. */
-static int scan_model_dir(const char *mdir, uint64_t *latest, uint64_t *latest_tmp, uint64_t clean, int do_clean)
+/* Scan ROOT/MODEL: newest published version, newest fresh .tmp-N, and (when clean != 0) remove
+ * .tmp-* folders older than an hour and the .tmp-<clean> folder. */
+static int scan_model_dir(const char *mdir, uint64_t *latest, uint64_t *latest_tmp, uint64_t clean,
+                          int do_clean)
 {
     DIR *d = opendir(mdir);
     if (!d) {
@@ -285,11 +304,11 @@ struct snap_writer {
     uint64_t version;
     char *model;
     char mdir[PATH_MAX - 64]; /* ROOT/MODEL */
-    char tmpdir[PATH_MAX];/* ROOT/MODEL/.tmp-V */
-    char final[PATH_MAX]; /* ROOT/MODEL/V */
-    json_t *fields;       /* snap_set_meta, or NULL */
-    json_t *tensors;      /* name -> {dtype, shape, checksum} */
-    json_t *vocabs;       /* name -> {"size": n} */
+    char tmpdir[PATH_MAX];    /* ROOT/MODEL/.tmp-V */
+    char final[PATH_MAX];     /* ROOT/MODEL/V */
+    json_t *fields;           /* snap_set_meta, or NULL */
+    json_t *tensors;          /* name -> {dtype, shape, checksum} */
+    json_t *vocabs;           /* name -> {"size": n} */
 };
 
 static int mdb_fail(int code, int mrc, const char *what, const char *path)
@@ -339,8 +358,8 @@ int snap_writer_open(snap_writer **out, const char *root, const char *model, uin
     if (!out || !root) return rc_error(RC_EINVAL, "snap_writer_open: NULL argument");
     *out = NULL;
     if (!valid_model_name(model))
-        return rc_error(RC_EINVAL, "bad model name '%s' (1-%d characters of [A-Za-z0-9_-])", model ? model : "(null)",
-                        SNAP_MAX_MODEL);
+        return rc_error(RC_EINVAL, "bad model name '%s' (1-%d characters of [A-Za-z0-9_-])",
+                        model ? model : "(null)", SNAP_MAX_MODEL);
     int rc = RC_OK, mrc;
     snap_writer *w = calloc(1, sizeof *w);
     if (!w) return rc_error(RC_ENOMEM, "out of memory");
@@ -384,8 +403,8 @@ int snap_writer_open(snap_writer **out, const char *root, const char *model, uin
         int e = errno;
         w->tmpdir[0] = '\0';
         if (e != EEXIST || version != 0 || attempt >= 8) {
-            rc = rc_error(e == EEXIST ? RC_EBUSY : RC_EIO, "cannot create %s/.tmp-%" PRIu64 ": %s", w->mdir, v,
-                          strerror(e));
+            rc = rc_error(e == EEXIST ? RC_EBUSY : RC_EIO, "cannot create %s/.tmp-%" PRIu64 ": %s",
+                          w->mdir, v, strerror(e));
             goto fail;
         }
     }
@@ -394,7 +413,8 @@ int snap_writer_open(snap_writer **out, const char *root, const char *model, uin
         goto fail;
     }
     w->mapsize = SNAP_INIT_MAP;
-    if ((mrc = mdb_env_set_maxdbs(w->env, 4)) != 0 || (mrc = mdb_env_set_mapsize(w->env, w->mapsize)) != 0 ||
+    if ((mrc = mdb_env_set_maxdbs(w->env, 4)) != 0 ||
+        (mrc = mdb_env_set_mapsize(w->env, w->mapsize)) != 0 ||
         (mrc = mdb_env_open(w->env, w->tmpdir, MDB_NOLOCK | MDB_NOSYNC | MDB_NOTLS, 0644)) != 0) {
         rc = mdb_fail(RC_EIO, mrc, "cannot create the LMDB environment", w->tmpdir);
         goto fail;
@@ -409,8 +429,11 @@ int snap_writer_open(snap_writer **out, const char *root, const char *model, uin
     }
     if ((mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &w->dbi_meta)) != 0 ||
         (mrc = mdb_dbi_open(txn, "tensors", MDB_CREATE, &w->dbi_tensors)) != 0 ||
-        (mrc = mdb_dbi_open(txn, "vocab", MDB_CREATE, &w->dbi_vocab)) != 0 || (mrc = mdb_txn_commit(txn)) != 0) {
-        if (mrc) mdb_txn_abort(txn);
+        (mrc = mdb_dbi_open(txn, "vocab", MDB_CREATE, &w->dbi_vocab)) != 0)
+        mdb_txn_abort(txn);
+    else
+        mrc = mdb_txn_commit(txn); /* frees txn, also on failure */
+    if (mrc) {
         rc = mdb_fail(RC_EIO, mrc, "cannot create the named databases", w->tmpdir);
         goto fail;
     }
@@ -424,12 +447,14 @@ fail:
 static int writer_check(snap_writer *w, const char *fn)
 {
     if (!w) return rc_error(RC_EINVAL, "%s: NULL writer", fn);
-    if (w->failed) return rc_error(RC_ESTATE, "%s: snapshot writer %s failed earlier; abort it", fn, w->tmpdir);
+    if (w->failed)
+        return rc_error(RC_ESTATE, "%s: snapshot writer %s failed earlier; abort it", fn,
+                        w->tmpdir);
     return RC_OK;
 }
 
-int snap_put_tensor(snap_writer *w, const char *name, snap_dtype dtype, int ndim, const int64_t *shape,
-                    const void *data)
+int snap_put_tensor(snap_writer *w, const char *name, snap_dtype dtype, int ndim,
+                    const int64_t *shape, const void *data)
 {
     int rc = writer_check(w, "snap_put_tensor");
     if (rc) return rc;
@@ -440,10 +465,12 @@ int snap_put_tensor(snap_writer *w, const char *name, snap_dtype dtype, int ndim
     if (!esz) return rc_error(RC_EINVAL, "tensor '%s': unknown dtype %d", name, (int)dtype);
     if (ndim < 0 || ndim > SNAP_MAX_DIMS || (ndim > 0 && !shape))
         return rc_error(RC_EINVAL, "tensor '%s': ndim %d not in 0..%d", name, ndim, SNAP_MAX_DIMS);
-    if (json_object_get(w->tensors, name)) return rc_error(RC_EINVAL, "tensor '%s' stored twice", name);
+    if (json_object_get(w->tensors, name))
+        return rc_error(RC_EINVAL, "tensor '%s' stored twice", name);
     uint64_t count = 1;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0) return rc_error(RC_EINVAL, "tensor '%s': negative dimension %" PRId64, name, shape[i]);
+        if (shape[i] < 0)
+            return rc_error(RC_EINVAL, "tensor '%s': negative dimension %" PRId64, name, shape[i]);
         if (shape[i] && count > (SNAP_MAX_MAP / esz) / (uint64_t)shape[i])
             return rc_error(RC_EINVAL, "tensor '%s' is too large", name);
         count *= (uint64_t)shape[i];
@@ -455,18 +482,23 @@ int snap_put_tensor(snap_writer *w, const char *name, snap_dtype dtype, int ndim
     h.magic = SNAP_MAGIC;
     h.dtype = (uint16_t)dtype;
     h.ndim = (uint16_t)ndim;
-    for (int i = 0; i < ndim; i++) h.shape[i] = shape[i];
+    for (int i = 0; i < ndim; i++)
+        h.shape[i] = shape[i];
     h.nbytes = nbytes;
     h.checksum = snap_checksum(data, nbytes);
-    /* Pad to one page so the value goes to overflow pages (aligned data, see the top of the file). */
+    /* Pad to one page so the value goes to overflow pages (aligned data, see the top of the file).
+     */
     size_t vsize = SNAP_HDR + nbytes;
     if (vsize < w->psize) vsize = w->psize;
 
     json_t *shp = json_array(), *ent = NULL;
     char hex[17];
     snprintf(hex, sizeof hex, "%016" PRIx64, h.checksum);
-    for (int i = 0; shp && i < ndim; i++) json_array_append_new(shp, json_integer(shape[i]));
-    ent = shp ? json_pack("{s:s, s:o, s:s}", "dtype", snap_dtype_name(dtype), "shape", shp, "checksum", hex) : NULL;
+    for (int i = 0; shp && i < ndim; i++)
+        json_array_append_new(shp, json_integer(shape[i]));
+    ent = shp ? json_pack("{s:s, s:o, s:s}", "dtype", snap_dtype_name(dtype), "shape", shp,
+                          "checksum", hex)
+              : NULL;
     if (!ent) return rc_error(RC_ENOMEM, "out of memory");
 
     for (int attempt = 0;; attempt++) {
@@ -484,7 +516,8 @@ int snap_put_tensor(snap_writer *w, const char *name, snap_dtype dtype, int ndim
             unsigned char *dst = v.mv_data;
             memcpy(dst, &h, SNAP_HDR);
             if (nbytes) memcpy(dst + SNAP_HDR, data, nbytes);
-            if (vsize > SNAP_HDR + nbytes) memset(dst + SNAP_HDR + nbytes, 0, vsize - SNAP_HDR - nbytes);
+            if (vsize > SNAP_HDR + nbytes)
+                memset(dst + SNAP_HDR + nbytes, 0, vsize - SNAP_HDR - nbytes);
             mrc = mdb_txn_commit(txn);
         } else {
             mdb_txn_abort(txn);
@@ -513,7 +546,8 @@ static void be64(unsigned char *p, uint64_t x)
 static uint64_t rd_be64(const unsigned char *p)
 {
     uint64_t x = 0;
-    for (int i = 0; i < 8; i++) x = (x << 8) | p[i];
+    for (int i = 0; i < 8; i++)
+        x = (x << 8) | p[i];
     return x;
 }
 
@@ -528,14 +562,15 @@ static int vocab_idcmp(const void *a, const void *b, void *ctx)
 {
     const idmap *m = ctx;
     size_t la, lb;
-    const char *ka = idmap_key(m, *(const uint32_t *)a, &la), *kb = idmap_key(m, *(const uint32_t *)b, &lb);
+    const char *ka = idmap_key(m, *(const uint32_t *)a, &la),
+               *kb = idmap_key(m, *(const uint32_t *)b, &lb);
     return lmdb_keycmp(ka, la, kb, lb);
 }
 
 /* Both halves of a vocabulary are written in key order ("<name>\0i" + big-endian index ascending,
- * then "<name>\0s" + id in LMDB order) so that, when nothing greater is stored yet, MDB_APPEND fills
- * the pages completely (a 1M-id vocabulary: about 3x smaller and several times faster than random
- * inserts, which leave pages half full). */
+ * then "<name>\0s" + id in LMDB order) so that, when nothing greater is stored yet, MDB_APPEND
+ * fills the pages completely (a 1M-id vocabulary: about 3x smaller and several times faster than
+ * random inserts, which leave pages half full). */
 int snap_put_vocab(snap_writer *w, const char *name, const idmap *m)
 {
     int rc = writer_check(w, "snap_put_vocab");
@@ -544,9 +579,11 @@ int snap_put_vocab(snap_writer *w, const char *name, const idmap *m)
     if (!m) return rc_error(RC_EINVAL, "snap_put_vocab: NULL map");
     if (nlen == 0 || nlen > SNAP_MAX_NAME)
         return rc_error(RC_EINVAL, "bad vocabulary name (1-%d bytes)", SNAP_MAX_NAME);
-    if (json_object_get(w->vocabs, name)) return rc_error(RC_EINVAL, "vocabulary '%s' stored twice", name);
+    if (json_object_get(w->vocabs, name))
+        return rc_error(RC_EINVAL, "vocabulary '%s' stored twice", name);
     size_t n = idmap_size(m);
-    if (n > UINT32_MAX) return rc_error(RC_EINVAL, "vocabulary '%s' has too many ids (%zu)", name, n);
+    if (n > UINT32_MAX)
+        return rc_error(RC_EINVAL, "vocabulary '%s' has too many ids (%zu)", name, n);
     size_t maxkey = (size_t)mdb_env_get_maxkeysize(w->env);
     if (nlen + 2 + 8 > maxkey) return rc_error(RC_EINVAL, "vocabulary name '%s' too long", name);
     size_t est = 0;
@@ -555,8 +592,10 @@ int snap_put_vocab(snap_writer *w, const char *name, const idmap *m)
         const char *key = idmap_key(m, (int64_t)i, &len);
         if (!key) return rc_error(RC_EINVAL, "vocabulary '%s': idmap has no key %zu", name, i);
         if (nlen + 2 + len > maxkey)
-            return rc_error(RC_EINVAL, "vocabulary '%s': id %zu is %zu bytes, snapshots hold ids up to %zu bytes",
-                            name, i, len, maxkey - nlen - 2);
+            return rc_error(
+                RC_EINVAL,
+                "vocabulary '%s': id %zu is %zu bytes, snapshots hold ids up to %zu bytes", name, i,
+                len, maxkey - nlen - 2);
         est += 2 * (8 + 2 + nlen + 2) + len * 2 + 8 + 8;
     }
     unsigned char *kbuf = malloc(maxkey);
@@ -566,7 +605,8 @@ int snap_put_vocab(snap_writer *w, const char *name, const idmap *m)
         free(order);
         return rc_error(RC_ENOMEM, "out of memory");
     }
-    for (size_t i = 0; i < n; i++) order[i] = (uint32_t)i;
+    for (size_t i = 0; i < n; i++)
+        order[i] = (uint32_t)i;
     qsort_r(order, n, sizeof *order, vocab_idcmp, (void *)m);
     memcpy(kbuf, name, nlen);
     kbuf[nlen] = '\0';
@@ -587,7 +627,8 @@ int snap_put_vocab(snap_writer *w, const char *name, const idmap *m)
         kbuf[nlen + 1] = 'i';
         if ((mrc = mdb_cursor_open(txn, w->dbi_vocab, &cur)) == 0) {
             mrc = mdb_cursor_get(cur, &lk, &lv, MDB_LAST);
-            if (mrc == MDB_NOTFOUND || (mrc == 0 && lmdb_keycmp(lk.mv_data, lk.mv_size, kbuf, nlen + 10) < 0)) {
+            if (mrc == MDB_NOTFOUND ||
+                (mrc == 0 && lmdb_keycmp(lk.mv_data, lk.mv_size, kbuf, nlen + 10) < 0)) {
                 flags = MDB_APPEND;
                 mrc = 0;
             }
@@ -615,11 +656,14 @@ int snap_put_vocab(snap_writer *w, const char *name, const idmap *m)
                 free(kbuf);
                 free(order);
                 w->failed = 1;
-                return rc_error(RC_EINVAL, "vocabulary '%s': id %" PRIu32 " is a duplicate", name, i);
+                return rc_error(RC_EINVAL, "vocabulary '%s': id %" PRIu32 " is a duplicate", name,
+                                i);
             }
         }
-        if (mrc == 0) mrc = mdb_txn_commit(txn);
-        else mdb_txn_abort(txn);
+        if (mrc == 0)
+            mrc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
         if (mrc == MDB_MAP_FULL && attempt < 6) continue;
         if (mrc) rc = mdb_fail(RC_EIO, mrc, "cannot store vocabulary", name);
         break;
@@ -638,7 +682,8 @@ int snap_set_meta(snap_writer *w, const json_t *fields)
 {
     int rc = writer_check(w, "snap_set_meta");
     if (rc) return rc;
-    if (!json_is_object(fields)) return rc_error(RC_EINVAL, "snap_set_meta: fields must be a JSON object");
+    if (!json_is_object(fields))
+        return rc_error(RC_EINVAL, "snap_set_meta: fields must be a JSON object");
     if (w->fields) return rc_error(RC_ESTATE, "snap_set_meta called twice");
     w->fields = json_deep_copy(fields);
     if (!w->fields) return rc_error(RC_ENOMEM, "out of memory");
@@ -647,7 +692,8 @@ int snap_set_meta(snap_writer *w, const json_t *fields)
 
 static int owned_key(const char *k)
 {
-    static const char *const owned[] = {"format_version", "model", "version", "created_at", "tensors", "vocabs"};
+    static const char *const owned[] = {"format_version", "model",   "version",
+                                        "created_at",     "tensors", "vocabs"};
     for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
         if (strcmp(k, owned[i]) == 0) return 1;
     return 0;
@@ -660,8 +706,8 @@ static json_t *writer_meta(snap_writer *w)
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_t *m = json_pack("{s:i, s:s, s:I, s:s}", "format_version", SNAP_FORMAT_VERSION, "model", w->model,
-                          "version", (json_int_t)w->version, "created_at", ts);
+    json_t *m = json_pack("{s:i, s:s, s:I, s:s}", "format_version", SNAP_FORMAT_VERSION, "model",
+                          w->model, "version", (json_int_t)w->version, "created_at", ts);
     if (!m) return NULL;
     if (w->fields) {
         const char *k;
@@ -703,8 +749,10 @@ int snap_writer_publish(snap_writer *w, uint64_t *version_out)
         }
         MDB_val k = {4, "meta"}, v = {tlen, text};
         mrc = mdb_put(txn, w->dbi_meta, &k, &v, 0);
-        if (mrc == 0) mrc = mdb_txn_commit(txn);
-        else mdb_txn_abort(txn);
+        if (mrc == 0)
+            mrc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
         if (mrc == MDB_MAP_FULL && attempt < 6) continue;
         if (mrc) {
             rc = mdb_fail(RC_EIO, mrc, "cannot store meta", w->tmpdir);
@@ -732,7 +780,8 @@ int snap_writer_publish(snap_writer *w, uint64_t *version_out)
     if (rename(w->tmpdir, w->final) != 0) {
         int e = errno;
         if (e == EEXIST || e == ENOTEMPTY)
-            rc = rc_error(RC_EEXIST, "snapshot %s was published by another writer meanwhile", w->final);
+            rc = rc_error(RC_EEXIST, "snapshot %s was published by another writer meanwhile",
+                          w->final);
         else
             rc = rc_error(RC_EIO, "rename %s -> %s: %s", w->tmpdir, w->final, strerror(e));
         goto fail;
@@ -753,10 +802,10 @@ fail:
 }
 
 /* ---- LMDB file structure check ----
- * LMDB 0.9 on a 64-bit host: page header 16 bytes (pgno u64, pad u16, flags u16, lower u16, upper u16
- * or overflow page count u32); meta page: header then MDB_meta (magic, version, address, mapsize,
- * 2 x MDB_db, last_pg, txnid); MDB_db 48 bytes (pad u32, flags u16, depth u16, branch, leaf, overflow,
- * entries, root: u64); node: lo u16, hi u16, flags u16, ksize u16, key, data. */
+ * LMDB 0.9 on a 64-bit host: page header 16 bytes (pgno u64, pad u16, flags u16, lower u16, upper
+ * u16 or overflow page count u32); meta page: header then MDB_meta (magic, version, address,
+ * mapsize, 2 x MDB_db, last_pg, txnid); MDB_db 48 bytes (pad u32, flags u16, depth u16, branch,
+ * leaf, overflow, entries, root: u64); node: lo u16, hi u16, flags u16, ksize u16, key, data. */
 #define L_PAGEHDR 16
 #define L_MAGIC 0xBEEFC0DEu
 #define L_VERSION 1u
@@ -803,7 +852,8 @@ static int check_db(struct lcheck *c, const unsigned char *db, int main_db, uint
     uint16_t flags = rd16(db + 4), depth = rd16(db + 6);
     uint64_t root = load64(db + 40);
     if (flags != 0) return lbad(c, from, "database with unsupported flags");
-    if (root == L_P_INVALID) return depth == 0 ? RC_OK : lbad(c, from, "empty database with a depth");
+    if (root == L_P_INVALID)
+        return depth == 0 ? RC_OK : lbad(c, from, "empty database with a depth");
     if (depth < 1 || depth > L_MAX_DEPTH) return lbad(c, from, "database depth out of range");
     return check_tree(c, root, 1, depth, main_db);
 }
@@ -825,7 +875,8 @@ static int check_tree(struct lcheck *c, uint64_t pg, int depth, int want_depth, 
     if (nkeys == 0) return lbad(c, pg, "empty page");
     for (unsigned i = 0; i < nkeys; i++) {
         uint16_t off = rd16(p + L_PAGEHDR + 2 * i);
-        if (off < upper || (off & 1) || (uint64_t)off + 8 > c->psize) return lbad(c, pg, "node offset out of range");
+        if (off < upper || (off & 1) || (uint64_t)off + 8 > c->psize)
+            return lbad(c, pg, "node offset out of range");
         const unsigned char *n = p + off;
         uint16_t lo = rd16(n), hi = rd16(n + 2), nf = rd16(n + 4), ks = rd16(n + 6);
         uint64_t end = (uint64_t)off + 8 + ks;
@@ -869,12 +920,14 @@ static int check_lmdb_file(int fd, const char *path)
     size_t size = (size_t)st.st_size;
     unsigned char hdr[L_PAGEHDR + 136];
     if (size < 2 * 512 || pread(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr)
-        return rc_error(RC_ECORRUPT, "%s: truncated file (%zu bytes): not an LMDB snapshot", path, size);
+        return rc_error(RC_ECORRUPT, "%s: truncated file (%zu bytes): not an LMDB snapshot", path,
+                        size);
     uint64_t psize = rd32(hdr + L_PAGEHDR + 24); /* mm_psize = mm_dbs[0].md_pad */
     if (psize < 512 || psize > 65536 || (psize & (psize - 1)))
         return rc_error(RC_ECORRUPT, "%s: corrupt LMDB file: page size %" PRIu64, path, psize);
     if (size < 2 * psize)
-        return rc_error(RC_ECORRUPT, "%s: truncated file (%zu bytes, page size %" PRIu64 ")", path, size, psize);
+        return rc_error(RC_ECORRUPT, "%s: truncated file (%zu bytes, page size %" PRIu64 ")", path,
+                        size, psize);
     const unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) return rc_error(RC_EIO, "mmap %s: %s", path, strerror(errno));
     int rc = RC_OK;
@@ -888,7 +941,8 @@ static int check_lmdb_file(int fd, const char *path)
             goto out;
         }
         if (rd32(m[i] + 4) != L_VERSION) {
-            rc = rc_error(RC_ECORRUPT, "%s: unsupported LMDB data version %u", path, rd32(m[i] + 4));
+            rc =
+                rc_error(RC_ECORRUPT, "%s: unsupported LMDB data version %u", path, rd32(m[i] + 4));
             goto out;
         }
         if (rd32(m[i] + 24) != psize || (rd16(m[i] + 28) & ~(0x08 | 0x4000))) {
@@ -901,10 +955,11 @@ static int check_lmdb_file(int fd, const char *path)
     uint64_t last = load64(meta + 120);
     if (last < 1 || last >= size / psize) {
         if (last < 1)
-            rc = rc_error(RC_ECORRUPT, "%s: corrupt LMDB meta page (last page %" PRIu64 ")", path, last);
+            rc = rc_error(RC_ECORRUPT, "%s: corrupt LMDB meta page (last page %" PRIu64 ")", path,
+                          last);
         else
-            rc = rc_error(RC_ECORRUPT, "%s: truncated file: %zu bytes, LMDB needs %" PRIu64, path, size,
-                          (last + 1) * psize);
+            rc = rc_error(RC_ECORRUPT, "%s: truncated file: %zu bytes, LMDB needs %" PRIu64, path,
+                          size, (last + 1) * psize);
         goto out;
     }
     c.npages = last + 1;
@@ -944,7 +999,8 @@ void snap_close(snap *s)
     if (s->txn) mdb_txn_abort(s->txn);
     if (s->env) mdb_env_close(s->env);
     if (s->owned)
-        for (size_t i = 0; i < s->ntensors; i++) free(s->owned[i]);
+        for (size_t i = 0; i < s->ntensors; i++)
+            free(s->owned[i]);
     free(s->owned);
     free(s->tensors);
     free(s->names);
@@ -956,30 +1012,23 @@ void snap_close(snap *s)
 static int open_tensors(snap *s, json_t *mt)
 {
     const char *dir = s->dir;
-    size_t nmeta = json_object_size(mt);
-    MDB_stat st;
-    int mrc = mdb_stat(s->txn, s->dbi_tensors, &st);
-    if (mrc) return mdb_fail(RC_ECORRUPT, mrc, "cannot read the tensors database", dir);
-    size_t n = st.ms_entries, namebytes = 0, i = 0;
-    if (n > (size_t)1 << 24) return rc_error(RC_ECORRUPT, "%s: implausible tensor count %zu", dir, n);
-    s->tensors = calloc(n ? n : 1, sizeof *s->tensors);
-    s->owned = calloc(n ? n : 1, sizeof *s->owned);
-    if (!s->tensors || !s->owned) return rc_error(RC_ENOMEM, "out of memory");
+    size_t nmeta = json_object_size(mt), n = 0, namebytes = 0, i = 0;
     MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = RC_OK, mrc;
     if ((mrc = mdb_cursor_open(s->txn, s->dbi_tensors, &cur)) != 0)
         return mdb_fail(RC_ECORRUPT, mrc, "cannot read the tensors database", dir);
-    MDB_val k, v;
-    int rc = RC_OK;
-    size_t *name_off = calloc(n ? n : 1, sizeof *name_off);
-    if (!name_off) {
-        mdb_cursor_close(cur);
-        return rc_error(RC_ENOMEM, "out of memory");
-    }
-    /* names arena: sized on a first pass */
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+    /* first pass: count the records and their name bytes (the stored entry count is not trusted) */
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        n++;
         namebytes += k.mv_size + 1;
+    }
+    size_t *name_off = calloc(n ? n : 1, sizeof *name_off);
+    s->tensors = calloc(n ? n : 1, sizeof *s->tensors);
+    s->owned = calloc(n ? n : 1, sizeof *s->owned);
     s->names = malloc(namebytes ? namebytes : 1);
-    if (!s->names) {
+    if (!name_off || !s->tensors || !s->owned || !s->names) {
         rc = rc_error(RC_ENOMEM, "out of memory");
         goto out;
     }
@@ -1002,62 +1051,70 @@ static int open_tensors(snap *s, json_t *mt)
         }
         struct thdr h;
         if (v.mv_size < SNAP_HDR) {
-            rc = rc_error(RC_ECORRUPT, "%s: tensor '%s': value of %zu bytes is shorter than its header", dir, name,
-                          v.mv_size);
+            rc = rc_error(RC_ECORRUPT,
+                          "%s: tensor '%s': value of %zu bytes is shorter than its header", dir,
+                          name, v.mv_size);
             goto out;
         }
         memcpy(&h, v.mv_data, SNAP_HDR);
         size_t esz = snap_dtype_size((snap_dtype)h.dtype);
         if (h.magic != SNAP_MAGIC || !esz || h.ndim > SNAP_MAX_DIMS) {
-            rc = rc_error(RC_ECORRUPT, "%s: tensor '%s': bad header (magic %08x, dtype %u, ndim %u)", dir, name,
-                          h.magic, h.dtype, h.ndim);
+            rc =
+                rc_error(RC_ECORRUPT, "%s: tensor '%s': bad header (magic %08x, dtype %u, ndim %u)",
+                         dir, name, h.magic, h.dtype, h.ndim);
             goto out;
         }
         uint64_t count = 1;
         for (int d = 0; d < h.ndim; d++) {
-            if (h.shape[d] < 0 || (h.shape[d] && count > (SNAP_MAX_MAP / esz) / (uint64_t)h.shape[d])) {
+            if (h.shape[d] < 0 ||
+                (h.shape[d] && count > (SNAP_MAX_MAP / esz) / (uint64_t)h.shape[d])) {
                 rc = rc_error(RC_ECORRUPT, "%s: tensor '%s': bad shape in header", dir, name);
                 goto out;
             }
             count *= (uint64_t)h.shape[d];
         }
         if (h.nbytes != count * esz || v.mv_size < SNAP_HDR + h.nbytes) {
-            rc = rc_error(RC_ECORRUPT, "%s: tensor '%s': %zu bytes stored, header says %" PRIu64 " (shape needs %" PRIu64 ")",
+            rc = rc_error(RC_ECORRUPT,
+                          "%s: tensor '%s': %zu bytes stored, header says %" PRIu64
+                          " (shape needs %" PRIu64 ")",
                           dir, name, v.mv_size - SNAP_HDR, h.nbytes, count * esz);
             goto out;
         }
         /* against meta */
         json_t *jd = json_object_get(e, "dtype"), *js = json_object_get(e, "shape"),
                *jc = json_object_get(e, "checksum");
-        int same = json_is_string(jd) && dtype_parse(json_string_value(jd)) == h.dtype && json_is_array(js) &&
-                   json_array_size(js) == h.ndim && json_is_string(jc);
+        int same = json_is_string(jd) && dtype_parse(json_string_value(jd)) == h.dtype &&
+                   json_is_array(js) && json_array_size(js) == h.ndim && json_is_string(jc);
         for (int d = 0; same && d < h.ndim; d++) {
             json_t *x = json_array_get(js, (size_t)d);
             same = json_is_integer(x) && json_integer_value(x) == h.shape[d];
         }
         if (!same) {
-            rc = rc_error(RC_ECORRUPT, "%s: tensor '%s': dtype or shape differs between meta and its header", dir,
-                          name);
+            rc = rc_error(RC_ECORRUPT,
+                          "%s: tensor '%s': dtype or shape differs between meta and its header",
+                          dir, name);
             goto out;
         }
         char hex[17];
         snprintf(hex, sizeof hex, "%016" PRIx64, h.checksum);
         if (strcmp(hex, json_string_value(jc)) != 0) {
-            rc = rc_error(RC_ECORRUPT, "%s: tensor '%s': checksum %s in its header, %s in meta", dir, name, hex,
-                          json_string_value(jc));
+            rc = rc_error(RC_ECORRUPT, "%s: tensor '%s': checksum %s in its header, %s in meta",
+                          dir, name, hex, json_string_value(jc));
             goto out;
         }
         const unsigned char *data = (const unsigned char *)v.mv_data + SNAP_HDR;
         uint64_t sum = snap_checksum(data, h.nbytes);
         if (sum != h.checksum) {
-            rc = rc_error(RC_ECORRUPT, "%s: tensor '%s': checksum mismatch (data %016" PRIx64 ", expected %s)", dir,
-                          name, sum, hex);
+            rc = rc_error(RC_ECORRUPT,
+                          "%s: tensor '%s': checksum mismatch (data %016" PRIx64 ", expected %s)",
+                          dir, name, sum, hex);
             goto out;
         }
         snap_tensor *t = &s->tensors[i];
         t->dtype = (snap_dtype)h.dtype;
         t->ndim = h.ndim;
-        for (int d = 0; d < h.ndim; d++) t->shape[d] = h.shape[d];
+        for (int d = 0; d < h.ndim; d++)
+            t->shape[d] = h.shape[d];
         t->nbytes = h.nbytes;
         t->data = data;
         if (((uintptr_t)data & 15) != 0 && h.nbytes) {
@@ -1077,7 +1134,8 @@ static int open_tensors(snap *s, json_t *mt)
         goto out;
     }
     s->ntensors = i;
-    for (size_t j = 0; j < i; j++) s->tensors[j].name = s->names + name_off[j];
+    for (size_t j = 0; j < i; j++)
+        s->tensors[j].name = s->names + name_off[j];
     if (i != nmeta) {
         /* every stored tensor is listed (checked above), so some listed one is missing */
         const char *key;
@@ -1085,7 +1143,8 @@ static int open_tensors(snap *s, json_t *mt)
         json_object_foreach(mt, key, val)
         {
             if (!snap_tensor_get(s, key)) {
-                rc = rc_error(RC_ECORRUPT, "%s: tensor '%s' is listed in meta but missing", dir, key);
+                rc = rc_error(RC_ECORRUPT, "%s: tensor '%s' is listed in meta but missing", dir,
+                              key);
                 goto out;
             }
         }
@@ -1108,7 +1167,8 @@ int snap_open(snap **out, const char *dir)
     if (fd < 0) {
         struct stat st;
         if (errno == ENOENT)
-            return rc_error(RC_ENOTFOUND, "%s: %s", stat(dir, &st) == 0 ? path : dir, "no such snapshot");
+            return rc_error(RC_ENOTFOUND, "%s: %s", stat(dir, &st) == 0 ? path : dir,
+                            "no such snapshot");
         return rc_error(RC_EIO, "cannot open %s: %s", path, strerror(errno));
     }
     int rc = check_lmdb_file(fd, path);
@@ -1128,10 +1188,13 @@ int snap_open(snap **out, const char *dir)
         rc = mdb_fail(RC_EIO, mrc, "mdb_env_create", dir);
         goto fail;
     }
-    /* map just the file (LMDB raises it to what the meta page needs, checked above to be <= fsize) */
-    if ((mrc = mdb_env_set_maxdbs(s->env, 4)) != 0 || (mrc = mdb_env_set_mapsize(s->env, fsize)) != 0 ||
+    /* map just the file (LMDB raises it to what the meta page needs, checked above to be <= fsize)
+     */
+    if ((mrc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
+        (mrc = mdb_env_set_mapsize(s->env, fsize)) != 0 ||
         (mrc = mdb_env_open(s->env, dir, MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0)) != 0) {
-        rc = mdb_fail(mrc == ENOENT ? RC_ENOTFOUND : RC_ECORRUPT, mrc, "cannot open the LMDB environment", dir);
+        rc = mdb_fail(mrc == ENOENT ? RC_ENOTFOUND : RC_ECORRUPT, mrc,
+                      "cannot open the LMDB environment", dir);
         goto fail;
     }
     /* Open the dbi handles in a first read txn and commit it: only then are they visible to the
@@ -1169,21 +1232,26 @@ int snap_open(snap **out, const char *dir)
     json_error_t jerr;
     s->meta = json_loadb(v.mv_data, v.mv_size, JSON_REJECT_DUPLICATES, &jerr);
     if (!s->meta || !json_is_object(s->meta)) {
-        rc = rc_error(RC_EFORMAT, "%s: meta is not a JSON object: %s", dir, s->meta ? "wrong type" : jerr.text);
+        rc = rc_error(RC_EFORMAT, "%s: meta is not a JSON object: %s", dir,
+                      s->meta ? "wrong type" : jerr.text);
         goto fail;
     }
     json_t *fv = json_object_get(s->meta, "format_version");
     if (!json_is_integer(fv) || json_integer_value(fv) != SNAP_FORMAT_VERSION) {
         char got[32] = "missing";
-        if (json_is_integer(fv)) snprintf(got, sizeof got, "%" JSON_INTEGER_FORMAT, json_integer_value(fv));
-        else if (fv) snprintf(got, sizeof got, "not an integer");
-        rc = rc_error(RC_EVERSION, "%s: snapshot format_version %s, this build reads format_version %d", dir, got,
-                      SNAP_FORMAT_VERSION);
+        if (json_is_integer(fv))
+            snprintf(got, sizeof got, "%" JSON_INTEGER_FORMAT, json_integer_value(fv));
+        else if (fv)
+            snprintf(got, sizeof got, "not an integer");
+        rc = rc_error(RC_EVERSION,
+                      "%s: snapshot format_version %s, this build reads format_version %d", dir,
+                      got, SNAP_FORMAT_VERSION);
         goto fail;
     }
     json_t *jm = json_object_get(s->meta, "model"), *jv = json_object_get(s->meta, "version"),
            *mt = json_object_get(s->meta, "tensors");
-    if (!json_is_string(jm) || !json_is_integer(jv) || json_integer_value(jv) < 1 || !json_is_object(mt)) {
+    if (!json_is_string(jm) || !json_is_integer(jv) || json_integer_value(jv) < 1 ||
+        !json_is_object(mt)) {
         rc = rc_error(RC_EFORMAT, "%s: meta lacks model, version or tensors", dir);
         goto fail;
     }
@@ -1207,8 +1275,10 @@ const snap_tensor *snap_tensor_get(const snap *s, const char *name)
         if (!mn) return NULL;
         int c = strcmp(mn, name);
         if (c == 0) return &s->tensors[mid];
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return NULL;
 }
@@ -1222,29 +1292,53 @@ const snap_tensor *snap_tensor_expect(const snap *s, const char *name, snap_dtyp
         return NULL;
     }
     int ok = t->dtype == dtype && t->ndim == ndim;
-    for (int d = 0; ok && d < ndim; d++) ok = !shape || shape[d] == -1 || shape[d] == t->shape[d];
+    for (int d = 0; ok && d < ndim; d++)
+        ok = !shape || shape[d] == -1 || shape[d] == t->shape[d];
     if (!ok) {
         char want[96] = "", got[96] = "";
         size_t a = 0, b = 0;
         for (int d = 0; d < ndim && a < sizeof want; d++)
-            a += (size_t)snprintf(want + a, sizeof want - a, "%s%" PRId64, d ? "," : "", shape ? shape[d] : -1);
+            a += (size_t)snprintf(want + a, sizeof want - a, "%s%" PRId64, d ? "," : "",
+                                  shape ? shape[d] : -1);
         for (int d = 0; d < t->ndim && b < sizeof got; d++)
             b += (size_t)snprintf(got + b, sizeof got - b, "%s%" PRId64, d ? "," : "", t->shape[d]);
         rc_error(RC_ECORRUPT, "%s: tensor '%s' is %s (%s), expected %s (%s)", s->dir, name,
-                 snap_dtype_name(t->dtype), got, snap_dtype_name(dtype) ? snap_dtype_name(dtype) : "?", want);
+                 snap_dtype_name(t->dtype), got,
+                 snap_dtype_name(dtype) ? snap_dtype_name(dtype) : "?", want);
         return NULL;
     }
     return t;
 }
 
-const json_t *snap_meta(const snap *s) { return s ? s->meta : NULL; }
-const char *snap_model(const snap *s) { return s ? s->model : NULL; }
-uint64_t snap_version(const snap *s) { return s ? s->version : 0; }
-const char *snap_dir(const snap *s) { return s ? s->dir : NULL; }
-size_t snap_bytes(const snap *s) { return s ? s->bytes : 0; }
+const json_t *snap_meta(const snap *s)
+{
+    return s ? s->meta : NULL;
+}
+const char *snap_model(const snap *s)
+{
+    return s ? s->model : NULL;
+}
+uint64_t snap_version(const snap *s)
+{
+    return s ? s->version : 0;
+}
+const char *snap_dir(const snap *s)
+{
+    return s ? s->dir : NULL;
+}
+size_t snap_bytes(const snap *s)
+{
+    return s ? s->bytes : 0;
+}
 
-size_t snap_tensor_count(const snap *s) { return s ? s->ntensors : 0; }
-const snap_tensor *snap_tensor_at(const snap *s, size_t i) { return s && i < s->ntensors ? &s->tensors[i] : NULL; }
+size_t snap_tensor_count(const snap *s)
+{
+    return s ? s->ntensors : 0;
+}
+const snap_tensor *snap_tensor_at(const snap *s, size_t i)
+{
+    return s && i < s->ntensors ? &s->tensors[i] : NULL;
+}
 
 void snap_warm(const snap *s)
 {
@@ -1255,7 +1349,8 @@ void snap_warm(const snap *s)
     for (size_t i = 0; i < s->ntensors; i++) {
         const unsigned char *p = s->tensors[i].data;
         size_t n = s->tensors[i].nbytes;
-        for (size_t off = 0; off < n; off += (size_t)pg) sink ^= p[off];
+        for (size_t off = 0; off < n; off += (size_t)pg)
+            sink ^= p[off];
         if (n) sink ^= p[n - 1];
     }
     (void)sink;
@@ -1293,11 +1388,14 @@ int snap_vocab_load(const snap *s, const char *name, idmap **out)
     }
     MDB_val k = {nlen + 2, prefix}, v;
     uint64_t next = 0;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size < nlen + 2 || memcmp(k.mv_data, prefix, nlen + 2) != 0) break;
         if (k.mv_size != nlen + 10 || next >= want ||
-            rd_be64((const unsigned char *)k.mv_data + nlen + 2) != next || v.mv_size > IDMAP_MAX_KEY) {
-            rc = rc_error(RC_ECORRUPT, "%s: vocabulary '%s': bad entry at index %" PRIu64, s->dir, name, next);
+            rd_be64((const unsigned char *)k.mv_data + nlen + 2) != next ||
+            v.mv_size > IDMAP_MAX_KEY) {
+            rc = rc_error(RC_ECORRUPT, "%s: vocabulary '%s': bad entry at index %" PRIu64, s->dir,
+                          name, next);
             goto out;
         }
         int64_t got = idmap_intern(m, v.mv_data, v.mv_size);
@@ -1306,7 +1404,8 @@ int snap_vocab_load(const snap *s, const char *name, idmap **out)
             goto out;
         }
         if ((uint64_t)got != next) {
-            rc = rc_error(RC_ECORRUPT, "%s: vocabulary '%s': duplicate id at index %" PRIu64, s->dir, name, next);
+            rc = rc_error(RC_ECORRUPT, "%s: vocabulary '%s': duplicate id at index %" PRIu64,
+                          s->dir, name, next);
             goto out;
         }
         next++;
@@ -1316,8 +1415,8 @@ int snap_vocab_load(const snap *s, const char *name, idmap **out)
         goto out;
     }
     if (next != want) {
-        rc = rc_error(RC_ECORRUPT, "%s: vocabulary '%s' has %" PRIu64 " ids, meta says %" PRIu64, s->dir, name,
-                      next, want);
+        rc = rc_error(RC_ECORRUPT, "%s: vocabulary '%s' has %" PRIu64 " ids, meta says %" PRIu64,
+                      s->dir, name, next, want);
         goto out;
     }
     *out = m;

@@ -2,10 +2,11 @@
  *
  * Build: make fuzz (clang), then run e.g.
  *     build-fuzz/fuzz_config -max_total_time=60 -max_len=4096 /tmp/fuzz-config-corpus
- * Each input is also read as a file (a memfd, through /proc/self/fd) so cfg_load_file's line search runs
- * on the same text. The table covers every setting type, dotted names and a nested group, so the fuzzer reaches type
- * errors, bounds, enums, unknown keys and nesting. Each input also goes through cfg_set (its text form)
- * and cfg_to_json, and everything is released (leaks are reported by ASan).
+ * Each input is also read as a file (a memfd, through /proc/self/fd) so cfg_load_file's line search
+ * runs on the same text. The table covers every setting type, dotted names and a nested group, so
+ * the fuzzer reaches type errors, bounds, enums, unknown keys and nesting. Each input also goes
+ * through cfg_set (its text form) and cfg_to_json, and everything is released (leaks are reported
+ * by ASan).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -64,7 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (text) {
         memcpy(text, data, size);
         text[size] = '\0';
-        for (const cfg_def *d = fz_defs; d->name; d++) (void)cfg_set(fz_defs, &c, d->name, text, "fuzz");
+        for (const cfg_def *d = fz_defs; d->name; d++)
+            (void)cfg_set(fz_defs, &c, d->name, text, "fuzz");
         free(text);
     }
     json_t *out = cfg_to_json(fz_defs, &c);

@@ -3,8 +3,8 @@
  *
  * Build: make fuzz (clang), then run e.g.
  *     build-fuzz/fuzz_idmap -max_total_time=60 -max_len=8192
- * Input layout: byte 0 is the capacity hint; then records of one length byte L followed by L key bytes
- * (a short final record takes what is left). A length byte of 255 asks for an over-long key
+ * Input layout: byte 0 is the capacity hint; then records of one length byte L followed by L key
+ * bytes (a short final record takes what is left). A length byte of 255 asks for an over-long key
  * (IDMAP_MAX_KEY + 1 bytes of the input repeated), which must be refused without changing the map.
  */
 #include <stdint.h>
@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (p < size && n < MAX_KEYS) {
         size_t L = data[p++];
         if (L == 255) {
-            for (size_t i = 0; i < sizeof big; i++) big[i] = (char)data[i % size];
+            for (size_t i = 0; i < sizeof big; i++)
+                big[i] = (char)data[i % size];
             size_t before = idmap_size(m);
             if (idmap_intern(m, big, sizeof big) != -1) abort();
             if (idmap_size(m) != before) abort();

@@ -2,11 +2,12 @@
  *
  * Build: make fuzz (clang), then run e.g.
  *     build-fuzz/fuzz_snap -max_total_time=60 -max_len=65536 /tmp/fuzz-snap-corpus
- * Seed the corpus with real snapshots (any ROOT/MODEL/VERSION/data.mdb written by snap_writer, e.g. from
- * `RECD_KEEP_TMP=1 bin/recd-tests snap_roundtrip`): mutations of a valid file reach far deeper than
- * random bytes. Each input is written as data.mdb into one temporary folder and opened; when it opens,
- * every tensor is read through the getters, every vocabulary listed in meta is loaded, and everything is
- * released (leaks are reported by ASan). snap_open must refuse bad input with an error, never crash.
+ * Seed the corpus with real snapshots (any ROOT/MODEL/VERSION/data.mdb written by snap_writer, e.g.
+ * from `RECD_KEEP_TMP=1 bin/recd-tests snap_roundtrip`): mutations of a valid file reach far deeper
+ * than random bytes. Each input is written as data.mdb into one temporary folder and opened; when
+ * it opens, every tensor is read through the getters, every vocabulary listed in meta is loaded,
+ * and everything is released (leaks are reported by ASan). snap_open must refuse bad input with an
+ * error, never crash.
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -506,16 +506,21 @@ int feat_learner_add(feat_learner *l, char *const *fields, int nfields)
     return RC_OK;
 }
 
-static const idmap *sort_map;
-static const int64_t *sort_count;
-static int cmp_vocab(const void *a, const void *b)
+typedef struct sort_ctx {
+    const idmap *map;
+    const int64_t *count;
+} sort_ctx;
+
+/* Most frequent first, ties by value (bytes), so a learned vocabulary does not depend on row order. */
+static int cmp_vocab(const void *a, const void *b, void *vctx)
 {
+    const sort_ctx *c = vctx;
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    if (sort_count[x] != sort_count[y]) return sort_count[x] > sort_count[y] ? -1 : 1;
+    if (c->count[x] != c->count[y]) return c->count[x] > c->count[y] ? -1 : 1;
     size_t lx, ly;
-    const char *kx = idmap_key(sort_map, x, &lx), *ky = idmap_key(sort_map, y, &ly);
-    int c = memcmp(kx, ky, lx < ly ? lx : ly);
-    if (c) return c;
+    const char *kx = idmap_key(c->map, x, &lx), *ky = idmap_key(c->map, y, &ly);
+    int d = memcmp(kx, ky, lx < ly ? lx : ly);
+    if (d) return d;
     return lx < ly ? -1 : lx > ly;
 }
 
@@ -541,9 +546,8 @@ int feat_learner_apply(feat_learner *l, feat_spec *s)
             return rc_error(RC_ENOMEM, "feature '%s': out of memory", c->name);
         }
         for (size_t k = 0; k < n; k++) order[k] = (int64_t)k;
-        sort_map = lc->seen; /* single-threaded: the learner runs once per training */
-        sort_count = lc->count;
-        qsort(order, n, sizeof *order, cmp_vocab);
+        sort_ctx sc = {lc->seen, lc->count};
+        qsort_r(order, n, sizeof *order, cmp_vocab, &sc);
         for (size_t k = 0; k < n; k++) {
             if (lc->count[order[k]] < c->min_count) break;
             size_t len;

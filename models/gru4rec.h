@@ -129,9 +129,12 @@ float *gru4rec_params_buf(gru4rec *m, size_t *n);
  * shrinks), hidden state carried between steps but not back-propagated through, dropout on the input
  * embedding and on every layer's output (the dropped-out output is the carried state), output scores
  * over the B targets of the batch plus n_sample shared negatives drawn ~ count^sample_alpha from a
- * precomputed cache (sample_cache floats, refilled when used up), the loss summed over rows and
+ * precomputed cache (sample_cache indices, refilled when used up), the loss summed over rows and
  * divided by batch_size, then AdaGrad with momentum: dense for the GRU weights, only touched rows for
- * Wy/By/E (duplicate rows' gradients summed first). */
+ * Wy/By/E (duplicate rows' gradients summed first; a one-hot layer 0 has no h-side bias, its bh stays 0).
+ * No allocation per batch. Deterministic: the same seed, data and BLAS thread count give bit-identical
+ * weights (element-wise work is single-threaded in a fixed order). Not thread-safe: one thread drives
+ * a trainer. */
 typedef struct gru4rec_trainer gru4rec_trainer;
 
 /* A trainer for m, which must own writable weights (gru4rec_new_random); m is borrowed and modified in
@@ -168,6 +171,9 @@ int gru4rec_train_epoch(gru4rec_trainer *t, const int32_t *items, const int64_t 
  * n_neg <= n_sample. */
 double gru4rec_batch_grad(gru4rec_trainer *t, const int32_t *in, const int32_t *out, int B, const int32_t *neg,
                           int n_neg, const float *h0, int training, float *grad);
+
+/* The next n_sample shared negatives (borrowed until the next call; refills the cache when used up). */
+const int32_t *gru4rec_trainer_next_sample(gru4rec_trainer *t);
 
 /* The loss of score rows R (B,M) whose target of row b is column b, with the model's loss settings;
  * dR (B,M) receives dL/dR times scale (may alias R). logq_col (M) the log sampling weights for

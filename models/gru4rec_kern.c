@@ -1,5 +1,7 @@
 /* models/gru4rec_kern.c - vectorised element-wise kernels of GRU4Rec. See gru4rec_kern.h. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3", "-fassociative-math", "-fno-signed-zeros", "-fno-trapping-math")
+#endif
 #include "models/gru4rec_kern.h"
 
 #include <math.h>

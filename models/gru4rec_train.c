@@ -46,6 +46,8 @@ struct gru4rec_trainer {
     int32_t *uy, *ux;       /* items of each slot */
     int nuy, nux, nuy_out;
     float *gWy, *gBy;       /* (Mmax+Bmax, HL), (Mmax+Bmax) */
+    const float **ysrc;     /* (Mmax+Bmax) gradient row of each Wy slot: a dOb or dx row while the item
+                               was seen once (no copy), else its gWy row where duplicates are summed */
     float *gX;              /* (Bmax, in0 or 3H) for E or the one-hot Wx0 */
     /* sampling */
     float *cdf;             /* (N) cumulative count^alpha, last = 1 */
@@ -108,6 +110,7 @@ int gru4rec_trainer_new(gru4rec_trainer **out, gru4rec *m, uint64_t seed)
 #undef F_
 #undef I_
 #undef L_
+    sz += pad16(M + B) * sizeof(float *);
     t->mem = aligned_alloc(64, sz);
     if (!t->mem) {
         gru4rec_trainer_free(t);
@@ -133,6 +136,8 @@ int gru4rec_trainer_new(gru4rec_trainer **out, gru4rec *m, uint64_t seed)
     TF_(t->gBy, M + B); TF_(t->gX, B * gxw);
     TF_(t->cdf, N); TF_(t->logc, N); TL_(t->cur, B); TL_(t->end, B); TI_(t->in, B); TI_(t->outi, B);
     TI_(t->guide, 4 * N);
+    t->ysrc = (const float **)p;
+    p += pad16(M + B) * sizeof(float *);
 #undef TF_
 #undef TI_
 #undef TL_
@@ -199,6 +204,11 @@ static const int32_t *next_sample(gru4rec_trainer *t)
     return t->cache + (size_t)(t->cache_pos++) * (size_t)t->NS;
 }
 
+const int32_t *gru4rec_trainer_next_sample(gru4rec_trainer *t)
+{
+    return t->NS > 0 ? next_sample(t) : NULL;
+}
+
 /* ---- losses ---- */
 
 double gru4rec_loss_rows(const gru4rec_hparams *hp, const float *R, int B, int M, const float *logq_col,
@@ -242,6 +252,17 @@ static inline int slot_of(int32_t *slot, int32_t *list, int *nu, int32_t item, i
         list[s] = item;
     }
     return s;
+}
+
+/* Sum src into Wy slot s, first moving the slot's single row into its own gWy row if needed. */
+static inline void add_to_slot(gru4rec_trainer *t, int s, const float *src, size_t n)
+{
+    float *own = t->gWy + (size_t)s * n;
+    if (t->ysrc[s] != own) {
+        memcpy(own, t->ysrc[s], n * sizeof(float));
+        t->ysrc[s] = own;
+    }
+    g4k_add(own, src, n);
 }
 
 /* Forward and backward of rows 0..B-1 (t->in, t->outi, t->H rows), with columns Y = outi ++ neg.
@@ -336,12 +357,12 @@ static double batch_fb(gru4rec_trainer *t, int B, const int32_t *neg, int ns, in
     for (int j = 0; j < M; j++) {
         int fresh;
         int s = slot_of(t->slot_y, t->uy, &t->nuy, Y[j], &fresh);
-        float *g = t->gWy + (size_t)s * HL;
+        const float *src = t->dOb + (size_t)j * HL;
         if (fresh) {
-            memcpy(g, t->dOb + (size_t)j * HL, (size_t)HL * sizeof(float));
+            t->ysrc[s] = src;
             t->gBy[s] = t->colsum[j];
         } else {
-            g4k_add(g, t->dOb + (size_t)j * HL, (size_t)HL);
+            add_to_slot(t, s, src, (size_t)HL);
             t->gBy[s] += t->colsum[j];
         }
     }
@@ -404,19 +425,23 @@ static double batch_fb(gru4rec_trainer *t, int B, const int32_t *neg, int ns, in
             for (size_t i = 0; i < (size_t)B * in0; i++) dx[i] *= t->mask0[i];
         for (int b = 0; b < B; b++) {
             int fresh;
-            float *g;
+            const float *src = dx + (size_t)b * in0;
             if (m->E) {
                 int s = slot_of(t->slot_x, t->ux, &t->nux, in[b], &fresh);
-                g = t->gX + (size_t)s * in0;
+                float *g = t->gX + (size_t)s * in0;
+                if (fresh)
+                    memcpy(g, src, (size_t)in0 * sizeof(float));
+                else
+                    g4k_add(g, src, (size_t)in0);
             } else {
                 int s = slot_of(t->slot_y, t->uy, &t->nuy, in[b], &fresh);
-                g = t->gWy + (size_t)s * in0;
-                if (fresh) t->gBy[s] = 0.0f; /* X-only rows touch Wy, not By */
+                if (fresh) {
+                    t->gBy[s] = 0.0f; /* X-only rows touch Wy, not By */
+                    t->ysrc[s] = src;
+                } else {
+                    add_to_slot(t, s, src, (size_t)in0);
+                }
             }
-            if (fresh)
-                memcpy(g, dx + (size_t)b * in0, (size_t)in0 * sizeof(float));
-            else
-                g4k_add(g, dx + (size_t)b * in0, (size_t)in0);
         }
     }
     return loss * scale;
@@ -432,7 +457,7 @@ static void apply_update(gru4rec_trainer *t)
     size_t oWy = (size_t)(m->Wy - m->params), oBy = (size_t)(m->By - m->params);
     for (int s = 0; s < t->nuy; s++) {
         size_t i = (size_t)t->uy[s];
-        g4k_adagradm(m->Wy + i * HL, t->acc + oWy + i * HL, t->mom + oWy + i * HL, t->gWy + (size_t)s * HL, HL, lr,
+        g4k_adagradm(m->Wy + i * HL, t->acc + oWy + i * HL, t->mom + oWy + i * HL, t->ysrc[s], HL, lr,
                      mu);
         if (s < t->nuy_out) g4k_adagradm(m->By + i, t->acc + oBy + i, t->mom + oBy + i, t->gBy + s, 1, lr, mu);
         t->slot_y[i] = -1;
@@ -476,7 +501,7 @@ double gru4rec_batch_grad(gru4rec_trainer *t, const int32_t *in, const int32_t *
     size_t oWy = (size_t)(m->Wy - m->params), oBy = (size_t)(m->By - m->params);
     for (int s = 0; s < t->nuy; s++) {
         size_t i = (size_t)t->uy[s];
-        for (size_t k = 0; k < HL; k++) grad[oWy + i * HL + k] += t->gWy[(size_t)s * HL + k];
+        for (size_t k = 0; k < HL; k++) grad[oWy + i * HL + k] += t->ysrc[s][k];
         if (s < t->nuy_out) grad[oBy + i] += t->gBy[s];
     }
     if (t->nux) {

@@ -234,7 +234,7 @@ void wd_forward(const wd_model *m, wd_scratch *s, int B)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, N, K, 1.0f, in, K, m->W[l], N, 1.0f, out, N);
             if (l + 1 < m->nlayers) {
                 size_t n = (size_t)B * (size_t)N;
-                for (size_t j = 0; j < n; j++) out[j] = out[j] > 0 ? out[j] : 0.0f;
+                for (size_t j = 0; j < n; j++) out[j] *= (float)(out[j] > 0.0f); /* branch-free: signs are random */
                 if (s->dropout > 0) {
                     float keep = 1.0f - s->dropout, scale = 1.0f / keep;
                     for (size_t j = 0; j < n; j++) out[j] = rng_uniformf(&s->rng) < keep ? out[j] * scale : 0.0f;
@@ -368,7 +368,7 @@ double wd_backward(const wd_model *m, wd_scratch *s, const float *y, int B, wd_g
                 /* relu (and dropout: a dropped unit is 0, a kept one was scaled) */
                 size_t n = (size_t)B * (size_t)K;
                 float scale = s->dropout > 0 ? 1.0f / (1.0f - s->dropout) : 1.0f;
-                for (size_t j = 0; j < n; j++) din[j] = in[j] > 0 ? din[j] * scale : 0.0f;
+                for (size_t j = 0; j < n; j++) din[j] *= (float)(in[j] > 0.0f) * scale;
                 float *t = delta;
                 delta = next;
                 next = t;

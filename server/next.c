@@ -15,6 +15,7 @@
 #include "models/gru4rec.h"
 #include "server/http.h"
 #include "server/registry.h"
+#include "server/score.h"
 #include "server/server.h"
 #include "server/sessions.h"
 
@@ -269,7 +270,7 @@ static void batch_score(next_batcher *b, next_job **jobs, int B)
         return;
     }
     for (int i = 0; i < B; i++) memcpy(t->hb + (size_t)i * S, jobs[i]->h, S * sizeof(float));
-    gru4rec_score(g, t->hb, B, t->scores, t->sc);
+    scorer_score(v->aux, t->hb, B, t->scores, t->sc);
     atomic_fetch_add_explicit(&m_batches, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m_scored, (uint64_t)B, memory_order_relaxed);
     int hb = 0;
@@ -408,6 +409,49 @@ void next_render_metrics(sbuf *out, void *unused)
                 (unsigned long long)atomic_load(&m_scored), (unsigned long long)cum);
 }
 
+/* ---- preparing a version ---- */
+static void scorer_free_aux(void *p)
+{
+    scorer_free(p);
+}
+
+int next_prepare(model_version *v, void *arg)
+{
+    server *srv = arg;
+    if (strcmp(v->type_name, "gru4rec") != 0) return RC_OK;
+    int k = score_kernel_parse(srv->cfg.score_kernel ? srv->cfg.score_kernel : "auto");
+    scorer *sc = scorer_new(v->snap, v->handle, k < 0 ? SCORE_AUTO : (score_kernel)k, srv->cfg.score_bf16);
+    if (!sc) return RC_ENOMEM;
+    v->aux = sc;
+    v->aux_free = scorer_free_aux;
+    /* A few requests through the serving path: step, score (batched as the scorers do), top-k. */
+    const gru4rec *g = v->handle;
+    int B = srv->cfg.batch_max > 1 ? (int)srv->cfg.batch_max : 1;
+    size_t S = gru4rec_state_size(g), N = (size_t)gru4rec_n_items(g);
+    gru4rec_scratch *gs = gru4rec_scratch_new(g, B);
+    float *h = calloc((size_t)B * S, sizeof(float)), *scores = malloc((size_t)B * N * sizeof(float));
+    int32_t idx[20];
+    int rc = RC_OK;
+    if (!gs || !h || !scores) {
+        rc = rc_error(RC_ENOMEM, "out of memory warming up");
+        goto done;
+    }
+    const int32_t *pop = gru4rec_popular(g);
+    for (int r = 0; r < (int)srv->cfg.warm_requests; r++) {
+        int32_t item = pop[(size_t)r % N];
+        gru4rec_step(g, h + (size_t)(r % B) * S, &item, 1, gs);
+        scorer_score(sc, h, r % 2 ? B : 1, scores, gs);
+        topk_select(scores, (int64_t)N, 20, NULL, idx, NULL);
+    }
+    log_info("%s version %s: scoring with %s%s", v->model, v->version_str, score_kernel_name(scorer_kernel(sc)),
+             scorer_bf16(sc) ? " (bf16 item matrix)" : "");
+done:
+    gru4rec_scratch_free(gs);
+    free(h);
+    free(scores);
+    return rc;
+}
+
 /* ---- the handler ---- */
 struct step_ctx {
     const gru4rec *g;
@@ -441,8 +485,12 @@ int route_next(http_req *r)
     next_req req;
     json_t *doc = NULL;
     char detail[300];
+    api_json_arena_begin(); /* jansson's values of this request come from the thread's arena */
     int st = next_req_parse(r->body, r->body_len, &srv->limits, &doc, &req, detail, sizeof detail);
-    if (st) return http_problem(r, st, st == 400 ? "invalid-request" : "unprocessable-request", "%s", detail);
+    if (st) {
+        api_json_arena_end();
+        return http_problem(r, st, st == 400 ? "invalid-request" : "unprocessable-request", "%s", detail);
+    }
     const char *name = req.model.n ? req.model.p : registry_default(srv->reg);
     int known;
     model_version *v = registry_acquire(srv->reg, name, &known);
@@ -450,6 +498,7 @@ int route_next(http_req *r)
         if (!known) http_problem(r, 404, "unknown-model", "no model '%.64s' is configured", name);
         else http_problem(r, 503, "model-not-loaded", "model '%.64s' has no version loaded yet", name);
         json_decref(doc);
+        api_json_arena_end();
         return HTTP_DONE;
     }
     if (strcmp(v->type_name, "gru4rec") != 0) {
@@ -518,6 +567,7 @@ int route_next(http_req *r)
     }
     json_decref(doc);
     doc = NULL;
+    api_json_arena_end();
     if (sbuf_failed(&j->unknown)) {
         http_problem(r, 500, "internal", "out of memory");
         goto fail;
@@ -534,7 +584,7 @@ int route_next(http_req *r)
         batcher_push(srv->batcher, j);
         return HTTP_ASYNC;
     }
-    gru4rec_score(g, j->h, 1, t->scores, t->sc);
+    scorer_score(v->aux, j->h, 1, t->scores, t->sc);
     atomic_fetch_add_explicit(&m_batches, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m_scored, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m_batch_hist[0], 1, memory_order_relaxed);
@@ -544,6 +594,7 @@ int route_next(http_req *r)
     return HTTP_DONE;
 fail:
     json_decref(doc);
+    api_json_arena_end();
     if (r->slot) ((next_job *)r->slot)->v = NULL;
     registry_release(srv->reg, v);
     return HTTP_DONE;

@@ -21,6 +21,11 @@
 struct server;
 typedef struct next_batcher next_batcher;
 
+struct model_version;
+/* Registry prepare hook (registry_set_prepare, ctx = the server): builds the version's scorer
+ * (server/score.h, per score.kernel / score.bf16) and runs warm-up requests through it. */
+int next_prepare(struct model_version *v, void *srv);
+
 /* Start batch.threads scorer threads (when batch.max > 1). NULL with a message on failure. */
 next_batcher *next_batcher_new(struct server *srv);
 /* Stop and join the scorer threads. Call after the HTTP daemon stopped (no job can be queued any more).

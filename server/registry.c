@@ -32,6 +32,8 @@ struct registry {
     void *notify_ctx;
     _Atomic uint64_t next_serial;
     int warm_requests;
+    int (*prepare)(model_version *v, void *ctx);
+    void *prepare_ctx;
 };
 
 static double wall_now(void)
@@ -96,6 +98,7 @@ registry *registry_new(const char *root, const char *const *names, int n)
 static void version_free(model_version *v)
 {
     if (!v) return;
+    if (v->aux && v->aux_free) v->aux_free(v->aux);
     if (v->handle && v->type) v->type->free(v->handle);
     snap_close(v->snap);
     free(v);
@@ -110,6 +113,12 @@ void registry_free(registry *r)
     pthread_mutex_destroy(&r->grave_mu);
     free(r->root);
     free(r);
+}
+
+void registry_set_prepare(registry *r, int (*prepare)(model_version *v, void *ctx), void *ctx)
+{
+    r->prepare = prepare;
+    r->prepare_ctx = ctx;
 }
 
 void registry_set_warm(registry *r, int n_requests)
@@ -265,6 +274,10 @@ int registry_load(registry *r, const char *name, uint64_t version, model_version
         }
     }
     v->serial = atomic_fetch_add(&r->next_serial, 1) + 1;
+    if (r->prepare && (rc = r->prepare(v, r->prepare_ctx)) != RC_OK) {
+        rc_wrap(rc, "%s", dir);
+        goto fail;
+    }
     v->load_ms = mono_ms() - t0;
     *out = v;
     return RC_OK;

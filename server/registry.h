@@ -35,6 +35,8 @@ typedef struct model_version {
     double loaded_at;       /* unix time the version was installed */
     double load_ms;         /* time to open, validate, load and warm */
     uint64_t fingerprint;   /* gru4rec_state_fingerprint, 0 for other types */
+    void *aux;              /* the server's per-version data (e.g. its scorer), set by the prepare hook */
+    void (*aux_free)(void *aux);
     struct model_version *next_free; /* private: graveyard link */
 } model_version;
 
@@ -45,6 +47,10 @@ typedef struct registry registry;
 registry *registry_new(const char *root, const char *const *names, int n);
 /* Frees everything, current versions included; no reference may be held any more. NULL is a no-op. */
 void registry_free(registry *r);
+
+/* A hook run on every loaded version after validation and before it serves (or is refused): it may set
+ * v->aux / v->aux_free and run warm-up requests. A non-zero return (RC code, message set) refuses it. */
+void registry_set_prepare(registry *r, int (*prepare)(model_version *v, void *ctx), void *ctx);
 
 /* Requests run on a new version before it serves (default 8). */
 void registry_set_warm(registry *r, int n_requests);

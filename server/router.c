@@ -13,6 +13,7 @@ int route_metrics(http_req *r); /* server/prom.c */
 int route_models(http_req *r);  /* server/models.c */
 int route_reload(http_req *r);  /* server/models.c */
 int route_next(http_req *r);    /* server/next.c */
+int route_rank(http_req *r);    /* server/rank.c */
 
 /* One line per route. */
 const route router_table[] = {
@@ -22,6 +23,7 @@ const route router_table[] = {
     {"GET", "/v1/models", route_models, 0, "loaded models, versions, load times and snapshot metrics"},
     {"POST", "/v1/models/{name}/reload", route_reload, ROUTE_ADMIN, "rescan and load the newest snapshot"},
     {"POST", "/v1/next", route_next, 0, "next-item recommendations, stateful or stateless"},
+    {"POST", "/v1/rank", route_rank, 0, "Wide & Deep ranking of the request's candidates"},
     {NULL, NULL, NULL, 0, NULL},
 };
 

@@ -49,6 +49,10 @@ static const cfg_def serve_defs[] = {
     CFG_INT("batch.max", server_cfg, batch_max, 32, 1, 256, "states scored together at most (1: no batching)"),
     CFG_INT("batch.wait_us", server_cfg, batch_wait_us, 0, 0, 1000000, "longest wait for a batch to fill"),
     CFG_INT("batch.threads", server_cfg, batch_threads, 1, 1, 16, "scorer threads"),
+    CFG_ENUM("score.kernel", server_cfg, score_kernel, "auto", "auto|blas|avx2|avx512",
+             "item scoring kernel (auto: AVX-512 or AVX2 register-blocked kernel; blas: gru4rec_score/sgemm)"),
+    CFG_BOOL("score.bf16", server_cfg, score_bf16, 1,
+             "score from a bf16 packed copy of the item matrix (half the bytes; no measured accuracy loss)"),
     CFG_INT("shutdown.drain_s", server_cfg, drain_s, 10, 0, 3600, "longest wait for in-flight requests on SIGTERM"),
     CFG_ENUM("log_level", server_cfg, log_level, "info", "debug|info|warn|error|off", "log threshold"),
     CFG_END,
@@ -272,6 +276,7 @@ int cmd_serve(int argc, char **argv)
     int n_models = 0, rc_exit = 1, loop_inited = 0, cfg_inited = 0;
     memset(srv, 0, sizeof *srv);
     memset(lc, 0, sizeof *lc);
+    api_json_alloc_install(); /* before any jansson use: request parsing then allocates from arenas */
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -332,6 +337,7 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
     registry_set_warm(srv->reg, (int)srv->cfg.warm_requests);
+    registry_set_prepare(srv->reg, next_prepare, srv);
     sessions_cfg scfg = {.max = (size_t)srv->cfg.sess_max,
                          .ttl_s = (double)srv->cfg.sess_ttl_s,
                          .shards = (int)srv->cfg.sess_shards,

@@ -138,20 +138,25 @@ TEST(config_file_error_messages)
     ASSERT_CONTAINS(rc_errmsg(), "setting 'name': expected a string, got 5");
 
     ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"loss\": \"mse\"}")), RC_ERANGE);
-    ASSERT_CONTAINS(rc_errmsg(),
-                    "c.json:1: setting 'loss': expected one of cross-entropy|bpr-max|top1-max, got \"mse\"");
+    ASSERT_CONTAINS(
+        rc_errmsg(),
+        "c.json:1: setting 'loss': expected one of cross-entropy|bpr-max|top1-max, got \"mse\"");
     ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"loss\": [1]}")), RC_EINVAL);
     ASSERT_CONTAINS(rc_errmsg(), "setting 'loss': expected a string");
 
     /* unknown keys, at the top and nested; the line is the key's own line */
-    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\n \"hidden\": 8,\n \"hiden\": 9\n}")), RC_EINVAL);
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\n \"hidden\": 8,\n \"hiden\": 9\n}")),
+              RC_EINVAL);
     ASSERT_CONTAINS(rc_errmsg(), "c.json:3: unknown setting 'hiden'");
-    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"sessions\": {\n\"ttl_s\": 5,\n \"ttl\": 5}}")), RC_EINVAL);
+    ASSERT_RC(
+        cfg_load_file(t_defs, &c, write_cfg("{\"sessions\": {\n\"ttl_s\": 5,\n \"ttl\": 5}}")),
+        RC_EINVAL);
     ASSERT_CONTAINS(rc_errmsg(), "c.json:3: unknown setting 'sessions.ttl'");
     /* a group given a scalar */
     ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"sessions\": 5}")), RC_EINVAL);
     ASSERT_CONTAINS(rc_errmsg(), "unknown setting 'sessions'");
-    /* nested error: line of the inner key, found after its parent's key (not the earlier "ttl_s") */
+    /* nested error: line of the inner key, found after its parent's key (not the earlier "ttl_s")
+     */
     p = write_cfg("{\n"
                   "  \"ttl_s\": 1,\n"
                   "  \"sessions\": {\n"
@@ -189,8 +194,10 @@ TEST(config_file_error_messages)
                   "  }\n"
                   "}\n");
     ASSERT_RC(cfg_load_file(t_defs, &c, p), RC_ERANGE);
-    ASSERT_CONTAINS(rc_errmsg(), "c.json:5: setting 'sessions.ttl_s': value -1 out of range [0, 86400]");
-    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"sessions\": {\"sticky\": \"yes\"}}")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(),
+                    "c.json:5: setting 'sessions.ttl_s': value -1 out of range [0, 86400]");
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"sessions\": {\"sticky\": \"yes\"}}")),
+              RC_EINVAL);
     ASSERT_CONTAINS(rc_errmsg(), "setting 'sessions.sticky': expected true or false, got \"yes\"");
     cfg_release(t_defs, &c);
 }
@@ -219,7 +226,8 @@ TEST(config_file_syntax_and_io_errors)
     /* a directory cannot be read */
     ASSERT(cfg_load_file(t_defs, &c, test_tmpdir()) < 0);
     ASSERT_CONTAINS(rc_errmsg(), test_tmpdir());
-    /* nothing was applied (every failure came before the first setting); the struct is still valid */
+    /* nothing was applied (every failure came before the first setting); the struct is still valid
+     */
     ASSERT_EQ(c.hidden, 100);
     cfg_release(t_defs, &c);
 }
@@ -229,7 +237,8 @@ TEST(config_load_json_origin)
     t_cfg c;
     ASSERT_OK(cfg_defaults(t_defs, &c));
     json_error_t je;
-    json_t *root = json_loads("{\"sessions.ttl_s\": 7, \"extra\": [true], \"loss\": \"cross-entropy\"}", 0, &je);
+    json_t *root = json_loads(
+        "{\"sessions.ttl_s\": 7, \"extra\": [true], \"loss\": \"cross-entropy\"}", 0, &je);
     ASSERT(root);
     ASSERT_OK(cfg_load_json(t_defs, &c, root, "request"));
     ASSERT_EQ(c.ttl, 7);
@@ -298,7 +307,9 @@ TEST(config_set_text_forms)
     ASSERT_RC(cfg_set(t_defs, &c, "shuffle", "yes", "cli"), RC_EINVAL);
     ASSERT_STR_EQ(rc_errmsg(), "cli: setting 'shuffle': expected true, false, 1 or 0, got \"yes\"");
     ASSERT_RC(cfg_set(t_defs, &c, "loss", "bpr", "cli"), RC_ERANGE);
-    ASSERT_STR_EQ(rc_errmsg(), "cli: setting 'loss': expected one of cross-entropy|bpr-max|top1-max, got \"bpr\"");
+    ASSERT_STR_EQ(
+        rc_errmsg(),
+        "cli: setting 'loss': expected one of cross-entropy|bpr-max|top1-max, got \"bpr\"");
     ASSERT_STR_EQ(c.loss, "cross-entropy");
     ASSERT_RC(cfg_set(t_defs, &c, "extra", "{bad", "cli"), RC_EFORMAT);
     ASSERT_CONTAINS(rc_errmsg(), "cli: setting 'extra': invalid JSON");
@@ -312,15 +323,34 @@ TEST(config_parse_args)
 {
     t_cfg c;
     ASSERT_OK(cfg_defaults(t_defs, &c));
-    char *argv[] = {"train", "gru4rec", "--hidden", "32", "-c", "x.json", "--lr=0.5", "--shuffle",
-                    "--data", "d.csv", "--set", "sessions.ttl_s=9", "--set=name=a=b", "--sessions.sticky",
-                    "false", "pos2", "--", "--hidden", "7", NULL};
+    char *argv[] = {"train",
+                    "gru4rec",
+                    "--hidden",
+                    "32",
+                    "-c",
+                    "x.json",
+                    "--lr=0.5",
+                    "--shuffle",
+                    "--data",
+                    "d.csv",
+                    "--set",
+                    "sessions.ttl_s=9",
+                    "--set=name=a=b",
+                    "--sessions.sticky",
+                    "false",
+                    "pos2",
+                    "--",
+                    "--hidden",
+                    "7",
+                    NULL};
     int argc = (int)(sizeof argv / sizeof argv[0]) - 1;
     const char *keep[] = {"-c", "--data", NULL};
     ASSERT_OK(cfg_parse_args(t_defs, &c, &argc, argv, keep));
-    const char *left[] = {"train", "gru4rec", "-c", "x.json", "--data", "d.csv", "pos2", "--", "--hidden", "7"};
+    const char *left[] = {"train", "gru4rec", "-c", "x.json",   "--data",
+                          "d.csv", "pos2",    "--", "--hidden", "7"};
     ASSERT_EQ(argc, 10);
-    for (int i = 0; i < argc; i++) ASSERT_STR_EQ(argv[i], left[i]);
+    for (int i = 0; i < argc; i++)
+        ASSERT_STR_EQ(argv[i], left[i]);
     ASSERT(argv[argc] == NULL);
     ASSERT_EQ(c.hidden, 32);
     ASSERT_NEAR(c.lr, 0.5, 0);
@@ -394,7 +424,8 @@ TEST(config_to_json_roundtrip)
     json_t *j = cfg_to_json(t_defs, &c);
     ASSERT(j);
     ASSERT_EQ(json_integer_value(json_object_get(json_object_get(j, "sessions"), "ttl_s")), 1800);
-    ASSERT_NEAR(json_real_value(json_object_get(json_object_get(json_object_get(j, "sessions"), "deep"), "scale")),
+    ASSERT_NEAR(json_real_value(json_object_get(
+                    json_object_get(json_object_get(j, "sessions"), "deep"), "scale")),
                 0.1, 0);
     ASSERT_STR_EQ(json_string_value(json_object_get(j, "loss")), "bpr-max");
     ASSERT(json_is_false(json_object_get(j, "shuffle")));
@@ -442,7 +473,8 @@ TEST(config_print_help)
     ASSERT_CONTAINS(buf, "GRU units per layer");
     ASSERT_CONTAINS(buf, "0.05");
     int lines = 0;
-    for (char *p = buf; *p; p++) lines += *p == '\n';
+    for (char *p = buf; *p; p++)
+        lines += *p == '\n';
     ASSERT_EQ(lines, 10); /* header + 9 settings */
     free(buf);
 }
@@ -451,7 +483,8 @@ TEST(config_parse_args_keep_wins)
 {
     t_cfg c;
     ASSERT_OK(cfg_defaults(t_defs, &c));
-    /* "--name" is both a setting and a flag the caller parses itself: keep wins, the value stays too.
+    /* "--name" is both a setting and a flag the caller parses itself: keep wins, the value stays
+     * too.
      * "--help" is always left for the caller. */
     const char *keep[] = {"--name", NULL};
     char *a[] = {"x", "--name", "mine", "--help", "--name=also", "--hidden", "9", NULL};
@@ -482,7 +515,8 @@ TEST(config_unknown_names_suggest)
     ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\n\"hiden\": 8}")), RC_EINVAL);
     ASSERT_CONTAINS(rc_errmsg(), "c.json:2: unknown setting 'hiden' (did you mean 'hidden'?)");
     ASSERT_RC(cfg_set(t_defs, &c, "sessions.ttl", "5", "cli"), RC_EINVAL);
-    ASSERT_STR_EQ(rc_errmsg(), "cli: unknown setting 'sessions.ttl' (did you mean 'sessions.ttl_s'?)");
+    ASSERT_STR_EQ(rc_errmsg(),
+                  "cli: unknown setting 'sessions.ttl' (did you mean 'sessions.ttl_s'?)");
     char *a[] = {"x", "--suffle", NULL};
     int argc = 2;
     ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a, NULL), RC_EINVAL);
@@ -500,7 +534,8 @@ TEST(config_bad_table_defaults)
         char *e;
         json_t *j;
     } bad_cfg;
-    static const cfg_def bad_enum[] = {CFG_ENUM("mode", bad_cfg, e, "fast", "slow|medium", "m"), CFG_END};
+    static const cfg_def bad_enum[] = {CFG_ENUM("mode", bad_cfg, e, "fast", "slow|medium", "m"),
+                                       CFG_END};
     static const cfg_def bad_json[] = {CFG_ENUM("mode", bad_cfg, e, "slow", "slow|medium", "m"),
                                        CFG_JSON("j", bad_cfg, j, "{oops", "j"), CFG_END};
     bad_cfg b;
@@ -521,7 +556,8 @@ TEST(config_number_formatting)
     ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"hidden\": 0.1}")), RC_EINVAL);
     ASSERT_CONTAINS(rc_errmsg(), "expected an integer, got 0.1");
     ASSERT_RC(cfg_set(t_defs, &c, "hidden", "9007199254740993", "cli"), RC_ERANGE);
-    ASSERT_STR_EQ(rc_errmsg(), "cli: setting 'hidden': value 9007199254740993 out of range [1, 65536]");
+    ASSERT_STR_EQ(rc_errmsg(),
+                  "cli: setting 'hidden': value 9007199254740993 out of range [1, 65536]");
     /* an unbounded INT (min == max == 0) takes any long long */
     typedef struct {
         long long v;
@@ -534,5 +570,38 @@ TEST(config_number_formatting)
     ASSERT_OK(cfg_set(u_defs, &u, "v", "9223372036854775807", "cli"));
     ASSERT(u.v == INT64_MAX);
     ASSERT_RC(cfg_set(u_defs, &u, "v", "9223372036854775808", "cli"), RC_ERANGE);
+    cfg_release(t_defs, &c);
+}
+
+TEST(config_odd_inputs)
+{
+    t_cfg c;
+    ASSERT_OK(cfg_defaults(t_defs, &c));
+    /* a string value with an embedded NUL (possible in a json_t built in memory) */
+    json_t *root = json_object();
+    json_object_set_new(root, "name", json_stringn("a\0b", 3));
+    ASSERT_RC(cfg_load_json(t_defs, &c, root, "mem"), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "mem: setting 'name': string contains a NUL byte");
+    json_decref(root);
+    ASSERT_RC(cfg_set(t_defs, &c, "lr", NULL, "cli"), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "cli: setting 'lr': missing value");
+    ASSERT_RC(cfg_set(t_defs, &c, NULL, "1", "cli"), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "unknown setting");
+    /* NULL origin reads "config" */
+    ASSERT_RC(cfg_set(t_defs, &c, "lr", "x", NULL), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "config: setting 'lr': expected a number, got \"x\"");
+    /* a long bad value is cut in the message */
+    char big[300];
+    memset(big, 'q', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ASSERT_RC(cfg_set(t_defs, &c, "lr", big, "cli"), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "qqq...\"");
+    ASSERT(strlen(rc_errmsg()) < 150);
+    /* deeply nested unknown groups stop at the first unknown key */
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"a\": {\"b\": {\"c\": {}}}}")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:1: unknown setting 'a'");
+    /* an empty object changes nothing */
+    ASSERT_OK(cfg_load_file(t_defs, &c, write_cfg("  {\n}\n")));
+    ASSERT_OK(cfg_load_file(t_defs, &c, write_cfg("{\"sessions\": {}}")));
     cfg_release(t_defs, &c);
 }

@@ -5,9 +5,10 @@
 #include "core/rng.h"
 #include "tests/testlib.h"
 
-/* Naive reference: C = alpha * op(A) op(B) + beta * C in double. Storage as documented in dense.h. */
-static void ref_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                     int ldb, float beta, float *C, int ldc)
+/* Naive reference: C = alpha * op(A) op(B) + beta * C in double. Storage as documented in dense.h.
+ */
+static void ref_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc)
 {
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
@@ -24,23 +25,27 @@ static void ref_gemm(int ta, int tb, int M, int N, int K, float alpha, const flo
 
 static void fill_rand(rng_t *r, float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) x[i] = 2.0f * rng_uniformf(r) - 1.0f;
+    for (size_t i = 0; i < n; i++)
+        x[i] = 2.0f * rng_uniformf(r) - 1.0f;
 }
 
 TEST(dense_gemm_vs_naive)
 {
     rng_t r;
     rng_seed(&r, 1);
-    static const int dims[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 9, 33}, {64, 48, 100}, {5, 130, 2}, {100, 1, 64}};
+    static const int dims[][3] = {{1, 1, 1},     {3, 5, 7},   {17, 9, 33},
+                                  {64, 48, 100}, {5, 130, 2}, {100, 1, 64}};
     for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++)
                 for (int pad = 0; pad < 2; pad++) {
                     int M = dims[d][0], N = dims[d][1], K = dims[d][2];
-                    int arows = ta ? K : M, acols = ta ? M : K, brows = tb ? N : K, bcols = tb ? K : N;
+                    int arows = ta ? K : M, acols = ta ? M : K, brows = tb ? N : K,
+                        bcols = tb ? K : N;
                     int lda = acols + pad * 3, ldb = bcols + pad * 5, ldc = N + pad * 2;
                     size_t na = (size_t)arows * lda, nb = (size_t)brows * ldb, nc = (size_t)M * ldc;
-                    float *A = malloc(na * 4), *B = malloc(nb * 4), *C = malloc(nc * 4), *R = malloc(nc * 4);
+                    float *A = malloc(na * 4), *B = malloc(nb * 4), *C = malloc(nc * 4),
+                          *R = malloc(nc * 4);
                     fill_rand(&r, A, na);
                     fill_rand(&r, B, nb);
                     fill_rand(&r, C, nc);
@@ -50,9 +55,11 @@ TEST(dense_gemm_vs_naive)
                     ref_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, R, ldc);
                     for (int i = 0; i < M; i++) {
                         for (int j = 0; j < N; j++)
-                            if (fabsf(C[(size_t)i * ldc + j] - R[(size_t)i * ldc + j]) > 1e-4f * (1 + K))
-                                FAIL("M=%d N=%d K=%d ta=%d tb=%d pad=%d: C[%d,%d] %g vs %g", M, N, K, ta, tb, pad,
-                                     i, j, C[(size_t)i * ldc + j], R[(size_t)i * ldc + j]);
+                            if (fabsf(C[(size_t)i * ldc + j] - R[(size_t)i * ldc + j]) >
+                                1e-4f * (1 + K))
+                                FAIL("M=%d N=%d K=%d ta=%d tb=%d pad=%d: C[%d,%d] %g vs %g", M, N,
+                                     K, ta, tb, pad, i, j, C[(size_t)i * ldc + j],
+                                     R[(size_t)i * ldc + j]);
                         for (int j = N; j < ldc; j++) /* padding untouched */
                             ASSERT(C[(size_t)i * ldc + j] == R[(size_t)i * ldc + j]);
                     }
@@ -81,12 +88,32 @@ TEST(dense_gemm_checks)
     ASSERT_OK(dense_gemm(0, 0, 0, 5, 5, 1, NULL, 5, NULL, 5, 0, NULL, 5));
     ASSERT_OK(dense_gemm(0, 0, 5, 0, 5, 1, NULL, 5, NULL, 1, 0, NULL, 1));
     /* K == 0: C = beta*C; beta = 0 clears even NaN */
-    for (int i = 0; i < 4; i++) C[i] = 2.0f;
+    for (int i = 0; i < 4; i++)
+        C[i] = 2.0f;
     ASSERT_OK(dense_gemm(0, 0, 2, 2, 0, 1, NULL, 1, NULL, 2, 0.5f, C, 2));
-    for (int i = 0; i < 4; i++) ASSERT(C[i] == 1.0f);
+    for (int i = 0; i < 4; i++)
+        ASSERT(C[i] == 1.0f);
     C[0] = NAN;
     ASSERT_OK(dense_gemm(0, 0, 2, 2, 0, 1, NULL, 1, NULL, 2, 0.0f, C, 2));
-    for (int i = 0; i < 4; i++) ASSERT(C[i] == 0.0f);
+    for (int i = 0; i < 4; i++)
+        ASSERT(C[i] == 0.0f);
+    /* alpha == 0: A and B are not read (NULL is fine) */
+    for (int i = 0; i < 4; i++)
+        C[i] = 4.0f;
+    ASSERT_OK(dense_gemm(0, 0, 2, 2, 3, 0.0f, NULL, 3, NULL, 2, 0.25f, C, 2));
+    for (int i = 0; i < 4; i++)
+        ASSERT(C[i] == 1.0f);
+    /* beta == 0 through BLAS: old C contents (NaN) are ignored */
+    for (int i = 0; i < 4; i++) {
+        A[i] = (float)(i + 1);
+        B[i] = 1.0f;
+        C[i] = NAN;
+    }
+    ASSERT_OK(dense_gemm(0, 0, 2, 2, 2, 1.0f, A, 2, B, 2, 0.0f, C, 2));
+    ASSERT(C[0] == 3.0f && C[1] == 3.0f && C[2] == 7.0f && C[3] == 7.0f);
+    float y[2] = {NAN, NAN}, x[2] = {1, 1};
+    ASSERT_OK(dense_gemv(0, 2, 2, 1.0f, A, 2, x, 0.0f, y));
+    ASSERT(y[0] == 3.0f && y[1] == 7.0f);
 }
 
 TEST(dense_gemv_ger_vs_naive)
@@ -102,11 +129,13 @@ TEST(dense_gemv_ger_vs_naive)
         fill_rand(&r, y, (size_t)yl);
         for (int i = 0; i < yl; i++) {
             double s = 0;
-            for (int k = 0; k < xl; k++) s += (double)(t ? A[k * LDA + i] : A[i * LDA + k]) * x[k];
+            for (int k = 0; k < xl; k++)
+                s += (double)(t ? A[k * LDA + i] : A[i * LDA + k]) * x[k];
             ref[i] = (float)(1.5 * s + 0.25 * y[i]);
         }
         ASSERT_OK(dense_gemv(t, M, N, 1.5f, A, LDA, x, 0.25f, y));
-        for (int i = 0; i < yl; i++) ASSERT_NEAR(y[i], ref[i], 1e-4);
+        for (int i = 0; i < yl; i++)
+            ASSERT_NEAR(y[i], ref[i], 1e-4);
     }
     ASSERT_RC(dense_gemv(0, M, N, 1, A, N - 1, x, 0, y), RC_EINVAL);
     ASSERT_RC(dense_gemv(0, -1, N, 1, A, LDA, x, 0, y), RC_EINVAL);
@@ -123,9 +152,11 @@ TEST(dense_gemv_ger_vs_naive)
     fill_rand(&r, x, M);
     fill_rand(&r, y, N);
     for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) R[i * LDA + j] += -0.5f * x[i] * y[j];
+        for (int j = 0; j < N; j++)
+            R[i * LDA + j] += -0.5f * x[i] * y[j];
     ASSERT_OK(dense_ger(M, N, -0.5f, x, y, G, LDA));
-    for (int i = 0; i < M * LDA; i++) ASSERT_NEAR(G[i], R[i], 1e-5);
+    for (int i = 0; i < M * LDA; i++)
+        ASSERT_NEAR(G[i], R[i], 1e-5);
     ASSERT_RC(dense_ger(M, N, 1, x, y, G, N - 1), RC_EINVAL);
     ASSERT_RC(dense_ger(M, N, 1, NULL, y, G, LDA), RC_EINVAL);
     ASSERT_OK(dense_ger(0, N, 1, NULL, NULL, NULL, LDA));
@@ -148,26 +179,35 @@ TEST(dense_vector_helpers)
         ASSERT_NEAR(dense_dot(n, x, y), dot, 1e-5 * (n + 1));
         ASSERT_NEAR(dense_sum(n, x), sum, 1e-5 * (n + 1));
         dense_axpy(n, 2.0f, x, y);
-        for (int i = 0; i < n; i++) ASSERT(y[i] == y0[i] + 2.0f * x[i]);
+        for (int i = 0; i < n; i++)
+            ASSERT(y[i] == y0[i] + 2.0f * x[i]);
         dense_add(n, x, y);
-        for (int i = 0; i < n; i++) ASSERT_NEAR(y[i], y0[i] + 3.0f * x[i], 1e-6);
+        for (int i = 0; i < n; i++)
+            ASSERT_NEAR(y[i], y0[i] + 3.0f * x[i], 1e-6);
         dense_scale(n, -1.0f, y);
-        for (int i = 0; i < n; i++) ASSERT_NEAR(y[i], -(y0[i] + 3.0f * x[i]), 1e-6);
+        for (int i = 0; i < n; i++)
+            ASSERT_NEAR(y[i], -(y0[i] + 3.0f * x[i]), 1e-6);
         dense_mul(n, x, x, y);
-        for (int i = 0; i < n; i++) ASSERT(y[i] == x[i] * x[i]);
+        for (int i = 0; i < n; i++)
+            ASSERT(y[i] == x[i] * x[i]);
         dense_fill(n, 7.0f, y);
-        for (int i = 0; i < n; i++) ASSERT(y[i] == 7.0f);
+        for (int i = 0; i < n; i++)
+            ASSERT(y[i] == 7.0f);
         dense_zero(n, y);
-        for (int i = 0; i < n; i++) ASSERT(y[i] == 0.0f);
+        for (int i = 0; i < n; i++)
+            ASSERT(y[i] == 0.0f);
     }
     /* bias add and row sums, with a leading dimension */
     float X[3 * 5], b[4] = {1, 2, 3, 4}, db[4] = {0};
-    for (int i = 0; i < 15; i++) X[i] = (float)i;
+    for (int i = 0; i < 15; i++)
+        X[i] = (float)i;
     dense_add_bias(3, 4, X, 5, b);
     for (int rr = 0; rr < 3; rr++)
-        for (int c = 0; c < 5; c++) ASSERT(X[rr * 5 + c] == (float)(rr * 5 + c) + (c < 4 ? b[c] : 0.0f));
+        for (int c = 0; c < 5; c++)
+            ASSERT(X[rr * 5 + c] == (float)(rr * 5 + c) + (c < 4 ? b[c] : 0.0f));
     dense_sum_rows(3, 4, X, 5, db);
-    for (int c = 0; c < 4; c++) ASSERT(db[c] == X[c] + X[5 + c] + X[10 + c]);
+    for (int c = 0; c < 4; c++)
+        ASSERT(db[c] == X[c] + X[5 + c] + X[10 + c]);
     /* argmax */
     float a[6] = {NAN, 1, 3, 3, -1, 2};
     ASSERT_EQ(dense_argmax(6, a), 2);
@@ -180,20 +220,24 @@ TEST(dense_activations_vs_libm)
 {
     enum { N = 4001 };
     static float x[N], y[N];
-    for (int i = 0; i < N; i++) x[i] = -100.0f + 0.05f * (float)i;
+    for (int i = 0; i < N; i++)
+        x[i] = -100.0f + 0.05f * (float)i;
     x[0] = -FLT_MAX;
     x[N - 1] = FLT_MAX;
     dense_sigmoid(N, x, y);
     for (int i = 0; i < N; i++) {
         double ref = 1.0 / (1.0 + exp(-(double)x[i]));
-        if (!(fabs(y[i] - ref) <= 2e-7 * ref + 1e-30)) FAIL("sigmoid(%g) = %.9g, ref %.9g", x[i], y[i], ref);
+        if (!(fabs(y[i] - ref) <= 2e-7 * ref + 1e-30))
+            FAIL("sigmoid(%g) = %.9g, ref %.9g", x[i], y[i], ref);
         ASSERT(y[i] >= 0.0f && y[i] <= 1.0f);
     }
     ASSERT_NEAR(dense_sigmoidf(0.0f), 0.5, 0);
     dense_tanh(N, x, y);
-    for (int i = 0; i < N; i++) ASSERT_NEAR(y[i], tanh((double)x[i]), 2e-7);
+    for (int i = 0; i < N; i++)
+        ASSERT_NEAR(y[i], tanh((double)x[i]), 2e-7);
     dense_relu(N, x, y);
-    for (int i = 0; i < N; i++) ASSERT(y[i] == (x[i] > 0 ? x[i] : 0.0f));
+    for (int i = 0; i < N; i++)
+        ASSERT(y[i] == (x[i] > 0 ? x[i] : 0.0f));
     dense_elu(N, 1.5f, x, y);
     for (int i = 0; i < N; i++) {
         double ref = x[i] > 0 ? x[i] : 1.5 * expm1((double)x[i]);
@@ -248,12 +292,20 @@ TEST(dense_activation_gradients)
         float d2[N];
         memcpy(d2, dy, sizeof d2);
         switch (f) {
-        case 0: dense_sigmoid_backward(N, y, d2, d2); break;
-        case 1: dense_tanh_backward(N, y, d2, d2); break;
-        case 2: dense_relu_backward(N, y, d2, d2); break;
-        default: dense_elu_backward(N, 0.7f, y, d2, d2);
+        case 0:
+            dense_sigmoid_backward(N, y, d2, d2);
+            break;
+        case 1:
+            dense_tanh_backward(N, y, d2, d2);
+            break;
+        case 2:
+            dense_relu_backward(N, y, d2, d2);
+            break;
+        default:
+            dense_elu_backward(N, 0.7f, y, d2, d2);
         }
-        for (int i = 0; i < N; i++) ASSERT(d2[i] == dx[i]);
+        for (int i = 0; i < N; i++)
+            ASSERT(d2[i] == dx[i]);
     }
 }
 
@@ -263,7 +315,8 @@ TEST(dense_softmax_family)
     rng_seed(&r, 5);
     enum { M = 4, N = 50, LD = 53 };
     float X[M * LD], L[M * LD], S[M * LD];
-    for (int i = 0; i < M * LD; i++) X[i] = 20.0f * rng_uniformf(&r) - 10.0f;
+    for (int i = 0; i < M * LD; i++)
+        X[i] = 20.0f * rng_uniformf(&r) - 10.0f;
     X[LD + 3] = 1000.0f; /* large values must not overflow */
     X[LD + 4] = 1000.0f;
     memcpy(S, X, sizeof X);
@@ -273,8 +326,10 @@ TEST(dense_softmax_family)
     for (int rr = 0; rr < M; rr++) {
         const float *x = X + rr * LD;
         double m = -INFINITY, s = 0;
-        for (int i = 0; i < N; i++) m = fmax(m, x[i]);
-        for (int i = 0; i < N; i++) s += exp((double)x[i] - m);
+        for (int i = 0; i < N; i++)
+            m = fmax(m, x[i]);
+        for (int i = 0; i < N; i++)
+            s += exp((double)x[i] - m);
         double lse = m + log(s);
         ASSERT_NEAR(dense_logsumexp(N, x), lse, 1e-4 * fmax(1, fabs(lse)));
         double tot = 0;
@@ -285,7 +340,8 @@ TEST(dense_softmax_family)
             tot += S[rr * LD + i];
         }
         ASSERT_NEAR(tot, 1.0, 1e-5);
-        for (int i = N; i < LD; i++) ASSERT(S[rr * LD + i] == X[rr * LD + i]); /* padding untouched */
+        for (int i = N; i < LD; i++)
+            ASSERT(S[rr * LD + i] == X[rr * LD + i]); /* padding untouched */
     }
     ASSERT_NEAR(S[LD + 3], 0.5, 1e-6);
     float big[2] = {1000.0f, 1000.0f};
@@ -302,13 +358,14 @@ TEST(dense_softmax_family)
     ASSERT_NEAR(partial[1], 0.5, 1e-7);
 }
 
-/* Fine-grid accuracy of the vectorised kernels against libm in double, special values, and every tail
- * length / misalignment of the 4-wide loops against the scalar path. */
+/* Fine-grid accuracy of the vectorised kernels against libm in double, special values, and every
+ * tail length / misalignment of the 4-wide loops against the scalar path. */
 TEST(dense_fast_kernels_accuracy)
 {
     enum { N = 200000 };
     float *x = malloc(N * sizeof(float)), *y = malloc(N * sizeof(float));
-    for (int i = 0; i < N; i++) x[i] = -95.0f + 190.0f * (float)i / N;
+    for (int i = 0; i < N; i++)
+        x[i] = -95.0f + 190.0f * (float)i / N;
     dense_sigmoid(N, x, y);
     for (int i = 0; i < N; i++) {
         double ref = 1.0 / (1.0 + exp(-(double)x[i]));
@@ -318,22 +375,28 @@ TEST(dense_fast_kernels_accuracy)
     dense_tanh(N, x, y);
     for (int i = 0; i < N; i++) {
         double ref = tanh((double)x[i]);
-        if (!(fabs(y[i] - ref) <= 3e-7 * fabs(ref) + 1e-30)) FAIL("tanh(%.9g) = %.9g, ref %.9g", x[i], y[i], ref);
+        if (!(fabs(y[i] - ref) <= 3e-7 * fabs(ref) + 1e-30))
+            FAIL("tanh(%.9g) = %.9g, ref %.9g", x[i], y[i], ref);
     }
     /* tanh near 0: relative accuracy over many binades */
-    for (int i = 0; i < N; i++) x[i] = ldexpf(1.0f + (float)(i % 1000) / 1000.0f, -(i % 60)) * (i & 1 ? -1.0f : 1.0f);
+    for (int i = 0; i < N; i++)
+        x[i] = ldexpf(1.0f + (float)(i % 1000) / 1000.0f, -(i % 60)) * (i & 1 ? -1.0f : 1.0f);
     dense_tanh(N, x, y);
     for (int i = 0; i < N; i++) {
         double ref = tanh((double)x[i]);
-        if (!(fabs(y[i] - ref) <= 3e-7 * fabs(ref))) FAIL("tanh(%.9g) = %.9g, ref %.9g", x[i], y[i], ref);
+        if (!(fabs(y[i] - ref) <= 3e-7 * fabs(ref)))
+            FAIL("tanh(%.9g) = %.9g, ref %.9g", x[i], y[i], ref);
     }
     /* softmax over a wide row with masked entries */
-    for (int i = 0; i < 1001; i++) x[i] = (i % 7 == 0) ? -INFINITY : -50.0f + 0.1f * (float)i;
+    for (int i = 0; i < 1001; i++)
+        x[i] = (i % 7 == 0) ? -INFINITY : -50.0f + 0.1f * (float)i;
     memcpy(y, x, 1001 * sizeof(float));
     dense_softmax_rows(1, 1001, y, 1001);
     double lse = dense_logsumexp(1001, x), dl = -INFINITY, s = 0;
-    for (int i = 0; i < 1001; i++) dl = fmax(dl, x[i]);
-    for (int i = 0; i < 1001; i++) s += exp((double)x[i] - dl);
+    for (int i = 0; i < 1001; i++)
+        dl = fmax(dl, x[i]);
+    for (int i = 0; i < 1001; i++)
+        s += exp((double)x[i] - dl);
     ASSERT_NEAR(lse, dl + log(s), 1e-5);
     for (int i = 0; i < 1001; i++) {
         if (i % 7 == 0) {
@@ -351,10 +414,11 @@ TEST(dense_fast_kernels_accuracy)
     /* special values */
     float sp[8] = {-INFINITY, INFINITY, NAN, 0.0f, -0.0f, 1e30f, -1e30f, 88.0f}, o[8];
     dense_sigmoid(8, sp, o);
-    ASSERT(o[0] == 0.0f && o[1] == 1.0f && isnan(o[2]) && o[3] == 0.5f && o[4] == 0.5f && o[5] == 1.0f &&
-           o[6] == 0.0f && o[7] == 1.0f);
+    ASSERT(o[0] == 0.0f && o[1] == 1.0f && isnan(o[2]) && o[3] == 0.5f && o[4] == 0.5f &&
+           o[5] == 1.0f && o[6] == 0.0f && o[7] == 1.0f);
     dense_tanh(8, sp, o);
-    ASSERT(o[0] == -1.0f && o[1] == 1.0f && isnan(o[2]) && o[3] == 0.0f && o[5] == 1.0f && o[6] == -1.0f);
+    ASSERT(o[0] == -1.0f && o[1] == 1.0f && isnan(o[2]) && o[3] == 0.0f && o[5] == 1.0f &&
+           o[6] == -1.0f);
     ASSERT(o[4] == 0.0f && signbit(o[4])); /* tanh(-0) = -0 */
     float nanrow[3] = {1.0f, NAN, 2.0f}, allnan[2] = {NAN, NAN};
     ASSERT(isnan(dense_logsumexp(3, nanrow)));
@@ -362,10 +426,12 @@ TEST(dense_fast_kernels_accuracy)
 
     /* every length 0..19 at every misalignment 0..3: same as element by element */
     float buf[32], out[32], one;
-    for (int i = 0; i < 32; i++) buf[i] = -6.0f + 0.41f * (float)i;
+    for (int i = 0; i < 32; i++)
+        buf[i] = -6.0f + 0.41f * (float)i;
     for (int off = 0; off < 4; off++)
         for (int n = 0; n < 20; n++) {
-            for (int i = 0; i < 32; i++) out[i] = 99.0f;
+            for (int i = 0; i < 32; i++)
+                out[i] = 99.0f;
             dense_sigmoid(n, buf + off, out + off);
             for (int i = 0; i < 32; i++) {
                 if (i < off || i >= off + n) {
@@ -384,7 +450,8 @@ TEST(dense_fast_kernels_accuracy)
                 memcpy(out, buf, sizeof buf);
                 dense_softmax_rows(1, n, out + off, n);
                 double tot = 0;
-                for (int i = off; i < off + n; i++) tot += out[i];
+                for (int i = off; i < off + n; i++)
+                    tot += out[i];
                 ASSERT_NEAR(tot, 1.0, 1e-6);
                 ASSERT(out[off + n] == buf[off + n]);
             }

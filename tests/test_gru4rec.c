@@ -589,3 +589,43 @@ TEST_TIMEOUT(gru4rec_cli_train_eval, 120)
     ASSERT_NE(st, 0);
     ASSERT_CONTAINS(out, "missing.json");
 }
+
+TEST(gru4rec_negative_sampling_follows_popularity)
+{
+    int N = 50;
+    idmap *items = make_items(N);
+    int64_t counts[50];
+    double w[50], tot = 0;
+    for (int i = 0; i < N; i++) {
+        counts[i] = (i % 7 == 3) ? 0 : 1 + (i * 37) % 400; /* a zero count is treated as 1 */
+        w[i] = pow(counts[i] > 0 ? (double)counts[i] : 1.0, 0.5);
+        tot += w[i];
+    }
+    gru4rec_hparams hp;
+    small_hp(&hp, 4, 1);
+    hp.n_sample = 100;
+    hp.sample_alpha = 0.5;
+    hp.sample_cache = 1000; /* 10 batches per refill: exercises refills */
+    gru4rec *m = NULL;
+    gru4rec_trainer *t = NULL;
+    ASSERT_OK(gru4rec_new_random(&m, &hp, items, counts, 1));
+    ASSERT_OK(gru4rec_trainer_new(&t, m, 5));
+    static int64_t hits[50];
+    int draws = 4000;
+    for (int d = 0; d < draws; d++) {
+        const int32_t *s = gru4rec_trainer_next_sample(t);
+        for (int k = 0; k < 100; k++) {
+            ASSERT(s[k] >= 0 && s[k] < N);
+            hits[s[k]]++;
+        }
+    }
+    double n = 100.0 * draws;
+    for (int i = 0; i < N; i++) {
+        double p = w[i] / tot, sd = sqrt(n * p * (1 - p));
+        if (fabs((double)hits[i] - n * p) > 5 * sd + 1)
+            FAIL("item %d drawn %lld times, expected %.0f +- %.0f", i, (long long)hits[i], n * p, sd);
+    }
+    gru4rec_trainer_free(t);
+    gru4rec_free(m);
+    idmap_free(items);
+}

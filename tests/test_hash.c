@@ -5,8 +5,9 @@
 #include "core/rng.h"
 #include "tests/testlib.h"
 
-/* Golden values, computed once with this implementation: they must never change (snapshots with hashed
- * features and experiment assignments depend on them). Each length class of the tail code is covered. */
+/* Golden values, computed once with this implementation: they must never change (snapshots with
+ * hashed features and experiment assignments depend on them). Each length class of the tail code is
+ * covered. */
 static const struct {
     const char *s;
     uint64_t h0, h42;
@@ -64,9 +65,11 @@ TEST(hash_seed_and_tuple_semantics)
     /* hash_u64 is a bijection for a fixed seed: no collisions among many consecutive values */
     enum { M = 4096 };
     uint64_t v[M];
-    for (int i = 0; i < M; i++) v[i] = hash_u64((uint64_t)i, 3);
     for (int i = 0; i < M; i++)
-        for (int j = i + 1; j < M; j++) ASSERT(v[i] != v[j]);
+        v[i] = hash_u64((uint64_t)i, 3);
+    for (int i = 0; i < M; i++)
+        for (int j = i + 1; j < M; j++)
+            ASSERT(v[i] != v[j]);
     /* reduce */
     ASSERT_EQ(hash_reduce(UINT64_MAX, 10), 9);
     ASSERT_EQ(hash_reduce(0, 10), 0);
@@ -74,7 +77,8 @@ TEST(hash_seed_and_tuple_semantics)
     ASSERT_EQ(hash_bucket("k", 1, 0, 0), 0);
 }
 
-/* Chi-square of bucket counts for similar keys ("user-0", "user-1", ...) and for numeric strings. */
+/* Chi-square of bucket counts for similar keys ("user-0", "user-1", ...) and for numeric strings.
+ */
 TEST(hash_bucket_distribution)
 {
     enum { NB = 1000, NK = 200000 };
@@ -83,13 +87,15 @@ TEST(hash_bucket_distribution)
     for (int form = 0; form < 2; form++) {
         memset(cnt, 0, sizeof cnt);
         for (int i = 0; i < NK; i++) {
-            int len = form ? snprintf(buf, sizeof buf, "%d", i) : snprintf(buf, sizeof buf, "user-%d", i);
+            int len =
+                form ? snprintf(buf, sizeof buf, "%d", i) : snprintf(buf, sizeof buf, "user-%d", i);
             uint64_t b = hash_bucket(buf, (size_t)len, 777, NB);
             ASSERT(b < NB);
             cnt[b]++;
         }
         double e = (double)NK / NB, chi2 = 0;
-        for (int i = 0; i < NB; i++) chi2 += (cnt[i] - e) * (cnt[i] - e) / e;
+        for (int i = 0; i < NB; i++)
+            chi2 += (cnt[i] - e) * (cnt[i] - e) / e;
         /* 999 dof: mean 999, sd ~ 44.7; 1250 is > 5 sd */
         if (!(chi2 < 1250.0)) FAIL("form %d chi2 %.1f", form, chi2);
     }
@@ -100,7 +106,8 @@ TEST(hash_bucket_distribution)
         cnt[hash64(buf, (size_t)len, 0) & 511]++;
     }
     double e = (double)NK / 512, chi2 = 0;
-    for (int i = 0; i < 512; i++) chi2 += (cnt[i] - e) * (cnt[i] - e) / e;
+    for (int i = 0; i < 512; i++)
+        chi2 += (cnt[i] - e) * (cnt[i] - e) / e;
     if (!(chi2 < 700.0)) FAIL("low bits chi2 %.1f", chi2); /* 511 dof, sd ~ 32 */
 }
 
@@ -117,17 +124,38 @@ TEST(hash_avalanche)
         for (size_t bit = 0; bit < len * 8; bit++) {
             int flips[64] = {0};
             for (int t = 0; t < T; t++) {
-                for (size_t j = 0; j < len; j++) k[j] = (unsigned char)rng_u64(&r);
+                for (size_t j = 0; j < len; j++)
+                    k[j] = (unsigned char)rng_u64(&r);
                 uint64_t a = hash64(k, len, 9);
                 k[bit / 8] ^= (unsigned char)(1u << (bit % 8));
                 uint64_t d = a ^ hash64(k, len, 9);
-                for (int o = 0; o < 64; o++) flips[o] += (int)((d >> o) & 1);
+                for (int o = 0; o < 64; o++)
+                    flips[o] += (int)((d >> o) & 1);
             }
             for (int o = 0; o < 64; o++) {
                 /* sd of the count is sqrt(600/4) ~ 12.2; allow ~7 sd across ~23k cells */
                 if (flips[o] < T / 2 - 85 || flips[o] > T / 2 + 85)
-                    FAIL("len %zu input bit %zu -> output bit %d flipped %d/%d", len, bit, o, flips[o], T);
+                    FAIL("len %zu input bit %zu -> output bit %d flipped %d/%d", len, bit, o,
+                         flips[o], T);
             }
+        }
+    }
+}
+
+/* Swapping the two words of a 16-byte block changes the hash (the multiply is symmetric in its
+ * operands, the construction must not be). */
+TEST(hash_block_word_swap)
+{
+    unsigned char a[40], b[40];
+    for (int i = 0; i < 40; i++)
+        a[i] = (unsigned char)(i * 11 + 3);
+    for (int blk = 0; blk + 16 <= 32; blk += 16) {
+        memcpy(b, a, sizeof b);
+        memcpy(b + blk, a + blk + 8, 8);
+        memcpy(b + blk + 8, a + blk, 8);
+        for (uint64_t seed = 0; seed < 4; seed++) {
+            ASSERT(hash64(a, 40, seed) != hash64(b, 40, seed));
+            ASSERT(hash64(a, 16, seed) != hash64(b, 16, seed) || blk != 0);
         }
     }
 }

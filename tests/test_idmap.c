@@ -48,7 +48,8 @@ TEST(idmap_edge_lengths)
     ASSERT_EQ(len, 0);
 
     char big[IDMAP_MAX_KEY + 1];
-    for (int i = 0; i <= IDMAP_MAX_KEY; i++) big[i] = (char)('a' + i % 26);
+    for (int i = 0; i <= IDMAP_MAX_KEY; i++)
+        big[i] = (char)('a' + i % 26);
     ASSERT_EQ(idmap_intern(m, big, IDMAP_MAX_KEY), 1);
     ASSERT_EQ(idmap_find(m, big, IDMAP_MAX_KEY), 1);
     ASSERT(memcmp(idmap_key(m, 1, &len), big, IDMAP_MAX_KEY) == 0);
@@ -67,12 +68,14 @@ TEST(idmap_edge_lengths)
 
 TEST(idmap_binary_keys)
 {
-    /* arbitrary bytes, including NUL and 0xff inside the key, and keys that differ in one byte only */
+    /* arbitrary bytes, including NUL and 0xff inside the key, and keys that differ in one byte only
+     */
     idmap *m = idmap_new(0);
     ASSERT(m);
     unsigned char k[40];
     for (int v = 0; v < 256; v++) {
-        for (int i = 0; i < 40; i++) k[i] = (unsigned char)(i * 37);
+        for (int i = 0; i < 40; i++)
+            k[i] = (unsigned char)(i * 37);
         k[17] = (unsigned char)v;
         ASSERT_EQ(idmap_intern(m, (const char *)k, sizeof k), v);
     }
@@ -82,7 +85,8 @@ TEST(idmap_binary_keys)
     ASSERT_EQ(idmap_intern(m, a, 1), 258); /* "x" alone */
     ASSERT_EQ(idmap_find(m, a, 2), -1);    /* "x\0" */
     for (int v = 0; v < 256; v++) {
-        for (int i = 0; i < 40; i++) k[i] = (unsigned char)(i * 37);
+        for (int i = 0; i < 40; i++)
+            k[i] = (unsigned char)(i * 37);
         k[17] = (unsigned char)v;
         ASSERT_EQ(idmap_find(m, (const char *)k, sizeof k), v);
         size_t len;
@@ -135,7 +139,8 @@ TEST(idmap_random_keys)
     int64_t n = 0;
     for (int i = 0; i < N; i++) {
         lens[i] = 1 + (size_t)rng_below(&r, 23);
-        for (size_t j = 0; j < lens[i]; j++) keys[i][j] = (char)rng_below(&r, 256);
+        for (size_t j = 0; j < lens[i]; j++)
+            keys[i][j] = (char)rng_below(&r, 256);
         int64_t before = (int64_t)idmap_size(m);
         int64_t idx = idmap_intern(m, keys[i], lens[i]);
         ASSERT(idx >= 0);
@@ -143,7 +148,8 @@ TEST(idmap_random_keys)
     }
     ASSERT_EQ((int64_t)idmap_size(m), n);
     int64_t order[N];
-    for (int i = 0; i < N; i++) order[i] = i;
+    for (int i = 0; i < N; i++)
+        order[i] = i;
     rng_shuffle_i64(&r, order, N);
     for (int t = 0; t < N; t++) {
         int i = (int)order[t];

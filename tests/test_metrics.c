@@ -1,4 +1,5 @@
-/* tests/test_metrics.c - core/metrics on small cases computed by hand (the arithmetic is in comments). */
+/* tests/test_metrics.c - core/metrics on small cases computed by hand (the arithmetic is in
+ * comments). */
 #include "core/metrics.h"
 
 #include <stdint.h>
@@ -10,12 +11,14 @@ TEST(metrics_rank_ties_and_exclusion)
 {
     /* index:          0    1    2    3    4    5 */
     float s[] = {0.1f, 0.9f, 0.5f, 0.5f, 0.7f, -2.0f};
-    /* target 2 (0.5): others >= 0.5 are 1 (0.9), 3 (0.5, a tie counts against), 4 (0.7) -> rank 1+3 = 4 */
+    /* target 2 (0.5): others >= 0.5 are 1 (0.9), 3 (0.5, a tie counts against), 4 (0.7) -> rank 1+3
+     * = 4 */
     ASSERT_EQ(metrics_rank(s, 6, 2, NULL, 0), 4);
     ASSERT_EQ(metrics_rank(s, 6, 3, NULL, 0), 4); /* symmetric tie */
     ASSERT_EQ(metrics_rank(s, 6, 1, NULL, 0), 1); /* best */
     ASSERT_EQ(metrics_rank(s, 6, 5, NULL, 0), 6); /* worst */
-    /* excluding items 1 and 3 from target 2: only 4 remains above -> rank 2; 0 (below) changes nothing */
+    /* excluding items 1 and 3 from target 2: only 4 remains above -> rank 2; 0 (below) changes
+     * nothing */
     int32_t ex[] = {1, 3, 0};
     ASSERT_EQ(metrics_rank(s, 6, 2, ex, 3), 2);
     /* the target itself and out-of-range entries in the exclusion list are ignored */
@@ -23,7 +26,8 @@ TEST(metrics_rank_ties_and_exclusion)
     ASSERT_EQ(metrics_rank(s, 6, 2, ex2, 4), 4);
     /* all equal scores: every target ranks last */
     float eq[7] = {1, 1, 1, 1, 1, 1, 1};
-    for (int t = 0; t < 7; t++) ASSERT_EQ(metrics_rank(eq, 7, t, NULL, 0), 7);
+    for (int t = 0; t < 7; t++)
+        ASSERT_EQ(metrics_rank(eq, 7, t, NULL, 0), 7);
     /* bad arguments */
     ASSERT_EQ(metrics_rank(s, 6, 6, NULL, 0), 0);
     ASSERT_EQ(metrics_rank(s, 6, -1, NULL, 0), 0);
@@ -59,7 +63,8 @@ TEST(metrics_rank_matches_reference)
             if (u % 89 == 0) s[j] = INFINITY;
             if (u % 83 == 0) s[j] = -INFINITY;
         }
-        for (int k = 0; k < 20; k++) ex[k] = (int32_t)k * 3 - 2; /* distinct, some out of range */
+        for (int k = 0; k < 20; k++)
+            ex[k] = (int32_t)k * 3 - 2; /* distinct, some out of range */
         for (int rep = 0; rep < 5; rep++) {
             int t = (int)rng_below(&r, (uint64_t)n), m = (int)rng_below(&r, 21);
             ASSERT_EQ(metrics_rank(s, n, t, NULL, 0), metrics_rank_ref(s, n, t, NULL, 0));
@@ -139,8 +144,9 @@ TEST(metrics_topk_errors)
 
 TEST(metrics_auc_by_hand)
 {
-    /* scores 0.1(-) 0.4(+) 0.35(-) 0.8(+): pairs (pos, neg): (0.4,0.1) win, (0.4,0.35) win, (0.8,0.1) win,
-     * (0.8,0.35) win -> 4/4 = 1. Swap labels of 0.4 and 0.35: (0.35,0.1) win (0.35,0.4) loss (0.8,*) 2 wins
+    /* scores 0.1(-) 0.4(+) 0.35(-) 0.8(+): pairs (pos, neg): (0.4,0.1) win, (0.4,0.35) win,
+     * (0.8,0.1) win, (0.8,0.35) win -> 4/4 = 1. Swap labels of 0.4 and 0.35: (0.35,0.1) win
+     * (0.35,0.4) loss (0.8,*) 2 wins
      * -> 3/4 = 0.75 (the classic sklearn example). */
     float s[] = {0.1f, 0.4f, 0.35f, 0.8f};
     float y1[] = {0, 1, 0, 1}, y2[] = {0, 0, 1, 1};
@@ -150,8 +156,8 @@ TEST(metrics_auc_by_hand)
     ASSERT_OK(metrics_auc(s, y2, 4, &auc));
     ASSERT_NEAR(auc, 0.75, 1e-12);
     /* ties: scores 0.5(+) 0.5(-) 0.2(-) 0.9(+) 0.5(+)
-     * P = {0.5, 0.9, 0.5}, N = {0.5, 0.2}; pairs: (0.5,0.5) 1/2, (0.5,0.2) 1, (0.9,0.5) 1, (0.9,0.2) 1,
-     * (0.5,0.5) 1/2, (0.5,0.2) 1 -> 5/6 */
+     * P = {0.5, 0.9, 0.5}, N = {0.5, 0.2}; pairs: (0.5,0.5) 1/2, (0.5,0.2) 1, (0.9,0.5) 1,
+     * (0.9,0.2) 1, (0.5,0.5) 1/2, (0.5,0.2) 1 -> 5/6 */
     float s3[] = {0.5f, 0.5f, 0.2f, 0.9f, 0.5f}, y3[] = {1, 0, 0, 1, 1};
     ASSERT_OK(metrics_auc(s3, y3, 5, &auc));
     ASSERT_NEAR(auc, 5.0 / 6.0, 1e-12);
@@ -184,7 +190,8 @@ TEST(metrics_logloss_accuracy)
      *   = -[-0.1053605 - 0.2231436 - 0.9162907 - 0.6931472] / 4 = 1.9379420 / 4 = 0.4844855
      * accuracy at 0.5: 0.9->1 ok, 0.2->0 ok, 0.6->1 wrong, 0.5->1 ok -> 3/4 */
     float p[] = {0.9f, 0.2f, 0.6f, 0.5f}, y[] = {1, 0, 0, 1};
-    double want = -(log((double)0.9f) + log(1 - (double)0.2f) + log(1 - (double)0.6f) + log(0.5)) / 4;
+    double want =
+        -(log((double)0.9f) + log(1 - (double)0.2f) + log(1 - (double)0.6f) + log(0.5)) / 4;
     ASSERT_NEAR(want, 0.4844855, 1e-6);
     ASSERT_NEAR(metrics_logloss(p, y, 4), want, 1e-12);
     ASSERT_NEAR(metrics_accuracy(p, y, 4), 0.75, 1e-12);
@@ -212,4 +219,29 @@ TEST(metrics_regression)
     ASSERT_NEAR(metrics_rmse(pr, tr, 4), 1.0307764, 1e-7);
     ASSERT(isnan(metrics_rmse(pr, tr, 0)));
     ASSERT(isnan(metrics_mae(pr, tr, 0)));
+}
+
+/* AUC by sorting equals the O(P*N) pair count on random data with many ties. */
+TEST(metrics_auc_matches_pair_count)
+{
+    rng_t r;
+    rng_seed(&r, 7);
+    enum { N = 500 };
+    float s[N], y[N];
+    for (int rep = 0; rep < 20; rep++) {
+        for (int i = 0; i < N; i++) {
+            s[i] = (float)rng_below(&r, 30) * 0.1f - 1.0f;
+            y[i] = rng_below(&r, 3) == 0 ? 1.0f : 0.0f;
+        }
+        y[0] = 1, y[1] = 0;
+        double wins = 0, pairs = 0, auc;
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < N; j++)
+                if (y[i] > 0.5f && y[j] < 0.5f) {
+                    pairs++;
+                    wins += s[i] > s[j] ? 1.0 : s[i] == s[j] ? 0.5 : 0.0;
+                }
+        ASSERT_OK(metrics_auc(s, y, N, &auc));
+        ASSERT_NEAR(auc, wins / pairs, 1e-12);
+    }
 }

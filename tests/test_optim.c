@@ -1,5 +1,6 @@
-/* tests/test_optim.c - core/optim against values computed by hand for a few steps (arithmetic in the
- * comments), and the rows forms against the dense forms. Tolerances are float rounding (~1e-6 relative). */
+/* tests/test_optim.c - core/optim against values computed by hand for a few steps (arithmetic in
+ * the comments), and the rows forms against the dense forms. Tolerances are float rounding (~1e-6
+ * relative). */
 #include "core/optim.h"
 
 #include <stdint.h>
@@ -9,8 +10,9 @@
 TEST(optim_adagrad_by_hand)
 {
     /* lr 0.5, eps 1e-6, p0 = 1, gradients 3 then 4:
-     *   step 1: acc = 9;  upd = -0.5*3/sqrt(9.000001)  = -1.5/3.00000017 = -0.49999997;  p = 0.50000003
-     *   step 2: acc = 25; upd = -0.5*4/sqrt(25.000001) = -2/5.0000001    = -0.39999999;  p = 0.10000004 */
+     *   step 1: acc = 9;  upd = -0.5*3/sqrt(9.000001)  = -1.5/3.00000017 = -0.49999997;  p =
+     * 0.50000003 step 2: acc = 25; upd = -0.5*4/sqrt(25.000001) = -2/5.0000001    = -0.39999999;  p
+     * = 0.10000004 */
     optim_adagrad o = {0.5, 0.0, 1e-6};
     float p = 1, acc = 0, g = 3;
     optim_adagrad_dense(&o, &p, &g, &acc, NULL, 1);
@@ -24,8 +26,9 @@ TEST(optim_adagrad_by_hand)
 
 TEST(optim_adagrad_eps_inside_sqrt)
 {
-    /* g = 1e-3 on a fresh accumulator, eps 1e-6: acc = 1e-6 and upd = -0.5 * 1e-3 / sqrt(1e-6 + 1e-6)
-     * = -0.5 / sqrt(2) = -0.35355339. (eps outside the sqrt would give -0.5 * 1e-3 / 1.001e-3 = -0.4995.) */
+    /* g = 1e-3 on a fresh accumulator, eps 1e-6: acc = 1e-6 and upd = -0.5 * 1e-3 / sqrt(1e-6 +
+     * 1e-6) = -0.5 / sqrt(2) = -0.35355339. (eps outside the sqrt would give -0.5 * 1e-3 / 1.001e-3
+     * = -0.4995.) */
     optim_adagrad o = {0.5, 0.0, 1e-6};
     float p = 0, acc = 0, g = 1e-3f;
     optim_adagrad_dense(&o, &p, &g, &acc, NULL, 1);
@@ -43,10 +46,12 @@ TEST(optim_adagrad_momentum_by_hand)
      *   step 2: acc 25, upd -0.39999999; v = 0.9*(-0.49999997) - 0.39999999 = -0.84999997;
      *           p = 0.50000003 - 0.84999997 = -0.34999994
      *   step 3: acc 25, upd 0;           v = 0.9*(-0.84999997) = -0.76499997;
-     *           p = -0.34999994 - 0.76499997 = -1.11499991 (momentum keeps moving without gradient) */
+     *           p = -0.34999994 - 0.76499997 = -1.11499991 (momentum keeps moving without gradient)
+     */
     optim_adagrad o = {0.5, 0.9, 1e-6};
     float p = 1, acc = 0, v = 0, g[] = {3, 4, 0};
-    double want_p[] = {0.50000003, -0.34999994, -1.11499991}, want_v[] = {-0.49999997, -0.84999997, -0.76499997};
+    double want_p[] = {0.50000003, -0.34999994, -1.11499991},
+           want_v[] = {-0.49999997, -0.84999997, -0.76499997};
     for (int s = 0; s < 3; s++) {
         optim_adagrad_dense(&o, &p, &g[s], &acc, &v, 1);
         ASSERT_NEAR(v, want_v[s], 1e-6);
@@ -54,13 +59,15 @@ TEST(optim_adagrad_momentum_by_hand)
     }
 }
 
-/* The rows form touches exactly the listed rows, and each listed row moves as the dense form would. */
+/* The rows form touches exactly the listed rows, and each listed row moves as the dense form would.
+ */
 TEST(optim_adagrad_rows_match_dense)
 {
     enum { R = 4, C = 3, K = 2 };
     optim_adagrad o = {0.1, 0.5, 1e-6};
     float p[R * C], acc[R * C] = {0}, v[R * C] = {0};
-    for (int i = 0; i < R * C; i++) p[i] = (float)i * 0.25f - 1;
+    for (int i = 0; i < R * C; i++)
+        p[i] = (float)i * 0.25f - 1;
     float p0[R * C];
     memcpy(p0, p, sizeof p);
     int32_t rows[K] = {3, 1};
@@ -87,8 +94,9 @@ TEST(optim_adagrad_rows_match_dense)
     }
     /* one element by hand: row 3 col 0, g = 1 twice, lr 0.1, momentum 0.5:
      *   step 1: acc 1, upd = -0.1/sqrt(1.000001) = -0.09999995; v = -0.09999995
-     *   step 2: acc 2, upd = -0.1/sqrt(2.000001) = -0.07071066; v = -0.05 - 0.07071066 = -0.12071064
-     *   p = 1.25 - 0.09999995 - 0.12071064 = 1.02928941 (p0 of element 9 is 9*0.25 - 1 = 1.25) */
+     *   step 2: acc 2, upd = -0.1/sqrt(2.000001) = -0.07071066; v = -0.05 - 0.07071066 =
+     * -0.12071064 p = 1.25 - 0.09999995 - 0.12071064 = 1.02928941 (p0 of element 9 is 9*0.25 - 1
+     * = 1.25) */
     ASSERT_NEAR(p[3 * C + 0], 1.25 - 0.09999995 - 0.12071064, 2e-6);
     /* momentum 0: v may be NULL in the rows form too */
     optim_adagrad o2 = {0.1, 0.0, 1e-6};
@@ -101,13 +109,15 @@ TEST(optim_ftrl_by_hand)
      *   w(z, n) = 0 if |z| <= 1, else -(z - sign(z)) / ((1 + sqrt(n))/0.5 + 0.5)
      *   step 1: w = 0; sigma = (sqrt(4) - 0)/0.5 = 4; z = 0 + 2 - 4*0 = 2; n = 4
      *           w = -(2 - 1)/((1 + 2)/0.5 + 0.5) = -1/6.5 = -0.15384615
-     *   step 2: sigma = (sqrt(5) - 2)/0.5 = 0.47213595; z = 2 - 1 - 0.47213595*(-0.15384615) = 1.07263630;
-     *           n = 5; w = -0.07263630/((1 + 2.23606798)/0.5 + 0.5) = -0.07263630/6.97213595 = -0.01041808
-     *   step 3: sigma = (sqrt(5.25) - sqrt(5))/0.5 = 0.11043958; z = 1.07263630 + 0.5 - 0.11043958*(-0.01041808)
-     *           = 1.57378687; n = 5.25; w = -0.57378687/((1 + 2.29128785)/0.5 + 0.5) = -0.08101387 */
+     *   step 2: sigma = (sqrt(5) - 2)/0.5 = 0.47213595; z = 2 - 1 - 0.47213595*(-0.15384615)
+     * = 1.07263630; n = 5; w = -0.07263630/((1 + 2.23606798)/0.5 + 0.5) = -0.07263630/6.97213595 =
+     * -0.01041808 step 3: sigma = (sqrt(5.25) - sqrt(5))/0.5 = 0.11043958; z = 1.07263630 + 0.5 -
+     * 0.11043958*(-0.01041808) = 1.57378687; n = 5.25; w = -0.57378687/((1 + 2.29128785)/0.5 + 0.5)
+     * = -0.08101387 */
     optim_ftrl o = {0.5, 1.0, 1.0, 0.5};
     float z = 0, n = 0, w = 99, g[] = {2, -1, 0.5f};
-    double wz[] = {2, 1.07263630, 1.57378687}, wn[] = {4, 5, 5.25}, ww[] = {-0.15384615, -0.01041808, -0.08101387};
+    double wz[] = {2, 1.07263630, 1.57378687}, wn[] = {4, 5, 5.25},
+           ww[] = {-0.15384615, -0.01041808, -0.08101387};
     for (int s = 0; s < 3; s++) {
         optim_ftrl_dense(&o, &z, &n, &g[s], &w, 1);
         ASSERT_NEAR(z, wz[s], 1e-6);
@@ -129,10 +139,10 @@ TEST(optim_ftrl_by_hand)
 TEST(optim_ftrl_rows_sparse_features)
 {
     /* 5 features (C = 1); an example with features 4 and 1 gets gradients 2 and -2; twice.
-     * Feature 4 follows step 1 above (z 2, n 4, w -1/6.5); feature 1 is its mirror image (z -2, w +1/6.5).
-     * Second step on feature 4 with g = 2 at w = -0.15384615: sigma = (sqrt(8) - 2)/0.5 = 1.65685425;
-     * z = 2 + 2 + 1.65685425*0.15384615 = 4.25490065; w = -3.25490065/((1 + 2.82842712)/0.5 + 0.5)
-     * = -3.25490065/8.15685425 = -0.39903872 */
+     * Feature 4 follows step 1 above (z 2, n 4, w -1/6.5); feature 1 is its mirror image (z -2, w
+     * +1/6.5). Second step on feature 4 with g = 2 at w = -0.15384615: sigma = (sqrt(8) - 2)/0.5
+     * = 1.65685425; z = 2 + 2 + 1.65685425*0.15384615 = 4.25490065; w = -3.25490065/((1
+     * + 2.82842712)/0.5 + 0.5) = -3.25490065/8.15685425 = -0.39903872 */
     optim_ftrl o = {0.5, 1.0, 1.0, 0.5};
     float z[5] = {0}, n[5] = {0}, w[5] = {0};
     int32_t rows[] = {4, 1};
@@ -155,14 +165,15 @@ TEST(optim_adam_by_hand)
      *   t=1: m = 0.05, v = 0.00025; mhat = 0.05/0.1 = 0.5, vhat = 0.00025/0.001 = 0.25;
      *        p = 1 - 0.1*0.5/(0.5 + 1e-8) = 0.9
      *   t=2: m = 0.045 - 0.1 = -0.055, v = 0.00024975 + 0.001 = 0.00124975;
-     *        mhat = -0.055/0.19 = -0.28947368, vhat = 0.00124975/0.001999 = 0.62518759, sqrt = 0.79068805;
-     *        p = 0.9 + 0.1*0.28947368/0.79068805 = 0.93661035
-     *   t=3: m = -0.0495 + 0.025 = -0.0245, v = 0.00124850025 + 0.0000625 = 0.00131100025;
-     *        mhat = -0.0245/0.271 = -0.09040590, vhat = 0.00131100025/0.002997001 = 0.43743737,
-     *        sqrt = 0.66139048; p = 0.93661035 + 0.1*0.09040590/0.66139048 = 0.95027942 */
+     *        mhat = -0.055/0.19 = -0.28947368, vhat = 0.00124975/0.001999 = 0.62518759, sqrt =
+     * 0.79068805; p = 0.9 + 0.1*0.28947368/0.79068805 = 0.93661035 t=3: m = -0.0495 + 0.025 =
+     * -0.0245, v = 0.00124850025 + 0.0000625 = 0.00131100025; mhat = -0.0245/0.271 = -0.09040590,
+     * vhat = 0.00131100025/0.002997001 = 0.43743737, sqrt = 0.66139048; p = 0.93661035 +
+     * 0.1*0.09040590/0.66139048 = 0.95027942 */
     optim_adam o = {0.1, 0.9, 0.999, 1e-8};
     float p = 1, m = 0, v = 0, g[] = {0.5f, -1, 0.25f};
-    double wp[] = {0.9, 0.93661035, 0.95027942}, wm[] = {0.05, -0.055, -0.0245}, wv[] = {0.00025, 0.00124975, 0.00131100025};
+    double wp[] = {0.9, 0.93661035, 0.95027942}, wm[] = {0.05, -0.055, -0.0245},
+           wv[] = {0.00025, 0.00124975, 0.00131100025};
     for (int t = 1; t <= 3; t++) {
         optim_adam_dense(&o, t, &p, &g[t - 1], &m, &v, 1);
         ASSERT_NEAR(m, wm[t - 1], 1e-7);
@@ -174,8 +185,8 @@ TEST(optim_adam_by_hand)
 TEST(optim_adam_rows_lazy)
 {
     /* (R=3, C=2); step 1 updates row 2 only, step 2 updates rows 0 and 2. Row 0 at t=2 is its first
-     * update but uses the global t: m = 0.1 g, v = 0.001 g^2, mhat = 0.1 g/0.19, vhat = 0.001 g^2/0.001999:
-     * for g = 1: p -= 0.1 * 0.52631579/0.70728362 = 0.07441368 */
+     * update but uses the global t: m = 0.1 g, v = 0.001 g^2, mhat = 0.1 g/0.19, vhat = 0.001
+     * g^2/0.001999: for g = 1: p -= 0.1 * 0.52631579/0.70728362 = 0.07441368 */
     optim_adam o = {0.1, 0.9, 0.999, 1e-8};
     float p[6] = {0, 0, 0, 0, 1, 1}, m[6] = {0}, v[6] = {0};
     int32_t r1[] = {2}, r2[] = {0, 2};
@@ -190,7 +201,8 @@ TEST(optim_adam_rows_lazy)
     ASSERT_NEAR(p[5], 0.93661035, 2e-6);
 }
 
-/* Sanity on a real objective: each optimiser drives f(x) = sum_i (x_i - c_i)^2 towards its minimum. */
+/* Sanity on a real objective: each optimiser drives f(x) = sum_i (x_i - c_i)^2 towards its minimum.
+ */
 TEST(optim_minimise_quadratic)
 {
     enum { N = 5 };
@@ -203,11 +215,14 @@ TEST(optim_minimise_quadratic)
     float z[N] = {0}, nsq[N] = {0}, w[N] = {0};
     optim_ftrl of = {0.5, 1.0, 0.0, 0.0};
     for (int t = 1; t <= 2000; t++) {
-        for (int i = 0; i < N; i++) g[i] = 2 * (pa[i] - c[i]);
+        for (int i = 0; i < N; i++)
+            g[i] = 2 * (pa[i] - c[i]);
         optim_adagrad_dense(&oa, pa, g, acc, va, N);
-        for (int i = 0; i < N; i++) g[i] = 2 * (pm[i] - c[i]);
+        for (int i = 0; i < N; i++)
+            g[i] = 2 * (pm[i] - c[i]);
         optim_adam_dense(&om, t, pm, g, mm, vm, N);
-        for (int i = 0; i < N; i++) g[i] = 2 * (w[i] - c[i]);
+        for (int i = 0; i < N; i++)
+            g[i] = 2 * (w[i] - c[i]);
         optim_ftrl_dense(&of, z, nsq, g, w, N);
     }
     for (int i = 0; i < N; i++) {
@@ -224,29 +239,39 @@ TEST(optim_vector_lanes_match_hand)
     enum { N = 11 };
     float p[N], acc[N] = {0}, v[N] = {0}, g[N];
     optim_adagrad o = {0.5, 0.9, 1e-6};
-    for (int i = 0; i < N; i++) p[i] = 1;
+    for (int i = 0; i < N; i++)
+        p[i] = 1;
     const float gs[] = {3, 4, 0};
     const double want_p[] = {0.50000003, -0.34999994, -1.11499991};
     for (int s = 0; s < 3; s++) {
-        for (int i = 0; i < N; i++) g[i] = gs[s];
+        for (int i = 0; i < N; i++)
+            g[i] = gs[s];
         optim_adagrad_dense(&o, p, g, acc, v, N);
-        for (int i = 0; i < N; i++) ASSERT_NEAR(p[i], want_p[s], 2e-6);
-        for (int i = 1; i < N; i++) ASSERT(p[i] == p[0]); /* bit-identical across lanes and tail */
+        for (int i = 0; i < N; i++)
+            ASSERT_NEAR(p[i], want_p[s], 2e-6);
+        for (int i = 1; i < N; i++)
+            ASSERT(p[i] == p[0]); /* bit-identical across lanes and tail */
     }
     optim_adagrad o0 = {0.5, 0.0, 1e-6};
-    for (int i = 0; i < N; i++) p[i] = 0, acc[i] = 0, g[i] = 1e-3f;
+    for (int i = 0; i < N; i++)
+        p[i] = 0, acc[i] = 0, g[i] = 1e-3f;
     optim_adagrad_dense(&o0, p, g, acc, NULL, N);
-    for (int i = 0; i < N; i++) ASSERT_NEAR(p[i], -0.35355339, 1e-6);
+    for (int i = 0; i < N; i++)
+        ASSERT_NEAR(p[i], -0.35355339, 1e-6);
 
     optim_adam oa = {0.1, 0.9, 0.999, 1e-8};
     float m[N] = {0};
-    for (int i = 0; i < N; i++) p[i] = 1, v[i] = 0;
+    for (int i = 0; i < N; i++)
+        p[i] = 1, v[i] = 0;
     const float ga[] = {0.5f, -1, 0.25f};
     const double wa[] = {0.9, 0.93661035, 0.95027942};
     for (int t = 1; t <= 3; t++) {
-        for (int i = 0; i < N; i++) g[i] = ga[t - 1];
+        for (int i = 0; i < N; i++)
+            g[i] = ga[t - 1];
         optim_adam_dense(&oa, t, p, g, m, v, N);
-        for (int i = 0; i < N; i++) ASSERT_NEAR(p[i], wa[t - 1], 2e-6);
-        for (int i = 1; i < N; i++) ASSERT(p[i] == p[0]);
+        for (int i = 0; i < N; i++)
+            ASSERT_NEAR(p[i], wa[t - 1], 2e-6);
+        for (int i = 1; i < N; i++)
+            ASSERT(p[i] == p[0]);
     }
 }

@@ -3,9 +3,9 @@
 #include "core/rng.h"
 #include "tests/testlib.h"
 
-/* Reference values: splitmix64 from state 0 yields e220a8397b1dcdaf, 6e789e6aa1b965f4, 06c45d188009454f,
- * f88bb8a8724c81ec (Vigna's splitmix64.c); xoshiro256** from the state {1,2,3,4} yields 11520, 0,
- * 1509978240, 1215971899390074240. */
+/* Reference values: splitmix64 from state 0 yields e220a8397b1dcdaf, 6e789e6aa1b965f4,
+ * 06c45d188009454f, f88bb8a8724c81ec (Vigna's splitmix64.c); xoshiro256** from the state {1,2,3,4}
+ * yields 11520, 0, 1509978240, 1215971899390074240. */
 TEST(rng_reference_vectors)
 {
     rng_t r;
@@ -49,9 +49,11 @@ TEST(rng_determinism)
     rng_seed(&a, 7);
     rng_seed(&b, 7);
     rng_t ca = rng_split(&a), cb = rng_split(&b);
-    for (int i = 0; i < 100; i++) ASSERT(rng_u64(&ca) == rng_u64(&cb));
+    for (int i = 0; i < 100; i++)
+        ASSERT(rng_u64(&ca) == rng_u64(&cb));
     int same = 0;
-    for (int i = 0; i < 100; i++) same += rng_u64(&ca) == rng_u64(&a);
+    for (int i = 0; i < 100; i++)
+        same += rng_u64(&ca) == rng_u64(&a);
     ASSERT_EQ(same, 0);
     /* two splits of the same parent differ */
     rng_t s1 = rng_split(&a), s2 = rng_split(&a);
@@ -70,18 +72,23 @@ TEST(rng_below_unbiased)
         cnt[v]++;
     }
     double e = (double)N / K, chi2 = 0;
-    for (int i = 0; i < K; i++) chi2 += (cnt[i] - e) * (cnt[i] - e) / e;
+    for (int i = 0; i < K; i++)
+        chi2 += (cnt[i] - e) * (cnt[i] - e) / e;
     /* 6 degrees of freedom: P(chi2 > 30) < 4e-5. */
     ASSERT(chi2 < 30.0);
     /* n = 1 is always 0; a huge n (non power of two) stays in range */
-    for (int i = 0; i < 100; i++) ASSERT(rng_below(&r, 1) == 0);
+    for (int i = 0; i < 100; i++)
+        ASSERT(rng_below(&r, 1) == 0);
     uint64_t big = (UINT64_MAX / 3) * 2 + 1;
-    for (int i = 0; i < 1000; i++) ASSERT(rng_below(&r, big) < big);
+    for (int i = 0; i < 1000; i++)
+        ASSERT(rng_below(&r, big) < big);
     /* a range that is not a power of two and not tiny: chi-square over its 10 deciles */
     long dec[10] = {0};
-    for (int i = 0; i < 100000; i++) dec[rng_below(&r, 1000) / 100]++;
+    for (int i = 0; i < 100000; i++)
+        dec[rng_below(&r, 1000) / 100]++;
     chi2 = 0;
-    for (int i = 0; i < 10; i++) chi2 += (dec[i] - 10000.0) * (dec[i] - 10000.0) / 10000.0;
+    for (int i = 0; i < 10; i++)
+        chi2 += (dec[i] - 10000.0) * (dec[i] - 10000.0) / 10000.0;
     ASSERT(chi2 < 40.0);
 }
 
@@ -115,8 +122,8 @@ TEST(rng_normal_moments)
         within1 += fabs(x) < 1.0;
     }
     double mean = s / N, sd = sqrt(s2 / N - mean * mean);
-    ASSERT_NEAR(mean, 0.0, 0.01);   /* se = 0.0022 */
-    ASSERT_NEAR(sd, 1.0, 0.01);     /* se ~ 0.0016 */
+    ASSERT_NEAR(mean, 0.0, 0.01); /* se = 0.0022 */
+    ASSERT_NEAR(sd, 1.0, 0.01);   /* se ~ 0.0016 */
     ASSERT_NEAR((double)within1 / N, 0.6827, 0.005);
 }
 
@@ -126,7 +133,8 @@ TEST(rng_shuffle_permutation)
     rng_seed(&r, 5);
     enum { N = 1000 };
     int64_t a[N];
-    for (int i = 0; i < N; i++) a[i] = i;
+    for (int i = 0; i < N; i++)
+        a[i] = i;
     rng_shuffle_i64(&r, a, N);
     char seen[N] = {0};
     int fixed = 0;
@@ -147,5 +155,31 @@ TEST(rng_shuffle_permutation)
         for (int i = 0; i < 3; i++)
             if (b[i] == 0) pos[i]++;
     }
-    for (int i = 0; i < 3; i++) ASSERT_NEAR(pos[i], 10000, 600);
+    for (int i = 0; i < 3; i++)
+        ASSERT_NEAR(pos[i], 10000, 600);
+}
+
+/* A bound just above 2^63 rejects about half of the raw draws: still in range and uniform. */
+TEST(rng_below_large_bounds)
+{
+    rng_t r;
+    rng_seed(&r, 8);
+    uint64_t n = (1ULL << 63) + 1;
+    int upper = 0;
+    for (int i = 0; i < 20000; i++) {
+        uint64_t v = rng_below(&r, n);
+        ASSERT(v < n);
+        upper += v >= (1ULL << 62);
+    }
+    ASSERT_NEAR(upper, 10000, 400); /* P = 1/2, sd 71 */
+    /* and a power of two: every bit balanced */
+    int ones[20] = {0};
+    for (int i = 0; i < 20000; i++) {
+        uint64_t v = rng_below(&r, 1u << 20);
+        ASSERT(v < (1u << 20));
+        for (int b = 0; b < 20; b++)
+            ones[b] += (int)((v >> b) & 1);
+    }
+    for (int b = 0; b < 20; b++)
+        ASSERT_NEAR(ones[b], 10000, 400);
 }

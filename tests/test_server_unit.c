@@ -122,6 +122,10 @@ TEST(server_problem_body)
     const char raw[] = {'a', 1, '\\', 0x1f, 'z'};
     sbuf_json_str(&b, raw, sizeof raw);
     ASSERT_STR_EQ(b.data, "\"a\\u0001\\\\\\u001fz\"");
+    sbuf_reset(&b);
+    const char utf[] = "\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x98\x80-\xff-\xc3-\xed\xa0\x80";
+    sbuf_json_str(&b, utf, strlen(utf));
+    ASSERT_STR_EQ(b.data, "\"\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x98\x80-\\ufffd-\\ufffd-\\ufffd\\ufffd\\ufffd\"");
     sbuf_release(&b);
 }
 
@@ -200,4 +204,54 @@ TEST(server_metrics_render)
     ASSERT_CONTAINS(b.data, "recd_http_request_duration_seconds_bucket{route=\"/v1/next\",le=\"+Inf\"} 4\n");
     ASSERT_CONTAINS(b.data, "recd_http_request_duration_seconds_count{route=\"/v1/next\"} 4\n");
     sbuf_release(&b);
+}
+
+#include "core/idmap.h"
+#include "models/gru4rec.h"
+#include "server/score.h"
+#include "tests/test_server_util.h"
+
+/* Every kernel (f32 and bf16) against gru4rec_score, for batch sizes around the 4x4 blocking and item
+ * counts that leave a remainder. */
+TEST(server_score_kernels)
+{
+    char root[1200];
+    snprintf(root, sizeof root, "%s/snaps", test_tmpdir());
+    const int shapes[][2] = {{37, 16}, {64, 32}, {30, 8}};
+    for (int sh = 0; sh < 3; sh++) {
+        uint64_t ver = tsrv_make_snapshot(root, "m", shapes[sh][0], shapes[sh][1], 3);
+        char dir[1300];
+        snprintf(dir, sizeof dir, "%s/m/%llu", root, (unsigned long long)ver);
+        snap *s;
+        ASSERT_OK(snap_open(&s, dir));
+        gru4rec *g;
+        ASSERT_OK(gru4rec_load(&g, s));
+        size_t N = (size_t)gru4rec_n_items(g), S = gru4rec_state_size(g);
+        float *h = malloc(9 * S * sizeof(float)), *a = malloc(9 * N * sizeof(float)), *b = malloc(9 * N * sizeof(float));
+        for (size_t i = 0; i < 9 * S; i++) h[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+        gru4rec_scratch *gs = gru4rec_scratch_new(g, 9);
+        const score_kernel ks[] = {SCORE_BLAS, SCORE_AVX2, SCORE_AVX512, SCORE_AUTO};
+        for (int ki = 0; ki < 4; ki++)
+            for (int bf = 0; bf < 2; bf++) {
+                scorer *sc = scorer_new(s, g, ks[ki], bf);
+                ASSERT(sc != NULL);
+                for (int B = 1; B <= 9; B++) {
+                    scorer_score(sc, h, B, a, gs);
+                    gru4rec_score(g, h, B, b, gs);
+                    double tol = scorer_bf16(sc) ? 3e-2 : 1e-4;
+                    for (size_t i = 0; i < (size_t)B * N; i++)
+                        if (fabs(a[i] - b[i]) > tol * (1 + fabs(b[i])))
+                            FAIL("kernel %s bf16=%d N=%zu H=%d B=%d: score %zu is %g, gru4rec_score says %g",
+                                 score_kernel_name(scorer_kernel(sc)), scorer_bf16(sc), N, shapes[sh][1], B, i, a[i],
+                                 b[i]);
+                }
+                scorer_free(sc);
+            }
+        gru4rec_scratch_free(gs);
+        free(h);
+        free(a);
+        free(b);
+        gru4rec_free(g);
+        snap_close(s);
+    }
 }

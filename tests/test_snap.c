@@ -1,4 +1,5 @@
-/* tests/test_snap.c - snapshots: round trip, refusals, folders, concurrent publish, recd inspect. */
+/* tests/test_snap.c - snapshots: round trip, refusals, folders, concurrent publish, recd inspect.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -22,7 +23,8 @@ static float *ramp_f32(size_t n, float scale)
 {
     float *x = malloc(n * sizeof *x);
     if (!x) FAIL("out of memory");
-    for (size_t i = 0; i < n; i++) x[i] = (float)i * scale + 0.25f;
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)i * scale + 0.25f;
     return x;
 }
 
@@ -33,7 +35,8 @@ static void write_small(const char *root, const char *model, uint64_t version, u
     ASSERT_OK(snap_writer_open(&w, root, model, version));
     float *a = ramp_f32(64 * 32, 0.5f);
     int32_t b[100];
-    for (int i = 0; i < 100; i++) b[i] = i * 7 - 3;
+    for (int i = 0; i < 100; i++)
+        b[i] = i * 7 - 3;
     ASSERT_OK(snap_put_tensor(w, "a", SNAP_F32, 2, (int64_t[]){64, 32}, a));
     ASSERT_OK(snap_put_tensor(w, "b", SNAP_I32, 1, (int64_t[]){100}, b));
     json_t *f = json_pack("{s:s, s:i}", "note", "small", "hidden", 32);
@@ -106,12 +109,14 @@ TEST(snap_roundtrip)
     int64_t i64[6] = {INT64_MIN, -1, 0, 1, INT64_MAX, 42};
     ASSERT_OK(snap_put_tensor(w, "i64", SNAP_I64, 2, (int64_t[]){3, 2}, i64));
     unsigned char u8[2 * 3 * 5];
-    for (int i = 0; i < 30; i++) u8[i] = (unsigned char)(i * 9);
+    for (int i = 0; i < 30; i++)
+        u8[i] = (unsigned char)(i * 9);
     ASSERT_OK(snap_put_tensor(w, "u8", SNAP_U8, 3, (int64_t[]){2, 3, 5}, u8));
     uint16_t bf[4] = {0x3f80, 0x4000, 0xbf80, 0x0000};
     ASSERT_OK(snap_put_tensor(w, "bf16", SNAP_BF16, 1, (int64_t[]){4}, bf));
     double f64[2 * 2 * 2 * 3];
-    for (int i = 0; i < 24; i++) f64[i] = i / 3.0;
+    for (int i = 0; i < 24; i++)
+        f64[i] = i / 3.0;
     ASSERT_OK(snap_put_tensor(w, "f64", SNAP_F64, 4, (int64_t[]){2, 2, 2, 3}, f64));
     float scalar = 3.5f;
     ASSERT_OK(snap_put_tensor(w, "scalar", SNAP_F32, 0, NULL, &scalar));
@@ -128,9 +133,10 @@ TEST(snap_roundtrip)
         int n = snprintf(key, sizeof key, "item-%d", i * 31 % 5000);
         ASSERT_EQ(idmap_intern(items, key, (size_t)n), i);
     }
-    ASSERT_EQ(idmap_intern(items, "", 0), 5000);                   /* empty id */
-    ASSERT_EQ(idmap_intern(items, "a\0b", 3), 5001);               /* embedded NUL */
-    ASSERT_EQ(idmap_intern(items, "1234567890123456", 16), 5002); /* long numeric id stays a string */
+    ASSERT_EQ(idmap_intern(items, "", 0), 5000);     /* empty id */
+    ASSERT_EQ(idmap_intern(items, "a\0b", 3), 5001); /* embedded NUL */
+    ASSERT_EQ(idmap_intern(items, "1234567890123456", 16),
+              5002); /* long numeric id stays a string */
     ASSERT_OK(snap_put_vocab(w, "items", items));
     idmap *users = idmap_new(0);
     ASSERT_EQ(idmap_intern(users, "u1", 2), 0);
@@ -142,8 +148,8 @@ TEST(snap_roundtrip)
     ASSERT_OK(snap_put_vocab(w, "early", early));
     ASSERT_RC(snap_put_vocab(w, "early", early), RC_EINVAL);
 
-    json_t *fields = json_pack("{s:i, s:f, s:s, s:{s:f}, s:i}", "hidden", 100, "lr", 0.05, "data", "abc123",
-                               "metrics", "recall@20", 0.61, "format_version", 99);
+    json_t *fields = json_pack("{s:i, s:f, s:s, s:{s:f}, s:i}", "hidden", 100, "lr", 0.05, "data",
+                               "abc123", "metrics", "recall@20", 0.61, "format_version", 99);
     ASSERT_OK(snap_set_meta(w, fields));
     json_decref(fields);
     uint64_t v = 0;
@@ -168,13 +174,15 @@ TEST(snap_roundtrip)
     ASSERT_EQ(json_integer_value(json_object_get(m, "format_version")), SNAP_FORMAT_VERSION);
     ASSERT_EQ(json_integer_value(json_object_get(m, "hidden")), 100);
     ASSERT_STR_EQ(json_string_value(json_object_get(m, "data")), "abc123");
-    ASSERT_NEAR(json_real_value(json_object_get(json_object_get(m, "metrics"), "recall@20")), 0.61, 1e-12);
+    ASSERT_NEAR(json_real_value(json_object_get(json_object_get(m, "metrics"), "recall@20")), 0.61,
+                1e-12);
     const char *ts = json_string_value(json_object_get(m, "created_at"));
     ASSERT(ts && strlen(ts) == 20 && ts[4] == '-' && ts[10] == 'T' && ts[19] == 'Z');
     json_t *mt = json_object_get(m, "tensors");
     ASSERT_EQ(json_object_size(mt), 10);
     ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(mt, "emb"), "dtype")), "f32");
-    ASSERT_EQ(strlen(json_string_value(json_object_get(json_object_get(mt, "emb"), "checksum"))), 16);
+    ASSERT_EQ(strlen(json_string_value(json_object_get(json_object_get(mt, "emb"), "checksum"))),
+              16);
     ASSERT_EQ(snap_tensor_count(s), 10);
 
     const snap_tensor *t = snap_tensor_expect(s, "emb", SNAP_F32, 2, (int64_t[]){-1, 96});
@@ -183,9 +191,11 @@ TEST(snap_roundtrip)
     ASSERT(memcmp(t->data, big, big_n * 4) == 0);
     ASSERT_EQ((uintptr_t)t->data % 16, 0);
     t = snap_tensor_get(s, "i32");
-    ASSERT(t && t->dtype == SNAP_I32 && t->ndim == 1 && t->shape[0] == 7 && memcmp(t->data, i32, sizeof i32) == 0);
+    ASSERT(t && t->dtype == SNAP_I32 && t->ndim == 1 && t->shape[0] == 7 &&
+           memcmp(t->data, i32, sizeof i32) == 0);
     t = snap_tensor_get(s, "i64");
-    ASSERT(t && t->dtype == SNAP_I64 && t->shape[0] == 3 && t->shape[1] == 2 && memcmp(t->data, i64, sizeof i64) == 0);
+    ASSERT(t && t->dtype == SNAP_I64 && t->shape[0] == 3 && t->shape[1] == 2 &&
+           memcmp(t->data, i64, sizeof i64) == 0);
     t = snap_tensor_get(s, "u8");
     ASSERT(t && t->ndim == 3 && t->shape[2] == 5 && memcmp(t->data, u8, sizeof u8) == 0);
     t = snap_tensor_get(s, "bf16");
@@ -212,7 +222,8 @@ TEST(snap_roundtrip)
     ASSERT(snap_tensor_expect(s, "emb", SNAP_F32, 2, (int64_t[]){-1, 95}) == NULL);
     ASSERT_CONTAINS(rc_errmsg(), "tensor 'emb' is f32 (32768,96), expected f32 (-1,95)");
     ASSERT(snap_tensor_expect(s, "emb", SNAP_F64, 2, NULL) == NULL);
-    size_t total = big_n * 4 + sizeof i32 + sizeof i64 + sizeof u8 + sizeof bf + sizeof f64 + 4 + 700 * 4 + 1100 * 4;
+    size_t total = big_n * 4 + sizeof i32 + sizeof i64 + sizeof u8 + sizeof bf + sizeof f64 + 4 +
+                   700 * 4 + 1100 * 4;
     ASSERT_EQ(snap_bytes(s), total);
     snap_warm(s);
 
@@ -263,7 +274,8 @@ static void *reader_thread(void *arg)
     const snap *s = arg;
     for (int r = 0; r < 20; r++) {
         idmap *m = NULL;
-        if (snap_vocab_load(s, "ids", &m) != RC_OK || idmap_size(m) != 2000 || idmap_find(m, "id1999", 6) != 1999) {
+        if (snap_vocab_load(s, "ids", &m) != RC_OK || idmap_size(m) != 2000 ||
+            idmap_find(m, "id1999", 6) != 1999) {
             idmap_free(m);
             return (void *)1;
         }
@@ -284,7 +296,8 @@ TEST(snap_threads_read)
     ASSERT_OK(snap_put_tensor(w, "a", SNAP_F32, 1, (int64_t[]){3000}, a));
     idmap *ids = idmap_new(0);
     char key[32];
-    for (int i = 0; i < 2000; i++) idmap_intern(ids, key, (size_t)snprintf(key, sizeof key, "id%d", i));
+    for (int i = 0; i < 2000; i++)
+        idmap_intern(ids, key, (size_t)snprintf(key, sizeof key, "id%d", i));
     ASSERT_OK(snap_put_vocab(w, "ids", ids));
     ASSERT_OK(snap_writer_publish(w, NULL));
     char dir[4096];
@@ -292,7 +305,8 @@ TEST(snap_threads_read)
     snap *s;
     ASSERT_OK(snap_open(&s, dir));
     pthread_t th[4];
-    for (int i = 0; i < 4; i++) ASSERT_EQ(pthread_create(&th[i], NULL, reader_thread, s), 0);
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(pthread_create(&th[i], NULL, reader_thread, s), 0);
     for (int i = 0; i < 4; i++) {
         void *ret;
         pthread_join(th[i], &ret);
@@ -349,10 +363,11 @@ TEST(snap_alignment)
     for (size_t i = 0; i < snap_tensor_count(s); i++) {
         const snap_tensor *t = snap_tensor_at(s, i);
         uintptr_t a = (uintptr_t)t->data;
-        fprintf(stderr, "    %-4s %8zu bytes: address %% 4096 = %4u, %% 64 = %2u\n", t->name, t->nbytes,
-                (unsigned)(a % 4096), (unsigned)(a % 64));
+        fprintf(stderr, "    %-4s %8zu bytes: address %% 4096 = %4u, %% 64 = %2u\n", t->name,
+                t->nbytes, (unsigned)(a % 4096), (unsigned)(a % 64));
         ASSERT_EQ(a % 16, 0);
-        ASSERT_EQ(a % 4096, 80); /* overflow page header (16) + tensor header (64): zero-copy, not a copy */
+        ASSERT_EQ(a % 4096,
+                  80); /* overflow page header (16) + tensor header (64): zero-copy, not a copy */
     }
     snap_close(s);
     free(buf);
@@ -575,18 +590,20 @@ TEST(snap_refuse_not_found)
     ASSERT_CONTAINS(rc_errmsg(), "data.mdb");
     char path[4200];
     snprintf(path, sizeof path, "%s/data.mdb", root);
-    test_write_file(path, "this is not an LMDB file, it is a text file that is long enough to be read at all, "
-                          "well, maybe not quite, let us pad it a little more so it has more than a few hundred "
-                          "bytes; lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "
-                          "incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud "
-                          "exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat. Duis aute irure "
-                          "dolor in reprehenderit in voluptate velit esse cillum dolore eu fugiat nulla pariatur.");
+    test_write_file(
+        path,
+        "this is not an LMDB file, it is a text file that is long enough to be read at all, "
+        "well, maybe not quite, let us pad it a little more so it has more than a few hundred "
+        "bytes; lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "
+        "incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud "
+        "exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat. Duis aute irure "
+        "dolor in reprehenderit in voluptate velit esse cillum dolore eu fugiat nulla pariatur.");
     ASSERT_RC(snap_open(&s, root), RC_ECORRUPT);
     ASSERT_CONTAINS(rc_errmsg(), "LMDB");
 }
 
-/* Random damage anywhere in a real snapshot (B-tree pages, meta pages, values): snap_open must refuse
- * cleanly or succeed, never crash (a crash fails the test: it runs in a child). */
+/* Random damage anywhere in a real snapshot (B-tree pages, meta pages, values): snap_open must
+ * refuse cleanly or succeed, never crash (a crash fails the test: it runs in a child). */
 TEST(snap_refuse_random_damage)
 {
     const char *root = test_tmpdir();
@@ -598,7 +615,8 @@ TEST(snap_refuse_random_damage)
     ASSERT_OK(snap_put_tensor(w, "b", SNAP_F32, 1, (int64_t[]){10}, a));
     idmap *ids = idmap_new(0);
     char key[32];
-    for (int i = 0; i < 400; i++) idmap_intern(ids, key, (size_t)snprintf(key, sizeof key, "id%d", i));
+    for (int i = 0; i < 400; i++)
+        idmap_intern(ids, key, (size_t)snprintf(key, sizeof key, "id%d", i));
     ASSERT_OK(snap_put_vocab(w, "ids", ids));
     ASSERT_OK(snap_writer_publish(w, NULL));
     char dir[4096], path[4200];
@@ -615,7 +633,8 @@ TEST(snap_refuse_random_damage)
         for (int f = 0; f < flips; f++) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
             size_t at = (size_t)(x % n);
-            if (round % 3 == 0) at = (size_t)(x % 4096) + (size_t)((x >> 32) % (n / 4096)) * 4096 % 16384;
+            if (round % 3 == 0)
+                at = (size_t)(x % 4096) + (size_t)((x >> 32) % (n / 4096)) * 4096 % 16384;
             buf[at] ^= (char)(1u << (x >> 61));
         }
         write_file_all(path, buf, n);
@@ -636,6 +655,45 @@ TEST(snap_refuse_random_damage)
     free(orig);
     free(a);
     idmap_free(ids);
+}
+
+/* A damaged vocabulary (an index entry deleted) is refused by snap_vocab_load with a clear message.
+ */
+TEST(snap_refuse_bad_vocab)
+{
+    const char *root = test_tmpdir();
+    log_level = LOG_LVL_WARN;
+    snap_writer *w;
+    ASSERT_OK(snap_writer_open(&w, root, "m", 0));
+    idmap *ids = idmap_new(0);
+    char key[32];
+    for (int i = 0; i < 50; i++)
+        idmap_intern(ids, key, (size_t)snprintf(key, sizeof key, "id%d", i));
+    ASSERT_OK(snap_put_vocab(w, "ids", ids));
+    ASSERT_OK(snap_writer_publish(w, NULL));
+    idmap_free(ids);
+    char dir[4096];
+    ASSERT_OK(snap_path(dir, sizeof dir, root, "m", 1));
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dv;
+    ASSERT_EQ(mdb_env_create(&env), 0);
+    ASSERT_EQ(mdb_env_set_maxdbs(env, 4), 0);
+    ASSERT_EQ(mdb_env_open(env, dir, MDB_NOLOCK, 0644), 0);
+    ASSERT_EQ(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ASSERT_EQ(mdb_dbi_open(txn, "vocab", 0, &dv), 0);
+    unsigned char k[13] = {'i', 'd', 's', 0, 'i', 0, 0, 0, 0, 0, 0, 0, 7}; /* index 7 */
+    MDB_val mk = {sizeof k, k};
+    ASSERT_EQ(mdb_del(txn, dv, &mk, NULL), 0);
+    ASSERT_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    snap *s;
+    ASSERT_OK(snap_open(&s, dir)); /* tensors are fine; the vocabulary is checked when loaded */
+    idmap *got = NULL;
+    ASSERT_RC(snap_vocab_load(s, "ids", &got), RC_ECORRUPT);
+    ASSERT_CONTAINS(rc_errmsg(), "vocabulary 'ids': bad entry at index 7");
+    ASSERT(got == NULL);
+    snap_close(s);
 }
 
 /* ---- writer errors and folders ---- */
@@ -699,6 +757,31 @@ TEST(snap_writer_errors)
     snap_writer_abort(w);
 }
 
+/* Another writer published the same version first: publish refuses and cleans up. */
+TEST(snap_publish_lost_race)
+{
+    const char *root = test_tmpdir();
+    log_level = LOG_LVL_ERROR;
+    snap_writer *w;
+    ASSERT_OK(snap_writer_open(&w, root, "m", 0));
+    float x = 1.0f;
+    ASSERT_OK(snap_put_tensor(w, "x", SNAP_F32, 1, (int64_t[]){1}, &x));
+    char p[4200];
+    snprintf(p, sizeof p, "%s/m/1", root);
+    ASSERT_EQ(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/m/1/data.mdb", root);
+    test_write_file(p, "someone else's snapshot");
+    uint64_t v = 99;
+    ASSERT_RC(snap_writer_publish(w, &v), RC_EEXIST);
+    ASSERT_CONTAINS(rc_errmsg(), "published by another writer meanwhile");
+    ASSERT_EQ(v, 0);
+    char out[4096];
+    ASSERT_EQ(test_run(out, sizeof out, "ls -A '%s/m'", root), 0);
+    ASSERT_STR_EQ(out, "1\n"); /* the temporary folder is gone */
+    ASSERT_EQ(test_run(out, sizeof out, "cat '%s'", p), 0);
+    ASSERT_STR_EQ(out, "someone else's snapshot");
+}
+
 static void make_dir(const char *root, const char *name, int age_s)
 {
     char p[4200];
@@ -749,9 +832,9 @@ TEST(snap_tmp_cleanup)
     log_level = LOG_LVL_ERROR;
     uint64_t v;
     write_small(root, "m", 2, &v);
-    make_dir(root, ".tmp-3", 2 * 3600);  /* stale: removed */
-    make_dir(root, ".tmp-6", 0);         /* fresh: another writer, kept, and version 0 goes past it */
-    make_dir(root, ".tmp-10", 0);        /* fresh, reused explicitly */
+    make_dir(root, ".tmp-3", 2 * 3600); /* stale: removed */
+    make_dir(root, ".tmp-6", 0);  /* fresh: another writer, kept, and version 0 goes past it */
+    make_dir(root, ".tmp-10", 0); /* fresh, reused explicitly */
     char p[4200];
     snprintf(p, sizeof p, "%s/m/.tmp-10/data.mdb", root);
     test_write_file(p, "half written");
@@ -792,12 +875,14 @@ static void publisher(const char *root)
         snap_writer *w;
         if (snap_writer_open(&w, root, "m", 0) != RC_OK) _exit(10);
         uint64_t ver = (uint64_t)i;
-        for (int j = 0; j < PUB_FLOATS; j++) x[j] = (float)i + (float)j * 1e-3f;
+        for (int j = 0; j < PUB_FLOATS; j++)
+            x[j] = (float)i + (float)j * 1e-3f;
         int64_t vv = i;
         json_t *f = json_pack("{s:i}", "round", i);
         if (snap_put_tensor(w, "w", SNAP_F32, 2, (int64_t[]){PUB_FLOATS / 64, 64}, x) != RC_OK ||
-            snap_put_tensor(w, "v", SNAP_I64, 1, (int64_t[]){1}, &vv) != RC_OK || snap_set_meta(w, f) != RC_OK ||
-            snap_writer_publish(w, &ver) != RC_OK || ver != (uint64_t)i) {
+            snap_put_tensor(w, "v", SNAP_I64, 1, (int64_t[]){1}, &vv) != RC_OK ||
+            snap_set_meta(w, f) != RC_OK || snap_writer_publish(w, &ver) != RC_OK ||
+            ver != (uint64_t)i) {
             fprintf(stderr, "publisher: %s\n", rc_errmsg());
             _exit(11);
         }
@@ -839,7 +924,8 @@ TEST(snap_concurrent_publish)
         }
         ASSERT_EQ(snap_version(s), v);
         ASSERT_EQ(json_integer_value(json_object_get(snap_meta(s), "round")), (long long)v);
-        const snap_tensor *t = snap_tensor_expect(s, "w", SNAP_F32, 2, (int64_t[]){PUB_FLOATS / 64, 64});
+        const snap_tensor *t =
+            snap_tensor_expect(s, "w", SNAP_F32, 2, (int64_t[]){PUB_FLOATS / 64, 64});
         const snap_tensor *tv = snap_tensor_expect(s, "v", SNAP_I64, 1, (int64_t[]){1});
         ASSERT(t && tv);
         ASSERT_EQ(*(const int64_t *)tv->data, (long long)v);
@@ -849,12 +935,14 @@ TEST(snap_concurrent_publish)
         snap_close(s);
         opens++;
     }
-    if (!done) waitpid(pid, &status, 0); /* the reader's count ran out first: let the writer finish */
+    if (!done)
+        waitpid(pid, &status, 0); /* the reader's count ran out first: let the writer finish */
     ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     uint64_t v;
     ASSERT_OK(snap_latest(root, "m", &v));
     ASSERT_EQ(v, PUB_N);
-    fprintf(stderr, "    %d snapshots opened and validated while %d were published\n", opens, PUB_N);
+    fprintf(stderr, "    %d snapshots opened and validated while %d were published\n", opens,
+            PUB_N);
     ASSERT(opens > 0);
 }
 
@@ -863,7 +951,8 @@ TEST(snap_concurrent_publish)
 TEST(snap_checksum_properties)
 {
     unsigned char buf[300];
-    for (int i = 0; i < 300; i++) buf[i] = (unsigned char)(i * 37 + 1);
+    for (int i = 0; i < 300; i++)
+        buf[i] = (unsigned char)(i * 37 + 1);
     /* golden values: stored snapshots depend on them */
     ASSERT_EQ(snap_checksum(NULL, 0), snap_checksum(buf, 0));
     uint64_t g0 = snap_checksum(buf, 0), g1 = snap_checksum(buf, 1), g300 = snap_checksum(buf, 300);

@@ -1,8 +1,9 @@
 /* trainer/inspect.c - `recd inspect DIR`: validate a snapshot and print its meta and tensors.
  *
  * DIR is a snapshot folder (ROOT/MODEL/VERSION) or a model folder (ROOT/MODEL: its newest version).
- * Prints the meta JSON pretty-printed, then one row per tensor (name, dtype, shape, MB) and a total.
- * Exit status: 0 ok, 1 refused snapshot (one line on stderr: `recd inspect: <why>`), 2 usage.
+ * Prints the meta JSON pretty-printed, then one row per tensor (name, dtype, shape, MB) and a
+ * total. Exit status: 0 ok, 1 refused snapshot (one line on stderr: `recd inspect: <why>`), 2
+ * usage.
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -17,8 +18,10 @@
 static void inspect_usage(FILE *out)
 {
     fprintf(out, "usage: recd inspect DIR\n"
-                 "  DIR is a snapshot folder (ROOT/MODEL/VERSION) or a model folder (ROOT/MODEL, newest version).\n"
-                 "  Validates the snapshot (checksums, shapes, format version), prints its meta and tensors.\n"
+                 "  DIR is a snapshot folder (ROOT/MODEL/VERSION) or a model folder (ROOT/MODEL, "
+                 "newest version).\n"
+                 "  Validates the snapshot (checksums, shapes, format version), prints its meta "
+                 "and tensors.\n"
                  "  Exit status 1 with one line on stderr if the snapshot is refused.\n");
 }
 
@@ -31,9 +34,11 @@ static void print_tensors(const snap *s)
         char shape[64] = "[";
         size_t len = 1;
         for (int d = 0; d < t->ndim && len < sizeof shape; d++)
-            len += (size_t)snprintf(shape + len, sizeof shape - len, "%s%" PRId64, d ? ", " : "", t->shape[d]);
+            len += (size_t)snprintf(shape + len, sizeof shape - len, "%s%" PRId64, d ? ", " : "",
+                                    t->shape[d]);
         if (len < sizeof shape - 1) snprintf(shape + len, sizeof shape - len, "]");
-        printf("%-32s %-5s %-28s %12.3f\n", t->name, snap_dtype_name(t->dtype), shape, t->nbytes / 1e6);
+        printf("%-32s %-5s %-28s %12.3f\n", t->name, snap_dtype_name(t->dtype), shape,
+               t->nbytes / 1e6);
     }
     printf("%zu tensors, %.3f MB\n", n, snap_bytes(s) / 1e6);
 }
@@ -56,7 +61,8 @@ int cmd_inspect(int argc, char **argv)
         char msg[512], path[PATH_MAX];
         uint64_t v;
         snprintf(msg, sizeof msg, "%s", rc_errmsg());
-        if (snap_latest(dir, ".", &v) == RC_OK && snprintf(path, sizeof path, "%s/%" PRIu64, dir, v) < (int)sizeof path) {
+        if (snap_latest(dir, ".", &v) == RC_OK &&
+            snprintf(path, sizeof path, "%s/%" PRIu64, dir, v) < (int)sizeof path) {
             rc = snap_open(&s, path);
         } else {
             rc_error(rc, "%s", msg);
@@ -67,7 +73,8 @@ int cmd_inspect(int argc, char **argv)
         return 1;
     }
     char *text = json_dumps(snap_meta(s), JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    printf("%s: %s version %" PRIu64 "\n%s\n\n", snap_dir(s), snap_model(s), snap_version(s), text ? text : "{}");
+    printf("%s: %s version %" PRIu64 "\n%s\n\n", snap_dir(s), snap_model(s), snap_version(s),
+           text ? text : "{}");
     free(text);
     print_tensors(s);
     snap_close(s);

@@ -43,6 +43,8 @@ typedef struct g4_cfg {
     double learning_rate, momentum, dropout_embed, dropout_hidden;
     long long n_epochs, seed, threads, eval_lanes;
     int eval_every_epoch;
+    double finetune_days;
+    long long finetune_epochs;
     char *out_dir;
     sess_opts data;
 } g4_cfg;
@@ -69,6 +71,9 @@ static const cfg_def g4_defs[] = {
     CFG_INT("threads", g4_cfg, threads, 1, 0, 256, "BLAS threads (0: OpenBLAS default)"),
     CFG_INT("eval_lanes", g4_cfg, eval_lanes, 256, 1, 65536, "sessions scored together in evaluation"),
     CFG_BOOL("eval_every_epoch", g4_cfg, eval_every_epoch, 0, "evaluate after every epoch"),
+    CFG_DOUBLE("finetune_days", g4_cfg, finetune_days, 0, 0, 1e6,
+               "after the epochs, train again on the sessions of the last D days of training (0: off)"),
+    CFG_INT("finetune_epochs", g4_cfg, finetune_epochs, 1, 0, 1000, "epochs of that recency pass"),
     CFG_STRING("out_dir", g4_cfg, out_dir, "snapshots", "snapshot root (ROOT/gru4rec/VERSION)"),
     SESS_CFG_ENTRIES(g4_cfg, data),
     CFG_END,
@@ -313,7 +318,10 @@ int gru4rec_cmd_train(int argc, char **argv)
         status = 2;
         goto done;
     }
-    if (quiet) c.data.verbose = 0;
+    if (quiet) {
+        c.data.verbose = 0;
+        if (log_level < LOG_LVL_WARN) log_level = LOG_LVL_WARN; /* only warnings and the result line */
+    }
     if (c.threads > 0) openblas_set_num_threads((int)c.threads);
 
     double t0 = now_s();
@@ -328,7 +336,8 @@ int gru4rec_cmd_train(int argc, char **argv)
         fprintf(stderr, "%s: %s: no training clicks left after preprocessing\n", prog, data);
         goto done;
     }
-    log_info("gru4rec: data ready in %.1fs: train %lld events, %lld sessions, %lld items; test %lld sessions, "
+    if (!quiet)
+        log_info("gru4rec: data ready in %.1fs: train %lld events, %lld sessions, %lld items; test %lld sessions, "
              "%lld predictions",
              now_s() - t0, (long long)tr->n_events, (long long)tr->n_sessions, (long long)tr->n_items,
              (long long)sp.test.n_sessions, (long long)sess_n_predictions(&sp.test));
@@ -378,6 +387,33 @@ int gru4rec_cmd_train(int argc, char **argv)
             log_info("epoch %d eval (%.1fs): %s", e + 1, now_s() - te, buf);
         }
     }
+    if (c.finetune_days > 0 && c.finetune_epochs > 0) {
+        /* recency pass: sessions are ordered by their first click, so the recent ones are a suffix */
+        int64_t max_t = INT64_MIN;
+        for (int64_t i = 0; i < tr->n_events; i++)
+            if (tr->times[i] > max_t) max_t = tr->times[i];
+        int64_t cut = max_t - (int64_t)(c.finetune_days * (double)sess_day_units(&c.data, max_t));
+        int64_t s0 = tr->n_sessions;
+        while (s0 > 0 && tr->times[tr->offsets[s0 - 1]] >= cut) s0--;
+        if (s0 == tr->n_sessions) log_warn("recency pass: no training session starts in the last %g days", c.finetune_days);
+        for (int e = 0; e < c.finetune_epochs && s0 < tr->n_sessions; e++) {
+            gru4rec_epoch_stats st;
+            pc.epoch = e + 1;
+            pc.n_epochs = (int)c.finetune_epochs;
+            pc.epoch_t0 = now_s();
+            rc = gru4rec_train_epoch(t, tr->items, tr->offsets + s0, tr->n_sessions - s0, NULL, NULL, 0, &st);
+            if (rc != RC_OK) {
+                fprintf(stderr, "%s: recency pass: %s\n", prog, rc_errmsg());
+                goto done;
+            }
+            train_s += st.seconds;
+            train_events += st.events;
+            if (!quiet)
+                log_info("recency pass %d/%lld over the last %g days (%lld sessions): loss=%.6f events=%lld %.1fs",
+                         e + 1, c.finetune_epochs, c.finetune_days, (long long)(tr->n_sessions - s0), st.loss,
+                         (long long)st.events, st.seconds);
+        }
+    }
     double evps = train_s > 0 ? (double)train_events / train_s : 0;
     if (sp.test.n_sessions > 0) {
         double te = now_s();
@@ -408,7 +444,7 @@ int gru4rec_cmd_train(int argc, char **argv)
         fprintf(stderr, "%s: cannot write the snapshot under %s: %s\n", prog, c.out_dir, rc_errmsg());
         goto done;
     }
-    log_info("gru4rec: published %s/gru4rec/%llu", c.out_dir, (unsigned long long)ver);
+    if (!quiet) log_info("gru4rec: published %s/gru4rec/%llu", c.out_dir, (unsigned long long)ver);
     if (have_metrics) print_result(stdout, label, &acc, evps, c.n_epochs);
     else printf("%s events/s=%.0f epochs=%lld (no test data)\n", label, evps, c.n_epochs);
     status = 0;
@@ -470,6 +506,7 @@ int gru4rec_cmd_eval(int argc, char **argv)
         fprintf(stderr, "%s: unknown option '%s' (run `%s --help`)\n", prog, a, prog);
         return 2;
     }
+    if (!so.verbose && log_level < LOG_LVL_WARN) log_level = LOG_LVL_WARN;
     if (!snapdir || (!data && !(train && test))) {
         fprintf(stderr, "%s: give --snapshot DIR and --data F (or --train F --test F)\n", prog);
         return 2;

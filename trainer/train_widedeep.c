@@ -15,6 +15,7 @@
 #include "core/config.h"
 #include "core/csv.h"
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/rng.h"
@@ -290,6 +291,25 @@ int wd_train_epoch(wd_model *m, wd_optim *o, wd_scratch *s, wd_grads *g, const w
 
 /* ---------------------------------------------------------------- commands */
 
+/* "size:hash" of a file's bytes (hash_combine over 1 MiB blocks), for the snapshot's meta. */
+static int file_fingerprint(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return rc_error(RC_EIO, "%s: cannot open", path);
+    static char buf[1 << 20];
+    uint64_t h = 0x7265636477640001ULL, total = 0;
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        h = hash_combine(h, buf, n);
+        total += n;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) return rc_error(RC_EIO, "%s: read error", path);
+    snprintf(out, cap, "%llu:%016llx", (unsigned long long)total, (unsigned long long)h);
+    return RC_OK;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -454,6 +474,10 @@ int wd_cmd_train(int argc, char **argv)
     for (long long e = 1; e <= c.epochs; e++) {
         double te = now_s(), loss;
         if ((rc = wd_train_epoch(m, &o, s, g, &train, &r, order, ybuf, &loss)) != RC_OK) goto fail;
+        if (!isfinite(loss)) {
+            rc_error(RC_ERANGE, "training diverged at epoch %lld (loss %g): lower lr / ftrl_alpha", e, loss);
+            goto fail;
+        }
         double dt = now_s() - te, eta = (now_s() - tt) / (double)e * (double)(c.epochs - e);
         int do_eval = c.test && ((c.eval_every > 0 && e % c.eval_every == 0) || e == c.epochs);
         if (do_eval) {
@@ -477,8 +501,10 @@ int wd_cmd_train(int argc, char **argv)
     json_object_del(hpj, "columns");
     json_object_set_new(extra, "hparams", hpj);
     json_object_set_new(extra, "csv", json_pack("{s:s,s:s,s:s?}", "sep", c.sep, "header", c.header, "comment", c.comment));
-    json_object_set_new(extra, "train", json_pack("{s:s,s:I,s:f}", "file", c.train, "rows", (json_int_t)train.n,
-                                                  "seconds", train_s));
+    char fp[64] = "";
+    if (file_fingerprint(c.train, fp, sizeof fp) != RC_OK) goto fail;
+    json_object_set_new(extra, "train", json_pack("{s:s,s:s,s:I,s:f}", "file", c.train, "fingerprint", fp, "rows",
+                                                  (json_int_t)train.n, "seconds", train_s));
     if (c.test) json_object_set_new(extra, "metrics", metrics_json(&mt));
     uint64_t ver;
     if ((rc = wd_save(m, c.out, (uint64_t)c.version, extra, &ver)) != RC_OK) goto fail;

@@ -1,0 +1,122 @@
+#!/bin/sh
+# bench/serve_next.sh - POST /v1/next under wrk on loopback with real Globo test-session clicks (issue 4).
+#
+# Prepares a GRU4Rec model of the Globo split (issue 3: T = 2017-10-17 00:00 UTC-3, test window 1 day,
+# 11,901 training items), starts `recd serve`, replays the test sessions' clicks as stateful requests
+# (session_id + item_id, k=20) with wrk for 1 connection and then 16 connections, stops the server, and
+# prints one line per run, the 16-connection line last:
+#   requests/s=N p50_ms=X p90_ms=Y p99_ms=Z
+# The model, in order of preference:
+#   SNAP_ROOT=DIR        use DIR/$MODEL/<newest version> (e.g. the output of bench/gru4rec_globo.sh, KEEP=1)
+#   RANDOM_MODEL=1       a random GRU4Rec of the same shape (11,901 x H=224) over the real item ids
+#   otherwise            train once with `recd train gru4rec -c configs/gru4rec.json` (1 epoch), cached
+#                        in $WORK/trained and reused by later runs
+# Environment: WORK (cache folder, default /tmp/recd-bench-serve), DUR (seconds per run, default 10),
+# PORT (default 18080), MODE (stateful|stateless, default stateful), SERVE_FLAGS (extra `recd serve`
+# settings, e.g. "--batch.max 1" or "--score.bf16 true"), WRK_THREADS (default 1), RECD (binary),
+# SWAP_EVERY (seconds: republish the model that often during the 16-connection run; hot-swap figure).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+shared=${RECD_SHARED:-"$root/../shared"}
+data="$shared/data/globo-news-sessions/clicks.csv.gz"
+WORK=${WORK:-/tmp/recd-bench-serve}
+DUR=${DUR:-10}
+PORT=${PORT:-18080}
+MODE=${MODE:-stateful}
+MODEL=${MODEL:-gru4rec}
+WRK_THREADS=${WRK_THREADS:-1}
+SERVE_FLAGS=${SERVE_FLAGS:-}
+RECD=${RECD:-"$root/bin/recd"}
+command -v wrk >/dev/null || { echo "serve_next.sh: wrk is not installed (make deps)" >&2; exit 1; }
+if [ ! -x "$RECD" ]; then
+    echo "serve_next.sh: building $RECD" >&2
+    make -C "$root" -j2 bin/recd >&2
+fi
+mkdir -p "$WORK"
+
+split="$WORK/split"
+if [ ! -f "$split/test.tsv" ]; then
+    [ -f "$data" ] || { echo "serve_next.sh: dataset not found: $data" >&2; exit 1; }
+    "$RECD" split sessions --data "$data" --out "$split" --session-col session_id --item-col click_article_id \
+        --time-col click_timestamp --split-time 1508209200000 --days 1 --quiet >&2
+fi
+clicks="$WORK/clicks.tsv"
+[ -f "$clicks" ] || tail -n +2 "$split/test.tsv" | cut -f1,2 >"$clicks"
+
+if [ -n "${SNAP_ROOT:-}" ]; then
+    snaps=$SNAP_ROOT
+elif [ "${RANDOM_MODEL:-0}" = 1 ]; then
+    snaps="$WORK/random"
+    if [ ! -d "$snaps/$MODEL" ]; then
+        lib="$(dirname "$RECD")/../obj/librecd.a"
+        [ -f "$lib" ] || { make -C "$root" -j2 obj/librecd.a >&2 && lib="$root/obj/librecd.a"; }
+        # shellcheck disable=SC2046
+        cc -O2 -std=c11 -D_GNU_SOURCE -I"$root" $(pkg-config --cflags openblas) "$here/mksnap.c" "$lib" \
+            $(pkg-config --libs openblas libmicrohttpd jansson lmdb libuv zlib) -lm -pthread -o "$WORK/mksnap"
+        "$WORK/mksnap" "$split/train.tsv" "$snaps" "$MODEL" 224 42 >/dev/null
+    fi
+else
+    snaps="$WORK/trained"
+    if [ ! -d "$snaps/$MODEL" ]; then
+        echo "serve_next.sh: training GRU4Rec on the Globo split (1 epoch; cached in $snaps)" >&2
+        "$RECD" train gru4rec -c "$root/configs/gru4rec.json" --data "$split/train.tsv" --test "$split/test.tsv" \
+            --data.session_col session_id --data.item_col item_id --data.time_col timestamp --epochs 1 \
+            --out "$snaps" --name "$MODEL" --quiet >&2
+    fi
+fi
+
+log="$WORK/server.log"
+# shellcheck disable=SC2086
+"$RECD" serve -c "$root/configs/recd.json" --http.bind 127.0.0.1 --http.port "$PORT" --snapshots.root "$snaps" \
+    --snapshots.models "[\"$MODEL\"]" --log_level warn $SERVE_FLAGS 2>"$log" &
+pid=$!
+swapper=""
+cleanup() {
+    [ -n "$swapper" ] && kill "$swapper" 2>/dev/null
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    return 0
+}
+trap cleanup EXIT INT TERM
+i=0
+until curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null; do
+    i=$((i + 1))
+    if [ $i -gt 600 ] || ! kill -0 "$pid" 2>/dev/null; then
+        echo "serve_next.sh: server not ready; log:" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+url="http://127.0.0.1:$PORT"
+export CLICKS="$clicks" MODE
+wrk -t1 -c4 -d2s -s "$here/next.lua" "$url" >/dev/null 2>&1 # warm-up
+wrk -t1 -c1 -d"${DUR}s" --timeout 5s -s "$here/next.lua" "$url" | tail -n 1
+if [ -n "${SWAP_EVERY:-}" ]; then
+    # Republish the serving version under new numbers every SWAP_EVERY seconds (hard links: no copy).
+    latest=$(ls "$snaps/$MODEL" | grep -E '^[0-9]+$' | sort -n | tail -n 1)
+    (
+        v=$((latest + 1000))
+        while :; do
+            sleep "$SWAP_EVERY"
+            rm -rf "$snaps/$MODEL/.tmp-$v"
+            cp -al "$snaps/$MODEL/$latest" "$snaps/$MODEL/.tmp-$v" && mv "$snaps/$MODEL/.tmp-$v" "$snaps/$MODEL/$v"
+            [ -d "$snaps/$MODEL/$((v - 1))" ] && [ $((v - 1)) -ne "$latest" ] && rm -rf "$snaps/$MODEL/$((v - 1))"
+            v=$((v + 1))
+        done
+    ) &
+    swapper=$!
+fi
+wrk -t"$WRK_THREADS" -c16 -d"${DUR}s" --timeout 5s -s "$here/next.lua" "$url" | tail -n 1
+if [ -n "$swapper" ]; then
+    kill "$swapper" 2>/dev/null || true
+    wait "$swapper" 2>/dev/null || true
+    swapper=""
+    curl -s "$url/metrics" | grep -E '^recd_model_swaps_total|^recd_http_requests_total\{route="/v1/next"' >&2
+    rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+    echo "  server RSS ${rss} kB after the swaps" >&2
+    for d in "$snaps/$MODEL"/*; do
+        b=$(basename "$d")
+        [ "$b" -gt $((latest + 999)) ] 2>/dev/null && rm -rf "$d"
+    done
+fi

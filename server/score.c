@@ -1,0 +1,290 @@
+/* server/score.c - register-blocked scoring kernels (see score.h). */
+#include "server/score.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/rng.h"
+
+struct scorer {
+    const gru4rec *g;
+    score_kernel kernel;
+    int bf16;
+    int N, H, S, off; /* the last layer's slice of a state is h[off .. off+H) */
+    const float *Wy;  /* (N,H) f32, in the map */
+    const float *By;  /* (N) */
+    int pw, nblk;     /* packing width (items per block) and blocks */
+    void *packed;     /* (nblk, H, pw) f32 or bf16, owned */
+    float *bias;      /* (nblk*pw) By padded with zeros, owned */
+};
+
+int score_kernel_parse(const char *name)
+{
+    if (strcmp(name, "auto") == 0) return SCORE_AUTO;
+    if (strcmp(name, "blas") == 0) return SCORE_BLAS;
+    if (strcmp(name, "avx2") == 0) return SCORE_AVX2;
+    if (strcmp(name, "avx512") == 0) return SCORE_AVX512;
+    return -1;
+}
+
+const char *score_kernel_name(score_kernel k)
+{
+    switch (k) {
+    case SCORE_AUTO: return "auto";
+    case SCORE_BLAS: return "blas";
+    case SCORE_AVX2: return "avx2";
+    case SCORE_AVX512: return "avx512";
+    }
+    return "?";
+}
+
+#if defined(__x86_64__)
+#define HAVE_X86 1
+/* The item matrix is packed once, when the scorer is built, into blocks of PW items: block j holds
+ * P[(j*H + k)*PW + t] = Wy[j*PW + t][k] (zero past N). A block (PW x H, 57 KB f32 for PW=64, H=224)
+ * is read once per batch from memory and then from cache for every group of up to 6 states; each
+ * state's h[k] is broadcast against PW item lanes, so there is no horizontal sum and no per-call
+ * packing (what sgemm does on every call). Register tile: AVX-512 4 x 16 items x 6 states = 24
+ * accumulators; AVX2 2 x 8 items x 6 states = 12. */
+#define NBMAX 6
+#define T2 __attribute__((target("avx2,fma")))
+#define T5 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+#define AI __attribute__((always_inline)) inline
+
+T5 static AI __m512 w5_f32(const void *p) { return _mm512_loadu_ps((const float *)p); }
+T5 static AI __m512 w5_bf16(const void *p)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+T2 static AI __m256 w2_f32(const void *p) { return _mm256_loadu_ps((const float *)p); }
+T2 static AI __m256 w2_bf16(const void *p)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
+/* One block x nb states. P: the block (H, PW) of element size es; h: state rows (stride ldh) already at
+ * the last layer's slice; out: score rows (stride ldo) at the block's first item; nvalid items valid. */
+#define BLOCK_KERNEL(NAME, ATTR, VT, LANES, NV, LOADW, ZERO, FMA, SET1, ADD, LOADU, STOREU)                       \
+    ATTR static AI void NAME(const char *P, size_t es, int H, const float *h, int ldh, int nb, const float *bias, \
+                             float *out, int ldo, int nvalid)                                                    \
+    {                                                                                                           \
+        VT acc[NBMAX][NV];                                                                                      \
+        _Pragma("GCC unroll 6") for (int b = 0; b < NBMAX; b++) _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) \
+            acc[b][v] = ZERO();                                                                                 \
+        const size_t row = (size_t)(LANES * NV) * es;                                                           \
+        for (int k = 0; k < H; k++) {                                                                           \
+            VT w[NV];                                                                                           \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) w[v] = LOADW(P + (size_t)k * row + (size_t)(v * LANES) * es); \
+            _Pragma("GCC unroll 6") for (int b = 0; b < NBMAX; b++)                                             \
+            {                                                                                                   \
+                if (b < nb) {                                                                                   \
+                    VT x = SET1(h[(size_t)b * ldh + k]);                                                         \
+                    _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[b][v] = FMA(w[v], x, acc[b][v]);    \
+                }                                                                                               \
+            }                                                                                                   \
+        }                                                                                                       \
+        if (nvalid >= LANES * NV) {                                                                             \
+            for (int b = 0; b < nb; b++)                                                                        \
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                            \
+                    STOREU(out + (size_t)b * ldo + v * LANES, ADD(acc[b][v], LOADU(bias + v * LANES)));          \
+        } else {                                                                                                \
+            float tmp[LANES * NV];                                                                              \
+            for (int b = 0; b < nb; b++) {                                                                      \
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                            \
+                    STOREU(tmp + v * LANES, ADD(acc[b][v], LOADU(bias + v * LANES)));                            \
+                memcpy(out + (size_t)b * ldo, tmp, (size_t)nvalid * sizeof(float));                             \
+            }                                                                                                   \
+        }                                                                                                       \
+    }
+
+BLOCK_KERNEL(blk5_f32, T5, __m512, 16, 4, w5_f32, _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_set1_ps, _mm512_add_ps,
+             _mm512_loadu_ps, _mm512_storeu_ps)
+BLOCK_KERNEL(blk5_bf16, T5, __m512, 16, 4, w5_bf16, _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_set1_ps,
+             _mm512_add_ps, _mm512_loadu_ps, _mm512_storeu_ps)
+BLOCK_KERNEL(blk2_f32, T2, __m256, 8, 2, w2_f32, _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_set1_ps, _mm256_add_ps,
+             _mm256_loadu_ps, _mm256_storeu_ps)
+BLOCK_KERNEL(blk2_bf16, T2, __m256, 8, 2, w2_bf16, _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_set1_ps,
+             _mm256_add_ps, _mm256_loadu_ps, _mm256_storeu_ps)
+
+/* Dispatch nb (1..6) to a copy of the block kernel specialised for that constant. */
+#define DRIVER(NAME, ATTR, BLK, PW)                                                                            \
+    ATTR static void NAME(const scorer *sc, const float *h, int B, float *out)                                 \
+    {                                                                                                          \
+        size_t es = sc->bf16 ? 2 : 4, bstride = (size_t)sc->H * PW * es;                                        \
+        for (int j = 0; j < sc->nblk; j++) {                                                                   \
+            const char *P = (const char *)sc->packed + (size_t)j * bstride;                                    \
+            int i0 = j * PW, nvalid = sc->N - i0 < PW ? sc->N - i0 : PW;                                         \
+            for (int b0 = 0; b0 < B; b0 += NBMAX) {                                                            \
+                int nb = B - b0 < NBMAX ? B - b0 : NBMAX;                                                      \
+                const float *hb = h + (size_t)b0 * sc->S + sc->off;                                             \
+                float *ob = out + (size_t)b0 * sc->N + i0;                                                     \
+                switch (nb) {                                                                                  \
+                case 1: BLK(P, es, sc->H, hb, sc->S, 1, sc->bias + i0, ob, sc->N, nvalid); break;               \
+                case 2: BLK(P, es, sc->H, hb, sc->S, 2, sc->bias + i0, ob, sc->N, nvalid); break;               \
+                case 3: BLK(P, es, sc->H, hb, sc->S, 3, sc->bias + i0, ob, sc->N, nvalid); break;               \
+                case 4: BLK(P, es, sc->H, hb, sc->S, 4, sc->bias + i0, ob, sc->N, nvalid); break;               \
+                case 5: BLK(P, es, sc->H, hb, sc->S, 5, sc->bias + i0, ob, sc->N, nvalid); break;               \
+                default: BLK(P, es, sc->H, hb, sc->S, 6, sc->bias + i0, ob, sc->N, nvalid); break;              \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+
+DRIVER(drv5_f32, T5, blk5_f32, 64)
+DRIVER(drv5_bf16, T5, blk5_bf16, 64)
+DRIVER(drv2_f32, T2, blk2_f32, 16)
+DRIVER(drv2_bf16, T2, blk2_bf16, 16)
+#else
+#define HAVE_X86 0
+#endif
+
+static int cpu_has(score_kernel k)
+{
+#if HAVE_X86
+    __builtin_cpu_init();
+    if (k == SCORE_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (k == SCORE_AVX512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#endif
+    return k == SCORE_BLAS;
+}
+
+static uint16_t to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* NaN stays NaN */
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);             /* round to nearest even */
+}
+
+void scorer_score(const scorer *sc, const float *h, int B, float *scores, gru4rec_scratch *gs)
+{
+#if HAVE_X86
+    if (sc->kernel == SCORE_AVX512) {
+        if (sc->bf16) drv5_bf16(sc, h, B, scores);
+        else drv5_f32(sc, h, B, scores);
+        return;
+    }
+    if (sc->kernel == SCORE_AVX2) {
+        if (sc->bf16) drv2_bf16(sc, h, B, scores);
+        else drv2_f32(sc, h, B, scores);
+        return;
+    }
+#endif
+    gru4rec_score(sc->g, h, B, scores, gs);
+}
+
+/* Compare the kernel with gru4rec_score on 5 random states. 1 if they agree within tol (relative to the
+ * largest score magnitude). */
+static int validate(scorer *sc, double tol)
+{
+    enum { VB = 5 };
+    int ok = 0;
+    size_t N = (size_t)sc->N, S = (size_t)sc->S;
+    float *h = malloc(VB * S * sizeof(float)), *a = malloc(VB * N * sizeof(float)), *b = malloc(VB * N * sizeof(float));
+    gru4rec_scratch *gs = gru4rec_scratch_new(sc->g, VB);
+    if (!h || !a || !b || !gs) goto done;
+    rng_t r;
+    rng_seed(&r, 12345);
+    for (size_t i = 0; i < VB * S; i++) h[i] = rng_uniformf(&r) * 2 - 1;
+    scorer_score(sc, h, VB, a, gs);
+    gru4rec_score(sc->g, h, VB, b, gs);
+    double maxabs = 1e-6, maxdiff = 0;
+    for (size_t i = 0; i < VB * N; i++) {
+        maxabs = fmax(maxabs, fabs(b[i]));
+        maxdiff = fmax(maxdiff, fabs((double)a[i] - b[i]));
+    }
+    ok = maxdiff <= tol * maxabs;
+    if (!ok)
+        log_warn("score kernel %s%s disagrees with gru4rec_score (max diff %g of %g): using BLAS",
+                 score_kernel_name(sc->kernel), sc->bf16 ? "/bf16" : "", maxdiff, maxabs);
+    else
+        log_debug("score kernel %s%s: max diff %g of max |score| %g", score_kernel_name(sc->kernel),
+                  sc->bf16 ? "/bf16" : "", maxdiff, maxabs);
+done:
+    gru4rec_scratch_free(gs);
+    free(h);
+    free(a);
+    free(b);
+    return ok;
+}
+
+scorer *scorer_new(const snap *s, const gru4rec *g, score_kernel kernel, int bf16)
+{
+    scorer *sc = calloc(1, sizeof *sc);
+    if (!sc) {
+        rc_error(RC_ENOMEM, "out of memory for a scorer");
+        return NULL;
+    }
+    sc->g = g;
+    sc->N = (int)gru4rec_n_items(g);
+    sc->S = (int)gru4rec_state_size(g);
+    sc->kernel = SCORE_BLAS;
+    const snap_tensor *wy = snap_tensor_get(s, "Wy"), *by = snap_tensor_get(s, "By");
+    if (!wy || !by || wy->dtype != SNAP_F32 || by->dtype != SNAP_F32 || wy->ndim != 2 || wy->shape[0] != sc->N ||
+        by->ndim != 1 || by->shape[0] != sc->N || wy->shape[1] > sc->S) {
+        log_info("scorer: no plain f32 Wy/By in the snapshot, scoring with gru4rec_score");
+        return sc;
+    }
+    sc->H = (int)wy->shape[1];
+    sc->off = sc->S - sc->H;
+    sc->Wy = wy->data;
+    sc->By = by->data;
+    if (kernel == SCORE_AUTO) kernel = cpu_has(SCORE_AVX512) ? SCORE_AVX512 : cpu_has(SCORE_AVX2) ? SCORE_AVX2 : SCORE_BLAS;
+    if (kernel == SCORE_AVX512 && !cpu_has(SCORE_AVX512)) kernel = SCORE_AVX2;
+    if (kernel == SCORE_BLAS || !cpu_has(kernel)) return sc;
+    sc->pw = kernel == SCORE_AVX512 ? 64 : 16;
+    sc->nblk = (sc->N + sc->pw - 1) / sc->pw;
+    size_t padded = (size_t)sc->nblk * (size_t)sc->pw, es = bf16 ? 2 : 4;
+    sc->packed = malloc(padded * (size_t)sc->H * es);
+    sc->bias = calloc(padded, sizeof(float));
+    if (!sc->packed || !sc->bias) {
+        scorer_free(sc);
+        rc_error(RC_ENOMEM, "out of memory packing the item matrix");
+        return NULL;
+    }
+    memcpy(sc->bias, sc->By, (size_t)sc->N * sizeof(float));
+    for (int j = 0; j < sc->nblk; j++)
+        for (int k = 0; k < sc->H; k++)
+            for (int t = 0; t < sc->pw; t++) {
+                size_t i = (size_t)j * sc->pw + t, at = ((size_t)j * sc->H + k) * sc->pw + t;
+                float v = i < (size_t)sc->N ? sc->Wy[i * sc->H + k] : 0.0f;
+                if (bf16) ((uint16_t *)sc->packed)[at] = to_bf16(v);
+                else ((float *)sc->packed)[at] = v;
+            }
+    sc->bf16 = bf16 != 0;
+    sc->kernel = kernel;
+    if (!validate(sc, bf16 ? 5e-2 : 1e-3)) {
+        sc->kernel = SCORE_BLAS;
+        free(sc->packed);
+        free(sc->bias);
+        sc->packed = NULL;
+        sc->bias = NULL;
+        sc->bf16 = 0;
+    }
+    return sc;
+}
+
+void scorer_free(scorer *sc)
+{
+    if (!sc) return;
+    free(sc->packed);
+    free(sc->bias);
+    free(sc);
+}
+
+score_kernel scorer_kernel(const scorer *sc)
+{
+    return sc->kernel;
+}
+
+int scorer_bf16(const scorer *sc)
+{
+    return sc->bf16;
+}

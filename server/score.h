@@ -1,0 +1,47 @@
+/* server/score.h - scoring session states against every item, the server's hot loop.
+ *
+ * A GRU4Rec score is scores[b][i] = h_last[b] . Wy[i] + By[i] (h_last = the last layer's slice of the
+ * state; Wy (N,H) and By (N) from the snapshot). gru4rec_score does it with one OpenBLAS sgemm, which
+ * repacks all of Wy (10.7 MB for 11.9k x 224) on every call and takes no gemv path for B=1. The
+ * scorer packs Wy ONCE, when a version loads, into blocks of 64 (AVX-512) or 16 (AVX2) items laid out
+ * k-major, and a register-tiled kernel (up to 6 states x 64 items of accumulators) streams each block
+ * once per batch: no per-call packing, no horizontal sums. Optionally the packed copy is bf16 (half
+ * the bytes; scores move by ~1e-3 relative: see bench/score_bench.c for the measured accuracy).
+ * Memory: the packed copy is N*H*4 bytes (f32) or N*H*2 (bf16) per loaded version.
+ * A scorer is validated against gru4rec_score on random states when it is built: if they differ
+ * (another state layout, another dtype), it falls back to gru4rec_score.
+ *
+ * Glossary: N items, H units of the last layer, S state floats per session, B states scored together.
+ */
+#ifndef RECD_SCORE_H
+#define RECD_SCORE_H
+
+#include <stddef.h>
+
+#include "core/snap.h"
+#include "models/gru4rec.h"
+
+typedef enum { SCORE_AUTO = 0, SCORE_BLAS, SCORE_AVX2, SCORE_AVX512 } score_kernel;
+
+typedef struct scorer scorer;
+
+/* Parse "auto" | "blas" | "avx2" | "avx512"; -1 if unknown. Name of a kernel. */
+int score_kernel_parse(const char *name);
+const char *score_kernel_name(score_kernel k);
+
+/* Build the scorer of model g loaded from snapshot s (both must outlive it). kernel: SCORE_AUTO picks
+ * the widest kernel the CPU runs; bf16: score from a bf16 packed copy of Wy instead of f32.
+ * Falls back to SCORE_BLAS (gru4rec_score) when Wy/By are not plain f32 tensors of the expected shape or
+ * the kernel disagrees with gru4rec_score by more than 1e-3 (f32) / 5e-2 (bf16) on random states.
+ * NULL on ENOMEM (message set). */
+scorer *scorer_new(const snap *s, const gru4rec *g, score_kernel kernel, int bf16);
+void scorer_free(scorer *sc); /* NULL is a no-op */
+/* The kernel in use after validation, and whether it reads bf16. */
+score_kernel scorer_kernel(const scorer *sc);
+int scorer_bf16(const scorer *sc);
+
+/* Scores of all N items for B states: h is (B,S), scores is (B,N). gs is the caller's gru4rec scratch
+ * (used by the BLAS fallback). Thread-safe, no allocation. */
+void scorer_score(const scorer *sc, const float *h, int B, float *scores, gru4rec_scratch *gs);
+
+#endif
