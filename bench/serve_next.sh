@@ -11,7 +11,8 @@
 #   RANDOM_MODEL=1       a random GRU4Rec of the same shape (11,901 x H=224) over the real item ids
 #   otherwise            train once with `recd train gru4rec -c configs/gru4rec.json` (1 epoch), cached
 #                        in $WORK/trained and reused by later runs
-# Environment: WORK (cache folder, default /tmp/recd-bench-serve), DUR (seconds per run, default 10),
+# Environment: WORK (cache folder, default /tmp/recd-bench-serve), DUR (seconds per run, default 10; DUR1
+# for the 1-connection run),
 # PORT (default 18080), MODE (stateful|stateless, default stateful), SERVE_FLAGS (extra `recd serve`
 # settings, e.g. "--batch.max 1" or "--score.bf16 true"), WRK_THREADS (default 1), RECD (binary),
 # SWAP_EVERY (seconds: republish the model that often during the 16-connection run; hot-swap figure).
@@ -90,15 +91,33 @@ until curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null; do
 done
 url="http://127.0.0.1:$PORT"
 export CLICKS="$clicks" MODE
+hz=$(getconf CLK_TCK)
+ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+nreq() { curl -s "$url/metrics" | awk '/^recd_http_requests_total\{route="\/v1\/next"/ {n += $2} END {print n + 0}'; }
+# Runs wrk and reports on stderr the server's CPU time per request (user+sys): unlike wall-clock figures it
+# hardly depends on what else the machine runs.
+run() {
+    t0=$(ticks)
+    n0=$(nreq)
+    wrk -t"$1" -c"$2" -d"${3}s" --timeout 5s -s "$here/next.lua" "$url" | tail -n 1
+    t1=$(ticks)
+    n1=$(nreq)
+    awk -v t=$((t1 - t0)) -v n=$((n1 - n0)) -v hz="$hz" -v c="$2" \
+        'BEGIN { if (n > 0) printf "  (%d connections: server CPU %.0f us per request)\n", c, t / hz * 1e6 / n }' >&2
+}
 wrk -t1 -c4 -d2s -s "$here/next.lua" "$url" >/dev/null 2>&1 # warm-up
-wrk -t1 -c1 -d"${DUR}s" --timeout 5s -s "$here/next.lua" "$url" | tail -n 1
+run 1 1 "${DUR1:-$DUR}"
 if [ -n "${SWAP_EVERY:-}" ]; then
     # Republish the serving version under new numbers every SWAP_EVERY seconds (hard links: no copy).
     latest=$(ls "$snaps/$MODEL" | grep -E '^[0-9]+$' | sort -n | tail -n 1)
+    : >"$WORK/rss.log"
     (
         v=$((latest + 1000))
+        n=0
         while :; do
             sleep "$SWAP_EVERY"
+            [ $n -gt 0 ] && echo "$n $(awk '/VmRSS/ {print $2}' "/proc/$pid/status")" >>"$WORK/rss.log"
+            n=$((n + 1))
             rm -rf "$snaps/$MODEL/.tmp-$v"
             cp -al "$snaps/$MODEL/$latest" "$snaps/$MODEL/.tmp-$v" && mv "$snaps/$MODEL/.tmp-$v" "$snaps/$MODEL/$v"
             [ -d "$snaps/$MODEL/$((v - 1))" ] && [ $((v - 1)) -ne "$latest" ] && rm -rf "$snaps/$MODEL/$((v - 1))"
@@ -107,14 +126,15 @@ if [ -n "${SWAP_EVERY:-}" ]; then
     ) &
     swapper=$!
 fi
-wrk -t"$WRK_THREADS" -c16 -d"${DUR}s" --timeout 5s -s "$here/next.lua" "$url" | tail -n 1
+run "$WRK_THREADS" 16 "$DUR"
 if [ -n "$swapper" ]; then
     kill "$swapper" 2>/dev/null || true
     wait "$swapper" 2>/dev/null || true
     swapper=""
     curl -s "$url/metrics" | grep -E '^recd_model_swaps_total|^recd_http_requests_total\{route="/v1/next"' >&2
-    rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
-    echo "  server RSS ${rss} kB after the swaps" >&2
+    awk 'NR == 1 {first = $2} $1 == 10 {ten = $2} {last = $2; n = $1}
+        END {if (NR) printf "  server RSS %d kB after 1 swap, %d kB after 10, %d kB after %d swaps (%+.1f%% vs 1, %+.1f%% vs 10)\n",
+             first, ten, last, n, (last - first) * 100.0 / first, ten ? (last - ten) * 100.0 / ten : 0}' "$WORK/rss.log" >&2
     for d in "$snaps/$MODEL"/*; do
         b=$(basename "$d")
         [ "$b" -gt $((latest + 999)) ] 2>/dev/null && rm -rf "$d"

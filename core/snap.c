@@ -444,6 +444,14 @@ fail:
     return rc;
 }
 
+/* 1 if name can be a key of the meta JSON (jansson takes only valid UTF-8). */
+static int utf8_name(const char *name)
+{
+    json_t *probe = json_string(name);
+    json_decref(probe);
+    return probe != NULL;
+}
+
 static int writer_check(snap_writer *w, const char *fn)
 {
     if (!w) return rc_error(RC_EINVAL, "%s: NULL writer", fn);
@@ -465,6 +473,7 @@ int snap_put_tensor(snap_writer *w, const char *name, snap_dtype dtype, int ndim
     if (!esz) return rc_error(RC_EINVAL, "tensor '%s': unknown dtype %d", name, (int)dtype);
     if (ndim < 0 || ndim > SNAP_MAX_DIMS || (ndim > 0 && !shape))
         return rc_error(RC_EINVAL, "tensor '%s': ndim %d not in 0..%d", name, ndim, SNAP_MAX_DIMS);
+    if (!utf8_name(name)) return rc_error(RC_EINVAL, "tensor name '%s' is not valid UTF-8", name);
     if (json_object_get(w->tensors, name))
         return rc_error(RC_EINVAL, "tensor '%s' stored twice", name);
     uint64_t count = 1;
@@ -499,7 +508,18 @@ int snap_put_tensor(snap_writer *w, const char *name, snap_dtype dtype, int ndim
     ent = shp ? json_pack("{s:s, s:o, s:s}", "dtype", snap_dtype_name(dtype), "shape", shp,
                           "checksum", hex)
               : NULL;
-    if (!ent) return rc_error(RC_ENOMEM, "out of memory");
+    if (!ent) {
+        json_decref(shp);
+        return rc_error(RC_ENOMEM, "out of memory");
+    }
+    /* Listed in meta first (set_new takes ent even on failure), unlisted again if the put fails:
+     * a stored tensor missing from meta would make the snapshot unreadable. */
+    if (json_array_size(shp) != (size_t)ndim) {
+        json_decref(ent); /* also frees shp */
+        return rc_error(RC_ENOMEM, "out of memory");
+    }
+    if (json_object_set_new(w->tensors, name, ent) != 0)
+        return rc_error(RC_ENOMEM, "out of memory listing tensor '%s'", name);
 
     for (int attempt = 0;; attempt++) {
         rc = writer_reserve(w, vsize + (size_t)4 * w->psize, attempt > 0);
@@ -527,11 +547,10 @@ int snap_put_tensor(snap_writer *w, const char *name, snap_dtype dtype, int ndim
         break;
     }
     if (rc) {
-        json_decref(ent);
+        json_object_del(w->tensors, name);
         w->failed = 1;
         return rc;
     }
-    json_object_set_new(w->tensors, name, ent);
     return RC_OK;
 }
 
@@ -579,6 +598,7 @@ int snap_put_vocab(snap_writer *w, const char *name, const idmap *m)
     if (!m) return rc_error(RC_EINVAL, "snap_put_vocab: NULL map");
     if (nlen == 0 || nlen > SNAP_MAX_NAME)
         return rc_error(RC_EINVAL, "bad vocabulary name (1-%d bytes)", SNAP_MAX_NAME);
+    if (!utf8_name(name)) return rc_error(RC_EINVAL, "vocabulary name '%s' is not valid UTF-8", name);
     if (json_object_get(w->vocabs, name))
         return rc_error(RC_EINVAL, "vocabulary '%s' stored twice", name);
     size_t n = idmap_size(m);
@@ -674,7 +694,10 @@ int snap_put_vocab(snap_writer *w, const char *name, const idmap *m)
         w->failed = 1;
         return rc;
     }
-    json_object_set_new(w->vocabs, name, json_pack("{s:I}", "size", (json_int_t)n));
+    if (json_object_set_new(w->vocabs, name, json_pack("{s:I}", "size", (json_int_t)n)) != 0) {
+        w->failed = 1; /* stored but not listed: publishing it would lose the vocabulary */
+        return rc_error(RC_ENOMEM, "out of memory listing vocabulary '%s'", name);
+    }
     return RC_OK;
 }
 
@@ -1151,6 +1174,11 @@ static int open_tensors(snap *s, json_t *mt)
         rc = rc_error(RC_ECORRUPT, "%s: %zu tensors stored, %zu listed in meta", dir, i, nmeta);
     }
 out:
+    if (rc && s->owned) /* aligned copies made before the failure (ntensors is still 0) */
+        for (size_t j = 0; j < n; j++) {
+            free(s->owned[j]);
+            s->owned[j] = NULL;
+        }
     free(name_off);
     mdb_cursor_close(cur);
     return rc;
@@ -1381,7 +1409,19 @@ int snap_vocab_load(const snap *s, const char *name, idmap **out)
         rc = mdb_fail(RC_EIO, mrc, "cannot read the vocab database", s->dir);
         goto out;
     }
-    m = idmap_new(want > ((size_t)1 << 32) ? 0 : (size_t)want);
+    /* meta is not covered by a checksum: bound its size by the records really stored (two per id)
+     * before sizing the map by it */
+    MDB_stat vst;
+    if ((mrc = mdb_stat(txn, s->dbi_vocab, &vst)) != 0) {
+        rc = mdb_fail(RC_EIO, mrc, "cannot read the vocab database", s->dir);
+        goto out;
+    }
+    if (want > vst.ms_entries / 2) {
+        rc = rc_error(RC_ECORRUPT, "%s: vocabulary '%s': meta says %" PRIu64 " ids, the database holds %zu records",
+                      s->dir, name, want, vst.ms_entries);
+        goto out;
+    }
+    m = idmap_new((size_t)want);
     if (!m) {
         rc = RC_ENOMEM;
         goto out;

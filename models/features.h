@@ -25,6 +25,12 @@
  *
  * Strings in values: leading and trailing spaces are trimmed ("Adult" writes ", "); the values listed in
  * "missing" (default ["?", ""]) mean missing.
+ *
+ * feat_spec_to_json writes the same format plus what training learned: "vocab" (the learned list, with
+ * "learned": true), "mean" and "std" of numerics. Hashing (core/hash.h) is seeded by the feature name, so
+ * renaming a hashed feature changes its buckets.
+ *
+ * Threads: a finished spec is read-only; feat_encode may run on many threads at once.
  */
 #ifndef RECD_FEATURES_H
 #define RECD_FEATURES_H

@@ -19,6 +19,7 @@ struct route_metrics {
     _Atomic uint64_t by_status[N_STATUS];
     _Atomic uint64_t buckets[N_BUCKETS + 1]; /* not cumulative; the last is +Inf */
     _Atomic uint64_t sum_ns;
+    _Atomic uint64_t aborted; /* ended without an answer */
 };
 
 static struct route_metrics routes[METRICS_MAX_ROUTES];
@@ -60,6 +61,10 @@ void metrics_observe(int route, int status, uint64_t ns)
 {
     if (route < 0 || route >= n_routes) route = 0;
     struct route_metrics *r = &routes[route];
+    if (status == 0) {
+        atomic_fetch_add_explicit(&r->aborted, 1, memory_order_relaxed);
+        return;
+    }
     atomic_fetch_add_explicit(&r->by_status[status_index(status)], 1, memory_order_relaxed);
     int b = 0;
     while (b < N_BUCKETS && ns > bucket_ns[b]) b++;
@@ -97,6 +102,14 @@ void metrics_render(sbuf *out)
             else
                 sbuf_printf(out, "recd_http_requests_total{route=\"%s\",status=\"other\"} %llu\n", routes[i].label,
                             (unsigned long long)v);
+        }
+    sbuf_adds(out, "# HELP recd_http_requests_aborted_total Requests that ended without an answer (client gone).\n"
+                   "# TYPE recd_http_requests_aborted_total counter\n");
+    for (int i = 0; i < n_routes; i++) {
+        uint64_t v = atomic_load_explicit(&routes[i].aborted, memory_order_relaxed);
+        if (v)
+            sbuf_printf(out, "recd_http_requests_aborted_total{route=\"%s\"} %llu\n", routes[i].label,
+                        (unsigned long long)v);
         }
     sbuf_adds(out, "# HELP recd_http_request_duration_seconds Time from the request line to the answer sent.\n"
                    "# TYPE recd_http_request_duration_seconds histogram\n");

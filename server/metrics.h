@@ -19,7 +19,8 @@ void metrics_reset(void);
 /* Register a route label before serving starts (not thread-safe). Returns its index, or -1 when the
  * table is full. Index 0 is always "unmatched". */
 int metrics_route(const char *label);
-/* Count one answered request: route index, HTTP status, latency in nanoseconds. Thread-safe. */
+/* Count one answered request: route index, HTTP status, latency in nanoseconds. Status 0 (no answer
+ * was sent: the client went away) counts in recd_http_requests_aborted_total only. Thread-safe. */
 void metrics_observe(int route, int status, uint64_t ns);
 /* Requests counted so far for (route, status) (for tests). */
 uint64_t metrics_count(int route, int status);

@@ -2,6 +2,7 @@
  * session expiry timer, snapshot watching, rescans, deferred frees). HTTP threads reach this loop only
  * through uv_async_send (loop_wake). */
 #include <cblas.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,6 +278,12 @@ int cmd_serve(int argc, char **argv)
     memset(srv, 0, sizeof *srv);
     memset(lc, 0, sizeof *lc);
     api_json_alloc_install(); /* before any jansson use: request parsing then allocates from arenas */
+#ifdef M_MMAP_THRESHOLD
+    /* Every hot swap allocates and frees a few large buffers (the packed item matrix: 5-11 MB). glibc
+     * raises its mmap threshold after the first such free and then serves them from heaps it does not
+     * give back: RSS doubled over 50 swaps. A fixed threshold keeps them in mmap, returned on free. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -359,7 +366,9 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
 
-    /* The loop. */
+    /* The loop. Snapshot loads are its only thread-pool work and run one at a time: one pool thread
+     * (one malloc arena) is enough. */
+    setenv("UV_THREADPOOL_SIZE", "1", 0);
     if (uv_loop_init(&lc->loop) != 0) {
         fprintf(stderr, "recd serve: cannot start the event loop\n");
         goto done;

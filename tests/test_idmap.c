@@ -164,3 +164,29 @@ TEST(idmap_random_keys)
     ASSERT_EQ((int64_t)idmap_size(m), n);
     idmap_free(m);
 }
+
+/* Binary keys without any NUL byte (bytes 1..255), of every length 1..64, against one another and
+ * against their own prefixes: the stored copy is NUL-terminated after exactly len bytes. */
+TEST(idmap_nul_free_binary_keys)
+{
+    rng_t r;
+    rng_seed(&r, 78);
+    idmap *m = idmap_new(0);
+    ASSERT(m);
+    static char keys[64][64];
+    for (int l = 1; l <= 64; l++) {
+        for (int j = 0; j < l; j++)
+            keys[l - 1][j] = (char)(1 + rng_below(&r, 255));
+        ASSERT_EQ(idmap_intern(m, keys[l - 1], (size_t)l), l - 1);
+    }
+    for (int l = 1; l <= 64; l++) {
+        ASSERT_EQ(idmap_find(m, keys[l - 1], (size_t)l), l - 1);
+        if (l > 1)
+            ASSERT_EQ(idmap_find(m, keys[l - 1], (size_t)l - 1),
+                      -1); /* fixed seed: no prefix is a key */
+        const char *k = idmap_key(m, l - 1, NULL);
+        ASSERT_EQ(strlen(k), l); /* usable as a C string */
+        ASSERT(memcmp(k, keys[l - 1], (size_t)l) == 0);
+    }
+    idmap_free(m);
+}

@@ -627,3 +627,125 @@ TEST(sess_cfg_entries_embed)
     ASSERT(cfg_load_file(embed_defs, &c, path) != RC_OK);
     cfg_release(embed_defs, &c);
 }
+
+/* ---- review additions ------------------------------------------------------------------------- */
+
+/* An id over the idmap key limit is bad input (RC_EFORMAT naming file, line and column), not an
+ * out-of-memory error. */
+TEST(sess_load_long_id_is_format_error)
+{
+    sess_opts o = quiet_opts();
+    sess_data d;
+    const char *p = tpath("long.tsv");
+    static char text[4096];
+    char id[1100];
+    memset(id, 'q', sizeof id - 1);
+    id[sizeof id - 1] = '\0';
+    snprintf(text, sizeof text, "session_id\titem_id\ttimestamp\n1\ta\t100\n1\t%s\t101\n", id);
+    test_write_file(p, text);
+    ASSERT_RC(sess_load(&d, p, &o), RC_EFORMAT);
+    ASSERT_CONTAINS(rc_errmsg(), "long.tsv:3:");
+    ASSERT_CONTAINS(rc_errmsg(), "'item_id'");
+    ASSERT_CONTAINS(rc_errmsg(), "1099 bytes");
+    snprintf(text, sizeof text, "session_id\titem_id\ttimestamp\n%s\ta\t100\n", id);
+    test_write_file(p, text);
+    ASSERT_RC(sess_load(&d, p, &o), RC_EFORMAT);
+    ASSERT_CONTAINS(rc_errmsg(), "long.tsv:2:");
+    ASSERT_CONTAINS(rc_errmsg(), "'session_id'");
+}
+
+/* Ids read from a CSV may hold a tab or start with a quote: the TSV written by sess_write_tsv reads
+ * back to the same ids (quoted fields), and an id with a line break is refused, leaving no file. */
+TEST(sess_write_tsv_quotes_awkward_ids)
+{
+    sess_opts o = quiet_opts();
+    const char *p = tpath("odd.csv");
+    test_write_file(p, "session_id,item_id,timestamp\n"
+                       "\"s\t1\",\"a\tb\",100\n"
+                       "\"s\t1\",\"\"\"q\"\"\",101\n"
+                       "\"s\t1\",x\"y,102\n");
+    sess_data d;
+    ASSERT_OK(sess_load(&d, p, &o));
+    ASSERT_EQ(d.n_events, 3);
+    ASSERT_OK(sess_write_tsv(&d, tpath("odd.tsv")));
+    sess_data back;
+    ASSERT_OK(sess_load(&back, tpath("odd.tsv"), &o));
+    ASSERT_EQ(back.n_events, 3);
+    ASSERT_EQ(back.n_sessions, 1);
+    ASSERT_STR_EQ(sess_id(&back, 0), "s\t1");
+    ASSERT_STR_EQ(idmap_key(back.item_vocab, back.items[0], NULL), "a\tb");
+    ASSERT_STR_EQ(idmap_key(back.item_vocab, back.items[1], NULL), "\"q\"");
+    ASSERT_STR_EQ(idmap_key(back.item_vocab, back.items[2], NULL), "x\"y");
+    sess_free(&back);
+    sess_free(&d);
+
+    /* A line break cannot be written to a line-based file: refused, nothing left behind. */
+    ASSERT_OK(sess_load(&d, p, &o));
+    ASSERT(idmap_intern(d.item_vocab, "bad\nid", 6) >= 0);
+    d.items[1] = (int32_t)idmap_find(d.item_vocab, "bad\nid", 6);
+    d.n_items = (int64_t)idmap_size(d.item_vocab);
+    ASSERT_RC(sess_write_tsv(&d, tpath("nl.tsv")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "nl.tsv");
+    FILE *f = fopen(tpath("nl.tsv"), "r");
+    ASSERT(f == NULL);
+    sess_free(&d);
+}
+
+/* Several threads load and order string-keyed sessions at once (the ordering comparator used to
+ * keep its vocabulary in a global): every thread gets the single-threaded order. */
+#include <pthread.h>
+static const char *mt_path;
+static void *load_thread(void *arg)
+{
+    sess_opts o = quiet_opts();
+    sess_data d;
+    long bad = 0;
+    for (int rep = 0; rep < 20; rep++) {
+        if (sess_load(&d, mt_path, &o) != RC_OK) return (void *)1L;
+        /* same first time for all: ordered by id bytewise, "k000" < "k001" < ... */
+        for (int64_t s = 1; s < d.n_sessions; s++)
+            bad += strcmp(sess_id(&d, s - 1), sess_id(&d, s)) > 0;
+        sess_free(&d);
+    }
+    (void)arg;
+    return (void *)bad;
+}
+
+TEST(sess_load_threads_order_by_string_id)
+{
+    static char text[1 << 16];
+    size_t n = (size_t)snprintf(text, sizeof text, "session_id\titem_id\ttimestamp\n");
+    for (int i = 199; i >= 0; i--) /* reverse order: the sort has work to do */
+        n += (size_t)snprintf(text + n, sizeof text - n, "k%03d\ti%d\t500\n", i, i % 7);
+    mt_path = tpath("mt.tsv");
+    test_write_file(mt_path, text);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) ASSERT_EQ(pthread_create(&th[i], NULL, load_thread, NULL), 0);
+    long total = 0;
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        total += (long)r;
+    }
+    ASSERT_EQ(total, 0);
+}
+
+/* Extreme timestamps and windows saturate the cutoff instead of overflowing (UBSan would stop). */
+TEST(sess_split_cutoff_saturates)
+{
+    const char *p = tpath("neg.tsv");
+    test_write_file(p, "session_id\titem_id\ttimestamp\n"
+                       "1\ta\t-9223372036854775807\n1\tb\t-9223372036854775806\n"
+                       "2\ta\t-9223372036854775805\n2\tb\t-9223372036854775804\n");
+    sess_opts o = quiet_opts();
+    o.min_item_support = 1;
+    o.time_unit = "ms";
+    o.days = 1e6;
+    sess_split sp;
+    /* cutoff saturates at INT64_MIN: every session is test, no training data */
+    ASSERT_RC(sess_prepare(&sp, p, &o), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "no training clicks");
+    o.days = NAN;
+    ASSERT_RC(sess_prepare(&sp, p, &o), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "days");
+}

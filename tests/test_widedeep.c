@@ -467,6 +467,14 @@ TEST(wd_train_cli_variants_and_eval)
         double auc = parse_auc(out);
         if (auc < 0.75) FAIL("%s: auc %.4f too low: %s", variants[v], auc, out);
     }
+    /* gzip input reads the same rows */
+    int gz = test_run(out, sizeof out, "gzip -c %s/train.csv > %s/train.csv.gz", d, d);
+    if (gz == 0) {
+        int st = test_run(out, sizeof out, "%s train widedeep -c %s --train %s/train.csv.gz --epochs 1 --version 10 2>&1",
+                          test_recd_bin(), cfg, d);
+        if (st != 0) FAIL("train from gzip exited %d: %s", st, out);
+        ASSERT_CONTAINS(out, "train.csv.gz: 3000 rows (0 bad)");
+    }
     /* eval of the last snapshot (deep, version 3) gives the same figures */
     int st = test_run(out, sizeof out, "%s eval widedeep --snapshot %s/snaps/widedeep/3 --data %s/test.csv 2>&1",
                       test_recd_bin(), d, d);
@@ -750,4 +758,51 @@ TEST_TIMEOUT(wd_ctr_samples_end_to_end, 120)
         ran++;
     }
     if (!ran) SKIP("datasets criteo-kaggle-sample and avazu-ctr-sample absent");
+}
+
+TEST(wd_load_refuses_bad_snapshots)
+{
+    feat_spec *sp = make_spec();
+    json_t *spec = feat_spec_to_json(sp);
+    feat_spec_free(sp);
+    char dir[512];
+    const model_type *t = model_type_find("widedeep");
+    /* 1: a widedeep meta without its tensors; 2: no spec; 3: a bad variant */
+    for (int c = 0; c < 3; c++) {
+        snap_writer *w;
+        ASSERT_OK(snap_writer_open(&w, test_tmpdir(), "widedeep", 0));
+        json_t *meta = json_pack("{s:O,s:s,s:[i]}", "spec", spec, "variant", c == 2 ? "both" : "widedeep", "hidden", 4);
+        if (c == 1) json_object_del(meta, "spec");
+        ASSERT_OK(snap_set_meta(w, meta));
+        json_decref(meta);
+        uint64_t ver;
+        ASSERT_OK(snap_writer_publish(w, &ver));
+        snap_path(dir, sizeof dir, test_tmpdir(), "widedeep", ver);
+        snap *sn;
+        ASSERT_OK(snap_open(&sn, dir));
+        void *h = NULL;
+        ASSERT_RC(t->load(&h, sn), RC_ECORRUPT);
+        ASSERT(h == NULL);
+        if (c == 0) ASSERT_CONTAINS(rc_errmsg(), "wide");
+        if (c == 1) ASSERT_CONTAINS(rc_errmsg(), "feature spec");
+        if (c == 2) ASSERT_CONTAINS(rc_errmsg(), "variant");
+        snap_close(sn);
+    }
+    json_decref(spec);
+}
+
+TEST(wd_cli_help_and_usage)
+{
+    char out[16384];
+    ASSERT_EQ(test_run(out, sizeof out, "%s train widedeep --help 2>&1", test_recd_bin()), 0);
+    ASSERT_CONTAINS(out, "ftrl_l1");
+    ASSERT_CONTAINS(out, "dropout");
+    ASSERT_EQ(test_run(out, sizeof out, "%s eval widedeep --help 2>&1", test_recd_bin()), 0);
+    ASSERT_CONTAINS(out, "--snapshot");
+    ASSERT_EQ(test_run(out, sizeof out, "%s eval widedeep --data x 2>&1", test_recd_bin()), 2);
+    ASSERT_EQ(test_run(out, sizeof out, "%s train widedeep --epochs 0 2>&1", test_recd_bin()), 2);
+    ASSERT_EQ(test_run(out, sizeof out, "%s train --help 2>&1", test_recd_bin()), 0);
+    ASSERT_CONTAINS(out, "widedeep");
+    ASSERT_EQ(test_run(out, sizeof out, "%s eval widedeep --snapshot %s/none --data x 2>&1", test_recd_bin(),
+                       test_tmpdir()), 1);
 }

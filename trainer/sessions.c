@@ -149,22 +149,24 @@ typedef struct {
     int64_t t, key, s;
 } sess_order;
 
-static const idmap *g_order_vocab; /* for the string comparator (qsort has no context argument) */
-
-static int cmp_order_num(const void *pa, const void *pb)
+/* Comparators for qsort_r: ctx is NULL (numeric keys) or the session vocabulary (keys are indices
+ * into it, compared bytewise). No global state, so loads may run on several threads at once. */
+static int cmp_order_num(const void *pa, const void *pb, void *ctx)
 {
+    (void)ctx;
     const sess_order *a = pa, *b = pb;
     if (a->t != b->t) return a->t < b->t ? -1 : 1;
     if (a->key != b->key) return a->key < b->key ? -1 : 1;
     return (a->s > b->s) - (a->s < b->s);
 }
 
-static int cmp_order_str(const void *pa, const void *pb)
+static int cmp_order_str(const void *pa, const void *pb, void *ctx)
 {
+    const idmap *vocab = ctx;
     const sess_order *a = pa, *b = pb;
     if (a->t != b->t) return a->t < b->t ? -1 : 1;
     size_t la, lb;
-    const char *ka = idmap_key(g_order_vocab, a->key, &la), *kb = idmap_key(g_order_vocab, b->key, &lb);
+    const char *ka = idmap_key(vocab, a->key, &la), *kb = idmap_key(vocab, b->key, &lb);
     int c = memcmp(ka, kb, la < lb ? la : lb);
     if (c) return c;
     if (la != lb) return la < lb ? -1 : 1;
@@ -197,12 +199,12 @@ static int order_sessions(sess_data *d)
     }
     free(numkey);
     int sorted = 1;
-    int (*cmp)(const void *, const void *) = (d->sess_vocab && !numeric) ? cmp_order_str : cmp_order_num;
-    g_order_vocab = d->sess_vocab;
+    int by_str = d->sess_vocab && !numeric;
+    int (*cmp)(const void *, const void *, void *) = by_str ? cmp_order_str : cmp_order_num;
+    void *ctx = by_str ? (void *)d->sess_vocab : NULL;
     for (int64_t s = 1; s < nS && sorted; s++)
-        if (cmp(&ord[s - 1], &ord[s]) > 0) sorted = 0;
-    if (!sorted) qsort(ord, (size_t)nS, sizeof *ord, cmp);
-    g_order_vocab = NULL;
+        if (cmp(&ord[s - 1], &ord[s], ctx) > 0) sorted = 0;
+    if (!sorted) qsort_r(ord, (size_t)nS, sizeof *ord, cmp, ctx);
     if (sorted) {
         free(ord);
         return RC_OK;
@@ -297,14 +299,20 @@ int sess_load(sess_data *d, const char *path, const sess_opts *o)
             t = llround(x);
         }
         size_t ls = strlen(sid), li = strlen(iid);
-        if (ls == 0 || li == 0) {
-            rc = rc_error(RC_EFORMAT, "%s:%lld: field '%s': empty id", path, (long long)csv_line(r),
-                          ls == 0 ? o->session_col : o->item_col);
+        if (ls == 0 || li == 0 || ls > IDMAP_MAX_KEY || li > IDMAP_MAX_KEY) {
+            int empty = ls == 0 || li == 0, bad_sess = empty ? ls == 0 : ls > IDMAP_MAX_KEY;
+            if (empty)
+                rc = rc_error(RC_EFORMAT, "%s:%lld: field '%s': empty id", path, (long long)csv_line(r),
+                              bad_sess ? o->session_col : o->item_col);
+            else
+                rc = rc_error(RC_EFORMAT, "%s:%lld: field '%s': id of %zu bytes (at most %d)", path,
+                              (long long)csv_line(r), bad_sess ? o->session_col : o->item_col,
+                              bad_sess ? ls : li, IDMAP_MAX_KEY);
             goto fail;
         }
         int64_t si = idmap_intern(d->sess_vocab, sid, ls);
-        int64_t ii = idmap_intern(d->item_vocab, iid, li);
-        if (si < 0 || ii < 0) {
+        int64_t ii = si < 0 ? -1 : idmap_intern(d->item_vocab, iid, li);
+        if (si < 0 || ii < 0) { /* ENOMEM, or EFULL past 2^32-2 ids: idmap's message says which */
             rc = rc_wrap(RC_ENOMEM, "%s:%lld", path, (long long)csv_line(r));
             goto fail;
         }
@@ -472,6 +480,37 @@ int sess_preprocess(sess_data *d, const sess_opts *o)
 /* ------------------------------------------------------------------------------------------------ */
 /* Split */
 
+/* Test-side filter shared by sess_reindex and sess_split_data: drops the clicks whose item is -1
+ * (unseen in train), then the sessions left with fewer than 2 clicks (no prediction). Returns the
+ * number of clicks dropped for their item (clicks of dropped short sessions are not counted). */
+static int64_t drop_unmapped(sess_data *d)
+{
+    int64_t w = 0, ws = 0, start = d->offsets[0], dropped = 0;
+    for (int64_t s = 0; s < d->n_sessions; s++) {
+        int64_t end = d->offsets[s + 1], w0 = w;
+        for (int64_t i = start; i < end; i++) {
+            if (d->items[i] < 0) {
+                dropped++;
+                continue;
+            }
+            d->items[w] = d->items[i];
+            d->times[w++] = d->times[i];
+        }
+        start = end;
+        if (w - w0 < 2) {
+            w = w0;
+            continue;
+        }
+        d->offsets[ws] = w0;
+        if (d->sess_ids) d->sess_ids[ws] = d->sess_ids[s];
+        ws++;
+    }
+    d->offsets[ws] = w;
+    d->n_sessions = ws;
+    d->n_events = w;
+    return dropped;
+}
+
 int sess_reindex(sess_data *test, const sess_data *train, int64_t *dropped)
 {
     int64_t nI = test->n_items;
@@ -497,30 +536,7 @@ int sess_reindex(sess_data *test, const sess_data *train, int64_t *dropped)
     for (int64_t e = 0; e < test->n_events; e++)
         if (keep[test->items[e]]) test->items[e] = map[test->items[e]];
         else test->items[e] = -1; /* dropped below */
-    int64_t w = 0, ws = 0, start = test->offsets[0], dr = 0;
-    for (int64_t s = 0; s < test->n_sessions; s++) {
-        int64_t end = test->offsets[s + 1], w0 = w;
-        for (int64_t i = start; i < end; i++) {
-            if (test->items[i] < 0) {
-                dr++;
-                continue;
-            }
-            test->items[w] = test->items[i];
-            test->times[w] = test->times[i];
-            w++;
-        }
-        start = end;
-        if (w - w0 < 2) {
-            w = w0;
-            continue;
-        }
-        test->offsets[ws] = w0;
-        if (test->sess_ids) test->sess_ids[ws] = test->sess_ids[s];
-        ws++;
-    }
-    test->offsets[ws] = w;
-    test->n_sessions = ws;
-    test->n_events = w;
+    int64_t dr = drop_unmapped(test);
     if (test->owns_vocab && test->item_vocab != train->item_vocab) idmap_free(test->item_vocab);
     test->item_vocab = train->item_vocab;
     test->owns_vocab = 0;
@@ -551,7 +567,14 @@ int sess_split_data(sess_split *sp, sess_data *d, const sess_opts *o)
     }
     int64_t day = sess_day_units(o, max_time);
     int64_t T = o->split_time ? (int64_t)o->split_time : max_time;
-    int64_t C = T - (int64_t)llround(o->days * (double)day);
+    /* C = T - days: saturated, so extreme timestamps or windows cannot overflow (nor a NaN days) */
+    double win = o->days * (double)day;
+    int64_t C;
+    if (!(win >= 0)) {
+        rc = rc_error(RC_EINVAL, "split: days %g is not a number >= 0", o->days);
+        goto fail;
+    }
+    if (win >= 9.0e18 || __builtin_sub_overflow(T, (int64_t)llround(win), &C)) C = INT64_MIN;
     sp->split_time = T;
     sp->cutoff = C;
     int64_t nS = d->n_sessions, nE = d->n_events;
@@ -647,31 +670,7 @@ int sess_split_data(sess_split *sp, sess_data *d, const sess_opts *o)
     te->item_vocab = tr->item_vocab;
     te->owns_vocab = 0;
     te->n_items = tr->n_items;
-    {
-        int64_t w = 0, ws = 0, start = te->offsets[0], dr = 0;
-        for (int64_t s = 0; s < te->n_sessions; s++) {
-            int64_t end = te->offsets[s + 1], w0 = w;
-            for (int64_t i = start; i < end; i++) {
-                if (te->items[i] < 0) {
-                    dr++;
-                    continue;
-                }
-                te->items[w] = te->items[i];
-                te->times[w++] = te->times[i];
-            }
-            start = end;
-            if (w - w0 < 2) {
-                w = w0;
-                continue;
-            }
-            te->offsets[ws] = w0;
-            te->sess_ids[ws++] = te->sess_ids[s];
-        }
-        te->offsets[ws] = w;
-        te->n_sessions = ws;
-        te->n_events = w;
-        sp->test_dropped_unseen = dr;
-    }
+    sp->test_dropped_unseen = drop_unmapped(te);
     /* Session vocabulary moves to train; test borrows it. */
     tr->sess_vocab = d->sess_vocab;
     tr->owns_sess_vocab = d->owns_sess_vocab;
@@ -716,6 +715,28 @@ int sess_prepare(sess_split *sp, const char *path, const sess_opts *o)
     return sess_split_data(sp, &d, o);
 }
 
+/* Write one id as a TSV field that core/csv reads back byte for byte: quoted (with "" for ") when it
+ * holds a tab or starts with a quote, else as it is. */
+static void put_tsv_id(FILE *fp, const char *id, size_t len)
+{
+    if (!memchr(id, '\t', len) && !(len > 0 && id[0] == '"')) {
+        fwrite(id, 1, len, fp);
+        return;
+    }
+    putc('"', fp);
+    for (size_t i = 0; i < len; i++) {
+        if (id[i] == '"') putc('"', fp);
+        putc(id[i], fp);
+    }
+    putc('"', fp);
+}
+
+/* 1 if the id cannot go into a line-based file (it holds a newline or a NUL byte). */
+static int bad_tsv_id(const char *id, size_t len)
+{
+    return memchr(id, '\n', len) || memchr(id, '\0', len);
+}
+
 int sess_write_tsv(const sess_data *d, const char *path)
 {
     if (!d->sess_vocab) return rc_error(RC_EINVAL, "%s: no session ids to write", path);
@@ -724,17 +745,31 @@ int sess_write_tsv(const sess_data *d, const char *path)
     char *buf = malloc(1 << 20);
     if (buf) setvbuf(fp, buf, _IOFBF, 1 << 20);
     fputs("session_id\titem_id\ttimestamp\n", fp);
-    for (int64_t s = 0; s < d->n_sessions; s++) {
-        const char *sid = idmap_key(d->sess_vocab, d->sess_ids[s], NULL);
-        for (int64_t i = d->offsets[s]; i < d->offsets[s + 1]; i++)
-            fprintf(fp, "%s\t%s\t%lld\n", sid, idmap_key(d->item_vocab, d->items[i], NULL),
-                    (long long)d->times[i]);
+    int rc = RC_OK;
+    for (int64_t s = 0; s < d->n_sessions && rc == RC_OK; s++) {
+        size_t ls, li;
+        const char *sid = idmap_key(d->sess_vocab, d->sess_ids[s], &ls);
+        if (bad_tsv_id(sid, ls))
+            rc = rc_error(RC_EINVAL, "%s: session id \"%.40s\" holds a line break or NUL", path, sid);
+        for (int64_t i = d->offsets[s]; i < d->offsets[s + 1] && rc == RC_OK; i++) {
+            const char *iid = idmap_key(d->item_vocab, d->items[i], &li);
+            if (bad_tsv_id(iid, li)) {
+                rc = rc_error(RC_EINVAL, "%s: item id \"%.40s\" holds a line break or NUL", path, iid);
+                break;
+            }
+            put_tsv_id(fp, sid, ls);
+            putc('\t', fp);
+            put_tsv_id(fp, iid, li);
+            fprintf(fp, "\t%lld\n", (long long)d->times[i]);
+        }
     }
-    int bad = ferror(fp);
+    int bad = ferror(fp), err = errno;
     int cl = fclose(fp);
+    if (cl != 0 && !bad) err = errno;
     free(buf);
-    if (cl != 0 || bad) return rc_error(RC_EIO, "%s: write error: %s", path, strerror(errno));
-    return RC_OK;
+    if (rc == RC_OK && (cl != 0 || bad)) rc = rc_error(RC_EIO, "%s: write error: %s", path, strerror(err));
+    if (rc != RC_OK) remove(path); /* no half-written file left behind */
+    return rc;
 }
 
 /* ------------------------------------------------------------------------------------------------ */

@@ -83,7 +83,7 @@ void sess_opts_default(sess_opts *o);
  * ordered by their first click's time, ties by session id (numeric when every id is an integer,
  * else bytewise). No filtering: that is sess_preprocess. d is overwritten (not freed first).
  * Errors (message names file, line and field): RC_ENOTFOUND / RC_EIO (file), RC_EFORMAT (missing
- * column, short row, bad timestamp, bad quoting), RC_ERANGE (over 2^31-1 items), RC_ENOMEM. */
+ * column, short row, bad timestamp, bad quoting, an empty id or one over IDMAP_MAX_KEY bytes), RC_ERANGE (over 2^31-1 items), RC_ENOMEM. */
 int sess_load(sess_data *d, const char *path, const sess_opts *o);
 
 /* The GRU4Rec preprocessing on loaded data, in place: if o->drop_repeats drop immediate repeats, then
@@ -126,7 +126,8 @@ typedef struct sess_split {
 } sess_split;
 
 /* Split preprocessed data d (consumed: d is freed and zeroed on success and on failure).
- * RC_EINVAL (no train data left, or a bad time_unit), RC_ENOMEM. Reports counts when o->verbose. */
+ * C is saturated at INT64_MIN (no overflow for any timestamps or days).
+ * RC_EINVAL (no train data left, a bad time_unit, days negative or NaN), RC_ENOMEM. Reports counts when o->verbose. */
 int sess_split_data(sess_split *sp, sess_data *d, const sess_opts *o);
 
 /* Everything in one call: sess_load, sess_preprocess, sess_split_data. */
@@ -146,7 +147,9 @@ int64_t sess_n_predictions(const sess_data *d);
 void sess_split_free(sess_split *sp);
 
 /* Write d as TSV with the header "session_id\titem_id\ttimestamp" (external ids), sessions in d's
- * order. Needs d->sess_vocab. RC_EIO with the path on a write error. */
+ * order. Needs d->sess_vocab. An id holding a tab or starting with '"' is written quoted ("" for a
+ * quote), so sess_load reads back the same bytes. Errors name the path: RC_EINVAL (no sess_vocab, or
+ * an id holding a newline or NUL byte), RC_EIO (write error). On error the file is removed. */
 int sess_write_tsv(const sess_data *d, const char *path);
 
 /* Day length in the unit o->time_unit resolves to for data whose largest timestamp is max_time. */

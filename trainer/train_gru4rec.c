@@ -86,6 +86,13 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* ---- the evaluation scorer: per-lane hidden states, stepped and scored in one batch ---- */
 
 typedef struct g4_scorer {
@@ -363,7 +370,9 @@ int gru4rec_cmd_train(int argc, char **argv)
         gru4rec_epoch_stats st;
         pc.epoch = e + 1;
         pc.epoch_t0 = now_s();
+        double c0 = cpu_s();
         rc = gru4rec_train_epoch(t, tr->items, tr->offsets, tr->n_sessions, on_progress, &pc, every, &st);
+        double ccpu = cpu_s() - c0;
         if (rc != RC_OK) {
             fprintf(stderr, "%s: epoch %d: %s\n", prog, e + 1, rc_errmsg());
             goto done;
@@ -374,8 +383,10 @@ int gru4rec_cmd_train(int argc, char **argv)
         double rate = st.seconds > 0 ? (double)st.events / st.seconds : 0;
         double left = rate > 0 ? (double)st.events * (double)(c.n_epochs - e - 1) / rate : 0;
         if (!quiet)
-            log_info("epoch %d/%lld done: loss=%.6f events=%lld events/s=%.0f epoch=%.1fs elapsed=%.1fs ETA=%.0fs",
-                     e + 1, c.n_epochs, st.loss, (long long)st.events, rate, st.seconds, now_s() - pc.run_t0, left);
+            log_info("epoch %d/%lld done: loss=%.6f events=%lld events/s=%.0f (per CPU-second %.0f) epoch=%.1fs "
+                     "elapsed=%.1fs ETA=%.0fs",
+                     e + 1, c.n_epochs, st.loss, (long long)st.events, rate, ccpu > 0 ? (double)st.events / ccpu : 0,
+                     st.seconds, now_s() - pc.run_t0, left);
         if (c.eval_every_epoch && e + 1 < c.n_epochs && sp.test.n_sessions > 0) {
             double te = now_s();
             if ((rc = evaluate(m, &sp.test, (int)c.eval_lanes, 0, &acc)) != RC_OK) {

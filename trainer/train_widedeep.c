@@ -14,6 +14,7 @@
 
 #include "core/config.h"
 #include "core/csv.h"
+#include "core/dense.h"
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/log.h"
@@ -26,7 +27,7 @@
 typedef struct wd_cfg {
     json_t *columns, *features, *label_positive, *label_negative, *missing, *hidden;
     char *label, *sep, *header, *comment, *train, *test, *out, *model;
-    long long epochs, batch, seed, max_bad_rows, eval_every, version;
+    long long epochs, batch, seed, max_bad_rows, eval_every, version, blas_threads;
     double ftrl_alpha, ftrl_beta, ftrl_l1, ftrl_l2, lr, adagrad_init, adagrad_eps, l2, dropout;
 } wd_cfg;
 
@@ -51,6 +52,8 @@ static const cfg_def wd_cfg_defs[] = {
     CFG_INT("seed", wd_cfg, seed, 1, 0, 1e15, "random seed (init, shuffling)"),
     CFG_INT("max_bad_rows", wd_cfg, max_bad_rows, 100, 0, 1e15, "bad rows tolerated per file before failing"),
     CFG_INT("eval_every", wd_cfg, eval_every, 1, 0, 100000, "evaluate every N epochs (0: only at the end)"),
+    CFG_INT("blas_threads", wd_cfg, blas_threads, 1, 1, 256,
+            "OpenBLAS threads (1: mini-batch products are small, more threads spin more than they help)"),
     CFG_DOUBLE("ftrl_alpha", wd_cfg, ftrl_alpha, 0.1, 1e-9, 1e6, "wide: FTRL learning rate alpha"),
     CFG_DOUBLE("ftrl_beta", wd_cfg, ftrl_beta, 1.0, 0, 1e6, "wide: FTRL beta"),
     CFG_DOUBLE("ftrl_l1", wd_cfg, ftrl_l1, 0.001, 0, 1e6, "wide: FTRL L1"),
@@ -435,6 +438,7 @@ int wd_cmd_train(int argc, char **argv)
         status = 2;
         goto done;
     }
+    dense_set_threads((int)c.blas_threads);
     double t0 = now_s();
     reader_opts ro = {sep, header_mode(c.header), c.comment, c.max_bad_rows};
     int64_t nrows, nbad;
