@@ -71,7 +71,7 @@ asan: deps
 
 demo: deps
 	@$(MAKE) --no-print-directory $(BIN)
-	@sh bench/demo.sh
+	@RECD_BIN=$(abspath $(BIN)) sh bench/demo.sh
 
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer

@@ -52,19 +52,19 @@ int main(int argc, char **argv)
     float *h = malloc(32 * S * sizeof(float)), *out = malloc(32 * N * sizeof(float));
     for (size_t i = 0; i < 32 * S; i++) h[i] = (float)((i * 2654435761u) % 2000) / 1000.0f - 1.0f;
     gru4rec_scratch *gs = gru4rec_scratch_new(g, 32);
-    const score_kernel ks[] = {SCORE_BLAS, SCORE_AVX2, SCORE_AVX2, SCORE_AVX512, SCORE_AVX512};
-    const int bfs[] = {0, 0, 1, 0, 1};
+    const score_kernel ks[] = {SCORE_BLAS, SCORE_AVX2, SCORE_AVX2, SCORE_AVX512, SCORE_AVX512, SCORE_AVX512BF16};
+    const int bfs[] = {0, 0, 1, 0, 1, 1};
     const int Bs[] = {1, 2, 4, 8, 16, 32};
-    printf("%-12s", "kernel");
+    printf("%-16s", "kernel");
     for (int b = 0; b < 6; b++) printf("   B=%-2d us (/state)", Bs[b]);
     printf("\n");
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 6; k++) {
         scorer *sc = scorer_new(s, g, ks[k], bfs[k]);
         if (scorer_kernel(sc) != ks[k] || scorer_bf16(sc) != bfs[k]) {
             scorer_free(sc);
             continue;
         }
-        printf("%-7s%-5s", score_kernel_name(ks[k]), bfs[k] ? "bf16" : "f32");
+        printf("%-11s%-5s", score_kernel_name(ks[k]), bfs[k] ? "bf16" : "f32");
         for (int b = 0; b < 6; b++) {
             double t[7];
             for (int r = 0; r < 7; r++) {
@@ -81,6 +81,8 @@ int main(int argc, char **argv)
 
     /* Accuracy on test sessions: f32 (the auto kernel) against its bf16 twin. */
     scorer *f = scorer_new(s, g, SCORE_AUTO, 0), *bf = scorer_new(s, g, SCORE_AUTO, 1);
+    scorer *dp = scorer_new(s, g, SCORE_AVX512BF16, 1);
+    int have_dp = scorer_kernel(dp) == SCORE_AVX512BF16;
     FILE *in = fopen(argv[2], "r");
     if (!in) {
         perror(argv[2]);
@@ -89,9 +91,9 @@ int main(int argc, char **argv)
     const idmap *items = gru4rec_items(g);
     char line[1024], prev[256] = "";
     float *st = calloc(S, sizeof(float)), *sf = malloc(N * sizeof(float)), *sb = malloc(N * sizeof(float));
-    int32_t topf[20], topb[20];
-    long n_pred = 0, hit_f = 0, hit_b = 0, sessions = 0, overlap = 0;
-    double mrr_f = 0, mrr_b = 0;
+    int32_t topf[20], topb[20], topd[20];
+    long n_pred = 0, hit_f = 0, hit_b = 0, hit_d = 0, sessions = 0, overlap = 0, overlap_d = 0;
+    double mrr_f = 0, mrr_b = 0, mrr_d = 0;
     int have_prev_item = 0;
     while (fgets(line, sizeof line, in)) {
         char *t1 = strchr(line, '\t');
@@ -120,6 +122,15 @@ int main(int argc, char **argv)
             for (int i = 0; i < nf; i++)
                 for (int j = 0; j < nb; j++)
                     if (topf[i] == topb[j]) overlap++;
+            if (have_dp) {
+                scorer_score(dp, st, 1, sb, gs);
+                int nd = topk_select(sb, (int64_t)N, 20, NULL, topd, NULL);
+                for (int i = 0; i < nd; i++)
+                    if (topd[i] == item) hit_d++, mrr_d += 1.0 / (i + 1);
+                for (int i = 0; i < nf; i++)
+                    for (int j = 0; j < nd; j++)
+                        if (topf[i] == topd[j]) overlap_d++;
+            }
         }
         int32_t it = (int32_t)item;
         gru4rec_step(g, st, &it, 1, gs);
@@ -131,6 +142,10 @@ int main(int argc, char **argv)
                "mrr@20=%.4f | top-20 overlap %.4f\n",
                n_pred, sessions - 1, (double)hit_f / n_pred, mrr_f / n_pred, (double)hit_b / n_pred, mrr_b / n_pred,
                (double)overlap / (20.0 * n_pred));
+    if (n_pred && have_dp)
+        printf("avx512bf16 (states in bf16 too): recall@20=%.4f mrr@20=%.4f | top-20 overlap with f32 %.4f\n",
+               (double)hit_d / n_pred, mrr_d / n_pred, (double)overlap_d / (20.0 * n_pred));
+    scorer_free(dp);
     scorer_free(f);
     scorer_free(bf);
     gru4rec_scratch_free(gs);

@@ -45,11 +45,13 @@ fi
 clicks="$WORK/clicks.tsv"
 [ -f "$clicks" ] || tail -n +2 "$split/test.tsv" | cut -f1,2 >"$clicks"
 
+# 0 when ROOT/MODEL holds a published (numeric) version.
+published() { ls "$1/$MODEL" 2>/dev/null | grep -qE '^[0-9]+$'; }
 if [ -n "${SNAP_ROOT:-}" ]; then
     snaps=$SNAP_ROOT
 elif [ "${RANDOM_MODEL:-0}" = 1 ]; then
     snaps="$WORK/random"
-    if [ ! -d "$snaps/$MODEL" ]; then
+    if ! published "$snaps"; then
         lib="$(dirname "$RECD")/../obj/librecd.a"
         [ -f "$lib" ] || { make -C "$root" -j2 obj/librecd.a >&2 && lib="$root/obj/librecd.a"; }
         # shellcheck disable=SC2046
@@ -59,7 +61,7 @@ elif [ "${RANDOM_MODEL:-0}" = 1 ]; then
     fi
 else
     snaps="$WORK/trained"
-    if [ ! -d "$snaps/$MODEL" ]; then
+    if ! published "$snaps"; then
         echo "serve_next.sh: training GRU4Rec on the Globo split (1 epoch; cached in $snaps)" >&2
         "$RECD" train gru4rec -c "$root/configs/gru4rec.json" --data "$split/train.tsv" --test "$split/test.tsv" \
             --data.session_col session_id --data.item_col item_id --data.time_col timestamp --epochs 1 \

@@ -709,9 +709,10 @@ done:
 /* ---- serialisation and help ------------------------------------------------------------------ */
 
 /* The object for the parent group of a dotted name, creating intermediate objects; *leaf gets the
- * last component. NULL on ENOMEM or if a component clashes with a non-object value. */
-static json_t *parent_of(json_t *root, const char *name, const char **leaf)
+ * last component. NULL on ENOMEM, or (*clash set) if a component clashes with a non-object value. */
+static json_t *parent_of(json_t *root, const char *name, const char **leaf, int *clash)
 {
+    *clash = 0;
     json_t *cur = root;
     const char *p = name;
     for (;;) {
@@ -730,6 +731,7 @@ static json_t *parent_of(json_t *root, const char *name, const char **leaf)
             next = json_object();
             if (!next || json_object_set_new(cur, part, next) != 0) return NULL;
         } else if (!json_is_object(next)) {
+            *clash = 1;
             return NULL;
         }
         cur = next;
@@ -743,8 +745,17 @@ json_t *cfg_to_json(const cfg_def *defs, const void *obj)
     if (!root) goto fail;
     for (const cfg_def *d = defs; d->name; d++) {
         const char *leaf;
-        json_t *parent = parent_of(root, d->name, &leaf), *v = NULL;
-        if (!parent) goto fail;
+        int clash;
+        json_t *parent = parent_of(root, d->name, &leaf, &clash), *v = NULL;
+        if (!parent && !clash) goto fail;
+        if (clash || json_object_get(parent, leaf)) { /* "a" and "a.b", in either order */
+            json_decref(root);
+            rc_error(RC_EINVAL,
+                     "cfg_to_json: setting '%s' clashes with another ('x' and 'x.y' cannot both be in "
+                     "one JSON object)",
+                     d->name);
+            return NULL;
+        }
         switch (d->type) {
         case CFG_T_INT:
             v = json_integer(*CFIELD(obj, d, long long));

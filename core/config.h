@@ -69,7 +69,8 @@ int cfg_set(const cfg_def *defs, void *obj, const char *name, const char *value,
  * A `--name` that is not a setting and not in `keep` (NULL-terminated list of flags the caller parses
  * itself, e.g. {"-c", "--data", NULL}) is an error "unknown option --name". */
 int cfg_parse_args(const cfg_def *defs, void *obj, int *argc, char **argv, const char *const *keep);
-/* Effective values as a new JSON object (nested by dotted names). NULL on ENOMEM. Caller owns it. */
+/* Effective values as a new JSON object (nested by dotted names). Caller owns it. NULL with a message
+ * on ENOMEM, or (RC_EINVAL) for a table naming both "a" and "a.b" (no JSON nests both). */
 json_t *cfg_to_json(const cfg_def *defs, const void *obj);
 /* One line per setting: name, type, default, bounds or choices, help. */
 void cfg_print_help(const cfg_def *defs, FILE *out);

@@ -170,25 +170,25 @@ static int csv_split(csv_reader *r, char *s, size_t len, int *nfp)
     return RC_OK;
 }
 
-csv_reader *csv_open(const char *path, char sep)
+int csv_open_rc(csv_reader **out, const char *path, char sep)
 {
+    int rc;
+    *out = NULL;
     csv_reader *r = calloc(1, sizeof *r);
-    if (!r) {
-        rc_error(RC_ENOMEM, "%s: out of memory", path);
-        return NULL;
-    }
+    if (!r) return rc_error(RC_ENOMEM, "%s: out of memory", path);
     r->path = strdup(path);
     r->cap = CSV_CHUNK;
     r->buf = malloc(r->cap + 1);
     if (!r->path || !r->buf) {
-        rc_error(RC_ENOMEM, "%s: out of memory", path);
+        rc = rc_error(RC_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
     errno = 0;
     r->gz = gzopen(path, "rb");
     if (!r->gz) {
-        rc_error(errno == ENOENT ? RC_ENOTFOUND : RC_EIO, "%s: cannot open: %s", path,
-                 errno ? strerror(errno) : "out of memory");
+        int e = errno;
+        rc = rc_error(e == ENOENT ? RC_ENOTFOUND : e ? RC_EIO : RC_ENOMEM, "%s: cannot open: %s", path,
+                      e ? strerror(e) : "out of memory");
         goto fail;
     }
     gzbuffer(r->gz, CSV_CHUNK);
@@ -205,13 +205,20 @@ csv_reader *csv_open(const char *path, char sep)
                 break;
             }
             scanned = r->len;
-            if (csv_fill(r) < 0) goto fail;
+            if ((rc = csv_fill(r)) < 0) goto fail;
         }
     }
-    return r;
+    *out = r;
+    return RC_OK;
 fail:
     csv_close(r);
-    return NULL;
+    return rc;
+}
+
+csv_reader *csv_open(const char *path, char sep)
+{
+    csv_reader *r;
+    return csv_open_rc(&r, path, sep) == RC_OK ? r : NULL;
 }
 
 int csv_next(csv_reader *r, char ***fields, int *nfields)
@@ -223,6 +230,11 @@ int csv_next(csv_reader *r, char ***fields, int *nfields)
         if (rc <= 0) return rc;
         if (len > 0 && s[len - 1] == '\r') len--;
         if (len == 0) continue; /* empty line */
+        /* a NUL would silently cut the field it is in (binary data, a UTF-16 file): refuse it */
+        const char *nul = memchr(s, '\0', len);
+        if (nul)
+            return rc_error(RC_EFORMAT, "%s:%lld: NUL byte at column %zu (binary or UTF-16 file?)",
+                            r->path, (long long)r->line, (size_t)(nul - s) + 1);
         int nf = 0;
         if ((rc = csv_split(r, s, len, &nf)) < 0) return rc;
         r->row_line = r->line;

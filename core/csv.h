@@ -18,13 +18,21 @@
 
 typedef struct csv_reader csv_reader;
 
-/* sep: the field separator; 0 = guess from the first line (tab if it has one, else ','). */
+/* sep: the field separator; 0 = guess from the first line (tab if it has one, else ','). NULL on
+ * failure, with a message naming path (and the system's reason). */
 csv_reader *csv_open(const char *path, char sep);
-/* Next row: 1 (fields set), 0 at end of file, or a negative RC code (I/O error, unterminated quote,
- * line over 1 MiB) with a message "path:line: ...". Fields are borrowed until the next call. */
+/* The same with the error code: RC_OK (*out set), RC_ENOTFOUND (no such file), RC_EIO (cannot open or
+ * read the first line), RC_EFORMAT (first line over 1 MiB), RC_ENOMEM; *out is NULL on failure. */
+int csv_open_rc(csv_reader **out, const char *path, char sep);
+/* Next row: 1 (fields set), 0 at end of file, or a negative RC code (RC_EIO: read error or truncated
+ * gzip; RC_EFORMAT: unterminated quote, text after a closing quote, a NUL byte, line over 1 MiB;
+ * RC_ENOMEM) with a
+ * message "path:line: ...". *fields and *nfields are set only when 1 is returned; the fields (n >= 1)
+ * are borrowed until the next call or csv_close. */
 int csv_next(csv_reader *r, char ***fields, int *nfields);
-/* 1-based line number of the row last returned. */
+/* 1-based line number of the row last returned (0 before the first). */
 int64_t csv_line(const csv_reader *r);
+/* The path as given to csv_open (borrowed, valid until csv_close); the separator in use. */
 const char *csv_path(const csv_reader *r);
 char csv_sep(const csv_reader *r);
 void csv_close(csv_reader *r); /* NULL is a no-op */

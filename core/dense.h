@@ -167,7 +167,8 @@ float dense_sigmoidf(float x);
  * Stable (max subtracted first), vectorised with the same exp kernel (relative error ~3e-7).
  * Entries more than 87.3 below the row max (and -inf entries: a mask) get probability exactly 0.
  * A row whose entries are all -inf gives NaN for softmax and log-softmax (no distribution) and -inf
- * for logsumexp. NaN entries make the row NaN. N == 0 rows are left untouched. */
+ * for logsumexp. NaN entries make the row NaN, and so does a +inf entry for softmax and log-softmax
+ * (logsumexp returns +inf). N == 0 rows are left untouched. */
 
 /* log(sum_i e^x[i]) for x (n); -inf when n == 0. */
 float dense_logsumexp(int n, const float *x);

@@ -21,7 +21,11 @@ const char *rc_strerror(int code)
 
 int rc_verror(int code, const char *fmt, va_list ap)
 {
-    vsnprintf(err_msg, sizeof err_msg, fmt, ap);
+    /* through a local buffer: an argument may be rc_errmsg() itself (vsnprintf into the buffer it
+     * reads from would be undefined) */
+    char tmp[sizeof err_msg];
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    memcpy(err_msg, tmp, sizeof err_msg);
     return code;
 }
 

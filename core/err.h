@@ -38,11 +38,13 @@ enum {
 const char *rc_strerror(int code);
 
 /* Record a printf-style message for this thread and return `code` (so: `return rc_error(RC_EINVAL, ...)`).
- * Messages longer than 511 bytes are truncated. */
+ * Messages longer than 511 bytes are truncated. The arguments may include rc_errmsg() itself
+ * (`rc_error(RC_EIO, "%s: %s", path, rc_errmsg())` is fine). */
 int rc_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int rc_verror(int code, const char *fmt, va_list ap);
 
-/* Prefix the current message with "<prefix>: " (to add context while an error travels up). Returns code. */
+/* Prefix the current message with "<prefix>: " (to add context while an error travels up). Returns code.
+ * The prefix is cut at 255 bytes, the whole message at 511 (the end of the old message goes first). */
 int rc_wrap(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The last message recorded on this thread ("" if none). Valid until the next rc_error on this thread. */

@@ -16,17 +16,6 @@ static inline uint64_t mulfold(uint64_t a, uint64_t b)
     return (uint64_t)r ^ (uint64_t)(r >> 64);
 }
 
-/* MurmurHash3's 64-bit finaliser: a bijection with full avalanche. */
-static inline uint64_t fmix64(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
 /* Little-endian loads on every host, so values do not depend on the machine. */
 static inline uint64_t ld64(const unsigned char *p)
 {
@@ -78,7 +67,7 @@ uint64_t hash64(const void *data, size_t len, uint64_t seed)
         a = ((uint64_t)p[0] << 16) | ((uint64_t)p[n >> 1] << 8) | p[n - 1];
     }
     h = mulfold(a ^ HK1 ^ h, b ^ HK2 ^ ((uint64_t)len * HK3));
-    return fmix64(h ^ (uint64_t)len);
+    return hash_fmix64(h ^ (uint64_t)len);
 }
 
 uint64_t hash_str(const char *s, uint64_t seed)
@@ -88,7 +77,7 @@ uint64_t hash_str(const char *s, uint64_t seed)
 
 uint64_t hash_u64(uint64_t x, uint64_t seed)
 {
-    return fmix64(x ^ fmix64(seed + HK0));
+    return hash_fmix64(x ^ hash_fmix64(seed + HK0));
 }
 
 uint64_t hash_bucket(const char *s, size_t len, uint64_t seed, uint64_t n)

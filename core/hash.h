@@ -25,6 +25,18 @@ uint64_t hash_str(const char *s, uint64_t seed);
 /* Hash of a 64-bit integer under seed; a bijection of x for a fixed seed (no collisions). */
 uint64_t hash_u64(uint64_t x, uint64_t seed);
 
+/* MurmurHash3's 64-bit finaliser: a bijection of h with full avalanche. The last step of hash64 and
+ * of snap_checksum (their golden values pin it). */
+static inline uint64_t hash_fmix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
 /* Map a 64-bit hash to [0, n) by multiply-shift ((h * n) >> 64): uses the high bits, no division.
  * Bias at most n / 2^64. n == 0 returns 0. */
 static inline uint64_t hash_reduce(uint64_t h, uint64_t n)

@@ -24,7 +24,7 @@ void idmap_free(idmap *m);
  * len > IDMAP_MAX_KEY (message set). */
 #define IDMAP_MAX_KEY 1024
 int64_t idmap_intern(idmap *m, const char *key, size_t len);
-/* Index of key, or -1 if absent. */
+/* Index of key[0..len), or -1 if absent (also for a NULL map or len > IDMAP_MAX_KEY). No message. */
 int64_t idmap_find(const idmap *m, const char *key, size_t len);
 /* The key of index idx (not NUL-terminated unless the caller's use allows: a NUL is stored after it,
  * so it is also a C string). *len receives its length when len != NULL. NULL if idx is out of range.

@@ -2,6 +2,7 @@
 #include "core/metrics.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,7 +218,7 @@ static int cmp_scored(const void *a, const void *b)
 int metrics_auc(const float *score, const float *label, size_t n, double *auc)
 {
     if (n == 0) return rc_error(RC_EINVAL, "auc: no predictions");
-    scored *v = malloc(n * sizeof *v);
+    scored *v = n <= SIZE_MAX / sizeof *v ? malloc(n * sizeof *v) : NULL;
     if (!v) return rc_error(RC_ENOMEM, "auc: out of memory for %zu predictions", n);
     double npos = 0, nneg = 0;
     for (size_t i = 0; i < n; i++) {

@@ -12,7 +12,8 @@
  *     metrics_topk_recall(&acc, 20), metrics_topk_mrr(&acc, 20)
  *
  * Threads: the functions keep no state; give each thread its own metrics_topk and merge them at the
- * end (metrics_topk_merge). Nothing here allocates except metrics_auc (one sort buffer).
+ * end (metrics_topk_merge). Nothing here allocates except metrics_auc (one sort buffer, freed) and
+ * metrics_topk_to_json (its result).
  */
 #ifndef RECD_CORE_METRICS_H
 #define RECD_CORE_METRICS_H

@@ -4,11 +4,11 @@
  *   dense     update a whole parameter array p (n) from its gradient g (n);
  *   rows      update only the listed rows of a (R, C) row-major parameter matrix p from a compact
  *             gradient g (K, C), where row k of g belongs to row rows[k] of p (the shape of an
- * embedding table's sparse gradient). Rows not listed are left alone, state included. Optimiser
- * state lives in caller-owned float arrays of the same shape as p, zero-filled before the first
- * step (calloc), saved beside the parameters when training is resumed. The hyper-parameter structs
- * are plain values in double (as read from a config); the per-element arithmetic is float, with the
- * constants (lr, 1 - beta, ...) computed in double first. Nothing here allocates, takes locks or
+ *             embedding table's sparse gradient). Rows not listed are left alone, state included.
+ * Optimiser state lives in caller-owned float arrays of the same shape as p, zero-filled before the
+ * first step (calloc), saved beside the parameters when training is resumed. The hyper-parameter
+ * structs are plain values in double (as read from a config); the per-element arithmetic is float,
+ * with the constants (lr, 1 - beta, ...) computed in double first. Nothing here allocates, takes locks or
  * fails: arguments are preconditions. On x86-64 the AdaGrad and Adam loops run 4 lanes of SSE2 with
  * results bit-identical to the scalar loop (same correctly rounded operations in the same order).
  *
@@ -28,11 +28,12 @@
 /* Exactly IndexedAdagradM of the official GRU4Rec PyTorch code (hidasib/GRU4Rec_PyTorch_Official,
  * gru4rec_pytorch.py, read at commit 4e7d2367): per element, in float,
  *     acc += g*g
- *     upd  = -lr * g / sqrt(acc + eps)          (the accumulator is updated first, eps inside the
- * sqrt) if momentum > 0:  v = momentum*v + upd;  p += v else:             p += upd (its sparse path
- * computes the same update as g / (sqrt(acc + eps) * (-1/lr)), which can differ from its dense path
- * in the last bit; recd uses the dense path's order for both forms). Defaults there: lr 0.05,
- * momentum 0, eps 1e-6. */
+ *     upd  = -lr * g / sqrt(acc + eps)      (the accumulator is updated first, eps inside the sqrt)
+ *     if momentum > 0:  v = momentum*v + upd;  p += v
+ *     else:             p += upd
+ * (its sparse path computes the same update as g / (sqrt(acc + eps) * (-1/lr)), which can differ from
+ * its dense path in the last bit; recd uses the dense path's order for both forms). Defaults there:
+ * lr 0.05, momentum 0, eps 1e-6. */
 typedef struct {
     double lr;       /* > 0 */
     double momentum; /* >= 0; 0 = plain AdaGrad and v is not touched (may be NULL) */

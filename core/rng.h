@@ -17,7 +17,7 @@ void rng_seed(rng_t *r, uint64_t seed);
 /* A new independent stream derived from r (advances r). */
 rng_t rng_split(rng_t *r);
 uint64_t rng_u64(rng_t *r);
-/* Uniform in [0, n) without modulo bias; n > 0. */
+/* Uniform in [0, n) without modulo bias; n > 0 (n == 0 returns 0 and draws nothing). */
 uint64_t rng_below(rng_t *r, uint64_t n);
 /* Uniform double in [0, 1) with 53 random bits; float with 24. */
 double rng_uniform(rng_t *r);

@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/log.h"
 
 #define SNAP_MAGIC 0x544e5352u /* "RSNT" little-endian */
@@ -132,16 +133,6 @@ static inline uint64_t lane(uint64_t h, uint64_t v)
     return h ^ (h >> 29);
 }
 
-static inline uint64_t fmix64(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ULL;
-    k ^= k >> 33;
-    return k;
-}
-
 uint64_t snap_checksum(const void *data, size_t n)
 {
     const unsigned char *p = data;
@@ -161,8 +152,9 @@ uint64_t snap_checksum(const void *data, size_t n)
         memcpy(tail, p + i, n - i);
         h1 = lane(h1, load64(tail));
     }
-    uint64_t h = fmix64(h0) ^ (fmix64(h1) * 3) ^ (fmix64(h2) * 5) ^ (fmix64(h3) * 7);
-    return fmix64(h ^ (uint64_t)n * 0x9e3779b97f4a7c15ULL);
+    uint64_t h = hash_fmix64(h0) ^ (hash_fmix64(h1) * 3) ^ (hash_fmix64(h2) * 5) ^
+                 (hash_fmix64(h3) * 7);
+    return hash_fmix64(h ^ (uint64_t)n * 0x9e3779b97f4a7c15ULL);
 }
 
 /* ---- small helpers ---- */
@@ -233,8 +225,8 @@ int snap_path(char *buf, size_t cap, const char *root, const char *model, uint64
     return RC_OK;
 }
 
-/* Scan ROOT/MODEL: newest published version, newest fresh .tmp-N, and (when clean != 0) remove
- * .tmp-* folders older than an hour and the .tmp-<clean> folder. */
+/* Scan ROOT/MODEL: newest published version, newest fresh .tmp-N, and (when do_clean) remove
+ * .tmp-* folders idle for over an hour and the .tmp-<clean> folder. */
 static int scan_model_dir(const char *mdir, uint64_t *latest, uint64_t *latest_tmp, uint64_t clean,
                           int do_clean)
 {
@@ -254,7 +246,15 @@ static int scan_model_dir(const char *mdir, uint64_t *latest, uint64_t *latest_t
             struct stat st;
             if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
             int have_v = parse_version_name(e->d_name + 5, &v);
-            int stale = now - st.st_mtime > SNAP_TMP_MAX_AGE;
+            /* a live writer keeps writing data.mdb but rarely touches the folder itself: the newer
+             * of the two tells when it was last active */
+            time_t last = st.st_mtime;
+            char dp[PATH_MAX];
+            struct stat ds;
+            if ((size_t)snprintf(dp, sizeof dp, "%s/data.mdb", p) < sizeof dp && stat(dp, &ds) == 0 &&
+                ds.st_mtime > last)
+                last = ds.st_mtime;
+            int stale = now - last > SNAP_TMP_MAX_AGE;
             if (do_clean && (stale || (have_v && v == clean))) {
                 if (remove_flat_dir(p) == 0)
                     log_info("removed %s snapshot folder %s", stale ? "stale" : "reused", p);
@@ -505,19 +505,15 @@ int snap_put_tensor(snap_writer *w, const char *name, snap_dtype dtype, int ndim
     snprintf(hex, sizeof hex, "%016" PRIx64, h.checksum);
     for (int i = 0; shp && i < ndim; i++)
         json_array_append_new(shp, json_integer(shape[i]));
-    ent = shp ? json_pack("{s:s, s:o, s:s}", "dtype", snap_dtype_name(dtype), "shape", shp,
+    /* "O" adds a reference: shp is released here whatever json_pack did */
+    ent = shp && json_array_size(shp) == (size_t)ndim
+              ? json_pack("{s:s, s:O, s:s}", "dtype", snap_dtype_name(dtype), "shape", shp,
                           "checksum", hex)
               : NULL;
-    if (!ent) {
-        json_decref(shp);
-        return rc_error(RC_ENOMEM, "out of memory");
-    }
+    json_decref(shp);
+    if (!ent) return rc_error(RC_ENOMEM, "out of memory");
     /* Listed in meta first (set_new takes ent even on failure), unlisted again if the put fails:
      * a stored tensor missing from meta would make the snapshot unreadable. */
-    if (json_array_size(shp) != (size_t)ndim) {
-        json_decref(ent); /* also frees shp */
-        return rc_error(RC_ENOMEM, "out of memory");
-    }
     if (json_object_set_new(w->tensors, name, ent) != 0)
         return rc_error(RC_ENOMEM, "out of memory listing tensor '%s'", name);
 
@@ -732,16 +728,21 @@ static json_t *writer_meta(snap_writer *w)
     json_t *m = json_pack("{s:i, s:s, s:I, s:s}", "format_version", SNAP_FORMAT_VERSION, "model",
                           w->model, "version", (json_int_t)w->version, "created_at", ts);
     if (!m) return NULL;
+    int bad = 0; /* a key that could not be set: NULL rather than a meta missing a tensor listing */
     if (w->fields) {
         const char *k;
         json_t *v;
         json_object_foreach(w->fields, k, v)
         {
-            if (!owned_key(k)) json_object_set(m, k, v);
+            if (!owned_key(k)) bad |= json_object_set(m, k, v);
         }
     }
-    json_object_set(m, "tensors", w->tensors);
-    json_object_set(m, "vocabs", w->vocabs);
+    bad |= json_object_set(m, "tensors", w->tensors);
+    bad |= json_object_set(m, "vocabs", w->vocabs);
+    if (bad) {
+        json_decref(m);
+        return NULL;
+    }
     return m;
 }
 
@@ -1409,14 +1410,14 @@ int snap_vocab_load(const snap *s, const char *name, idmap **out)
         rc = mdb_fail(RC_EIO, mrc, "cannot read the vocab database", s->dir);
         goto out;
     }
-    /* meta is not covered by a checksum: bound its size by the records really stored (two per id)
-     * before sizing the map by it */
+    /* meta is not covered by a checksum: bound its size by the records really stored (two per id,
+     * all vocabularies together) before sizing the map by it; the walk below checks it exactly */
     MDB_stat vst;
     if ((mrc = mdb_stat(txn, s->dbi_vocab, &vst)) != 0) {
         rc = mdb_fail(RC_EIO, mrc, "cannot read the vocab database", s->dir);
         goto out;
     }
-    if (want > vst.ms_entries / 2) {
+    if (want > vst.ms_entries) {
         rc = rc_error(RC_ECORRUPT, "%s: vocabulary '%s': meta says %" PRIu64 " ids, the database holds %zu records",
                       s->dir, name, want, vst.ms_entries);
         goto out;

@@ -47,21 +47,29 @@ const char *snap_dtype_name(snap_dtype t);
 typedef struct snap_writer snap_writer;
 
 /* Start a snapshot of `model` under root: creates ROOT/MODEL/ if needed and ROOT/MODEL/.tmp-VERSION/.
- * version 0 means "one more than the newest published version (or 1)". The LMDB map starts at 64 MiB
+ * version 0 means "one more than the newest published version, or than a fresh .tmp-N another writer
+ * is filling (or 1)". The LMDB map starts at 64 MiB
  * and grows on demand up to 64 GiB (RC_EFULL beyond). An explicit version whose .tmp-VERSION folder
- * exists (a crashed writer) reuses it; other .tmp-* folders older than an hour are removed.
+ * exists (a crashed writer) reuses it; other .tmp-* folders idle for over an hour (neither the folder
+ * nor its data.mdb modified) are removed.
  * Errors: RC_EIO (cannot create, with the path and errno text), RC_EEXIST (version already published),
- * RC_EINVAL (bad model name: only [A-Za-z0-9_-]). On success *out is owned by the caller until
+ * RC_EBUSY (another writer holds the .tmp folder), RC_EINVAL (bad model name: only [A-Za-z0-9_-]),
+ * RC_ERANGE (path too long), RC_ENOMEM. On success *out is owned by the caller until
  * snap_writer_publish or snap_writer_abort. */
 int snap_writer_open(snap_writer **out, const char *root, const char *model, uint64_t version);
 
-/* Store one tensor (data is copied into the snapshot; dims <= SNAP_MAX_DIMS). Errors: RC_EINVAL (bad
- * dtype/shape, duplicate name), RC_EIO (LMDB error, message has mdb_strerror). */
+/* Store one tensor (data is copied into the snapshot; dims <= SNAP_MAX_DIMS; name 1-255 bytes of
+ * UTF-8, it becomes a meta key). Errors: RC_EINVAL (bad name, dtype or shape, duplicate name, NULL
+ * data for a non-empty shape: the writer stays usable), RC_EIO (LMDB error, message has
+ * mdb_strerror), RC_EFULL (past the 64 GiB map), RC_ENOMEM, RC_ESTATE (an earlier put failed). After
+ * a failed store (RC_EIO, RC_EFULL) the writer refuses every call with RC_ESTATE: abort it
+ * (snap_writer_publish refuses too, and frees it). */
 int snap_put_tensor(snap_writer *w, const char *name, snap_dtype dtype, int ndim, const int64_t *shape,
                     const void *data);
 
 /* Store a vocabulary: every index of m maps to its key and back (m is borrowed, read only during the
- * call). Errors: RC_EINVAL (bad or duplicate name, an id too long for an LMDB key), RC_EIO, RC_EFULL.
+ * call). Errors: RC_EINVAL (bad or duplicate name, name not UTF-8, an id too long for an LMDB key),
+ * RC_EIO, RC_EFULL, RC_ENOMEM, RC_ESTATE, with the same effect on the writer as for snap_put_tensor.
  * About 80 bytes per id on disk; 1M ids take about 1 s to store. */
 int snap_put_vocab(snap_writer *w, const char *name, const idmap *m);
 
@@ -70,8 +78,10 @@ int snap_put_vocab(snap_writer *w, const char *name, const idmap *m);
  * (RC_ESTATE the second time); fields must be a JSON object (RC_EINVAL). */
 int snap_set_meta(snap_writer *w, const json_t *fields);
 
-/* Sync and publish by rename(); frees w in every case. *version_out (may be NULL) gets the version.
- * On failure the temporary folder is removed and nothing is published. */
+/* Sync and publish by rename(); frees w in every case. *version_out (may be NULL) gets the version
+ * (0 on failure). Errors: RC_ESTATE (an earlier put failed), RC_EIO (sync, fsync or rename, with the
+ * path), RC_EEXIST (another writer published this version meanwhile), RC_EFULL, RC_ENOMEM. On failure
+ * the temporary folder is removed and nothing is published. */
 int snap_writer_publish(snap_writer *w, uint64_t *version_out);
 
 /* Discard the temporary folder and free w. NULL is a no-op. */
@@ -114,7 +124,9 @@ size_t snap_bytes(const snap *s);
 /* Touch every page of every tensor so the first requests do not fault them in. */
 void snap_warm(const snap *s);
 
-/* Build an in-memory idmap of vocabulary `name` (caller owns it). RC_ENOTFOUND if absent. */
+/* Build an in-memory idmap of vocabulary `name` (caller owns it; *out is NULL on failure). Errors:
+ * RC_ENOTFOUND (no such vocabulary), RC_ECORRUPT (an index missing or out of order, a duplicate id,
+ * a size in meta that the records do not hold), RC_EIO (LMDB), RC_ENOMEM. */
 int snap_vocab_load(const snap *s, const char *name, idmap **out);
 
 /* Tensors in name order: count, and the i-th (NULL if out of range). Borrowed, valid until snap_close. */
@@ -127,9 +139,10 @@ uint64_t snap_checksum(const void *data, size_t n);
 
 /* ---- folders ---- */
 /* The newest published version of ROOT/MODEL (ignoring .tmp-* and non-numeric names). RC_ENOTFOUND
- * when there is none. */
+ * when there is none (or no such folder), RC_EIO when the folder cannot be read, RC_ERANGE for a path
+ * over PATH_MAX. */
 int snap_latest(const char *root, const char *model, uint64_t *version);
-/* "ROOT/MODEL/VERSION" into buf. */
+/* "ROOT/MODEL/VERSION" into buf (cap bytes). RC_EINVAL (NULL argument), RC_ERANGE (does not fit). */
 int snap_path(char *buf, size_t cap, const char *root, const char *model, uint64_t version);
 
 #endif

@@ -156,24 +156,15 @@ static enum MHD_Result send_answer(conn_ctx *cc)
     return ret;
 }
 
-/* CORS preflight or plain OPTIONS on a known path. */
+/* OPTIONS on a known path: 204 with Allow listing every method of the path. */
 static void answer_options(conn_ctx *cc, const route *path_route)
 {
     http_req *r = &cc->req;
-    server *srv = r->srv;
     sbuf_reset(r->out);
     r->status = 204;
     r->content_type = NULL;
-    /* Allow: every method of routes matching the path. */
     cc->allow[0] = '\0';
     for (const route *rt = router_table; rt->method; rt++) {
-        char tmp[ROUTE_MAX_PARAMS][ROUTE_PARAM_MAX];
-        int np = 0, st = 0;
-        const route *pr = NULL;
-        (void)tmp;
-        (void)np;
-        (void)st;
-        (void)pr;
         if (strcmp(rt->pattern, path_route->pattern) != 0) continue;
         const char *m = strcmp(rt->method, "GET") == 0 ? "GET, HEAD" : rt->method;
         if (strlen(cc->allow) + strlen(m) + 12 < sizeof cc->allow) {
@@ -182,7 +173,6 @@ static void answer_options(conn_ctx *cc, const route *path_route)
         }
     }
     strcat(cc->allow, ", OPTIONS");
-    (void)srv;
 }
 
 static enum MHD_Result dispatch(conn_ctx *cc)
@@ -242,9 +232,8 @@ static enum MHD_Result dispatch(conn_ctx *cc)
             return send_answer(cc);
         }
     }
-    if (atomic_load_explicit(&srv->draining, memory_order_relaxed) && strcmp(rt->method, "POST") == 0 &&
-        0) { /* in-flight and keep-alive requests are still served while draining */
-    }
+    /* While draining, requests on open connections are still served (their answers carry Connection:
+     * close); the listening socket is already closed. */
     r->body = cc->body.len ? cc->body.data : "";
     r->body_len = cc->body.len;
     r->status = 0;

@@ -142,6 +142,13 @@ static next_tls *tls_get(model_version *v, int B, int k)
     return t;
 }
 
+/* Score B states with the version's scorer (built by next_prepare), or gru4rec_score without one. */
+static void score_states(const model_version *v, const float *h, int B, float *scores, gru4rec_scratch *gs)
+{
+    if (v->aux) scorer_score(v->aux, h, B, scores, gs);
+    else gru4rec_score(v->handle, h, B, scores, gs);
+}
+
 /* ---- metrics ---- */
 #define BATCH_HIST 8
 static const int batch_le[BATCH_HIST] = {1, 2, 4, 8, 16, 32, 64, 1 << 30};
@@ -238,6 +245,42 @@ static void answer_scored(next_job *j, float *scores, next_tls *t)
 }
 
 /* ---- the batcher ---- */
+/* A helper thread that scores the second half of the items for small batches (B <= batch.split_below):
+ * a lone request then reads the item matrix with two cores' memory bandwidth. */
+typedef struct assist {
+    pthread_t th;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int has_work, done, stop;
+    const scorer *sc;
+    const float *h;
+    int B;
+    float *scores;
+} assist;
+
+static void *assist_main(void *arg)
+{
+    assist *a = arg;
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        while (!a->has_work && !a->stop) pthread_cond_wait(&a->cv, &a->mu);
+        if (a->stop) break;
+        const scorer *sc = a->sc;
+        const float *h = a->h;
+        int B = a->B;
+        float *scores = a->scores;
+        pthread_mutex_unlock(&a->mu);
+        scorer_score_part(sc, h, B, scores, NULL, 1, 2);
+        pthread_mutex_lock(&a->mu);
+        a->has_work = 0;
+        a->done = 1;
+        pthread_cond_broadcast(&a->cv);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
 struct next_batcher {
     server *srv;
     pthread_mutex_t mu;
@@ -249,6 +292,8 @@ struct next_batcher {
     long wait_us;
     int nthreads;
     pthread_t threads[16];
+    int split_below;
+    assist as;
 };
 
 static void batch_score(next_batcher *b, next_job **jobs, int B)
@@ -270,7 +315,24 @@ static void batch_score(next_batcher *b, next_job **jobs, int B)
         return;
     }
     for (int i = 0; i < B; i++) memcpy(t->hb + (size_t)i * S, jobs[i]->h, S * sizeof(float));
-    scorer_score(v->aux, t->hb, B, t->scores, t->sc);
+    if (B <= b->split_below && b->as.started && v->aux && scorer_splittable(v->aux)) {
+        assist *a = &b->as;
+        pthread_mutex_lock(&a->mu);
+        a->sc = v->aux;
+        a->h = t->hb;
+        a->B = B;
+        a->scores = t->scores;
+        a->done = 0;
+        a->has_work = 1;
+        pthread_cond_broadcast(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+        scorer_score_part(v->aux, t->hb, B, t->scores, NULL, 0, 2);
+        pthread_mutex_lock(&a->mu);
+        while (!a->done) pthread_cond_wait(&a->cv, &a->mu);
+        pthread_mutex_unlock(&a->mu);
+    } else {
+        score_states(v, t->hb, B, t->scores, t->sc);
+    }
     atomic_fetch_add_explicit(&m_batches, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m_scored, (uint64_t)B, memory_order_relaxed);
     int hb = 0;
@@ -343,6 +405,18 @@ next_batcher *next_batcher_new(server *srv)
     b->wait_us = (long)srv->cfg.batch_wait_us;
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);
+    pthread_mutex_init(&b->as.mu, NULL);
+    pthread_cond_init(&b->as.cv, NULL);
+    b->split_below = (int)srv->cfg.batch_split_below;
+    /* One helper is shared by the scorer threads: with several scorers only batch.threads == 1 splits. */
+    if (b->split_below > 0 && srv->cfg.batch_threads == 1) {
+        if (pthread_create(&b->as.th, NULL, assist_main, &b->as) != 0) {
+            rc_error(RC_ENOMEM, "cannot start the scoring helper thread");
+            next_batcher_free(b);
+            return NULL;
+        }
+        b->as.started = 1;
+    }
     int n = (int)srv->cfg.batch_threads;
     if (n < 1) n = 1;
     if (n > 16) n = 16;
@@ -365,6 +439,15 @@ void next_batcher_free(next_batcher *b)
     pthread_cond_broadcast(&b->cv);
     pthread_mutex_unlock(&b->mu);
     for (int i = 0; i < b->nthreads; i++) pthread_join(b->threads[i], NULL);
+    if (b->as.started) {
+        pthread_mutex_lock(&b->as.mu);
+        b->as.stop = 1;
+        pthread_cond_broadcast(&b->as.cv);
+        pthread_mutex_unlock(&b->as.mu);
+        pthread_join(b->as.th, NULL);
+    }
+    pthread_mutex_destroy(&b->as.mu);
+    pthread_cond_destroy(&b->as.cv);
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->cv);
     free(b);
@@ -584,7 +667,7 @@ int route_next(http_req *r)
         batcher_push(srv->batcher, j);
         return HTTP_ASYNC;
     }
-    scorer_score(v->aux, j->h, 1, t->scores, t->sc);
+    score_states(v, j->h, 1, t->scores, t->sc);
     atomic_fetch_add_explicit(&m_batches, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m_scored, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m_batch_hist[0], 1, memory_order_relaxed);

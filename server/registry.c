@@ -328,7 +328,9 @@ int registry_scan(registry *r, const char *only, int force)
         if (rc != RC_OK) {
             m->refused_version = latest;
             atomic_fetch_add(&m->refused, 1);
+            pthread_mutex_lock(&r->mu);
             snprintf(m->last_error, sizeof m->last_error, "%s", rc_errmsg());
+            pthread_mutex_unlock(&r->mu);
             log_error("refused snapshot %s version %llu (%s): %s; %s", m->name, (unsigned long long)latest,
                       rc_strerror(rc), rc_errmsg(), cur ? "the serving version keeps serving" : "not serving yet");
             continue;
@@ -392,9 +394,13 @@ void registry_render_json(registry *r, sbuf *out)
         }
         sbuf_printf(out, ",\"swaps\":%llu,\"refused_snapshots\":%llu", (unsigned long long)atomic_load(&m->swaps),
                     (unsigned long long)atomic_load(&m->refused));
-        if (m->last_error[0]) {
+        char err[sizeof m->last_error];
+        pthread_mutex_lock(&r->mu);
+        memcpy(err, m->last_error, sizeof err);
+        pthread_mutex_unlock(&r->mu);
+        if (err[0]) {
             sbuf_adds(out, ",\"last_error\":");
-            sbuf_json_str(out, m->last_error, strlen(m->last_error));
+            sbuf_json_str(out, err, strlen(err));
         }
         sbuf_addc(out, '}');
         registry_release(r, v);

@@ -29,6 +29,7 @@ int score_kernel_parse(const char *name)
     if (strcmp(name, "blas") == 0) return SCORE_BLAS;
     if (strcmp(name, "avx2") == 0) return SCORE_AVX2;
     if (strcmp(name, "avx512") == 0) return SCORE_AVX512;
+    if (strcmp(name, "avx512bf16") == 0) return SCORE_AVX512BF16;
     return -1;
 }
 
@@ -39,6 +40,7 @@ const char *score_kernel_name(score_kernel k)
     case SCORE_BLAS: return "blas";
     case SCORE_AVX2: return "avx2";
     case SCORE_AVX512: return "avx512";
+    case SCORE_AVX512BF16: return "avx512bf16";
     }
     return "?";
 }
@@ -113,10 +115,10 @@ BLOCK_KERNEL(blk2_bf16, T2, __m256, 8, 2, w2_bf16, _mm256_setzero_ps, _mm256_fma
 
 /* Dispatch nb (1..6) to a copy of the block kernel specialised for that constant. */
 #define DRIVER(NAME, ATTR, BLK, PW)                                                                            \
-    ATTR static void NAME(const scorer *sc, const float *h, int B, float *out)                                 \
+    ATTR static void NAME(const scorer *sc, const float *h, int B, float *out, int j0, int j1)                 \
     {                                                                                                          \
         size_t es = sc->bf16 ? 2 : 4, bstride = (size_t)sc->H * PW * es;                                        \
-        for (int j = 0; j < sc->nblk; j++) {                                                                   \
+        for (int j = j0; j < j1; j++) {                                                                        \
             const char *P = (const char *)sc->packed + (size_t)j * bstride;                                    \
             int i0 = j * PW, nvalid = sc->N - i0 < PW ? sc->N - i0 : PW;                                         \
             for (int b0 = 0; b0 < B; b0 += NBMAX) {                                                            \
@@ -135,6 +137,72 @@ BLOCK_KERNEL(blk2_bf16, T2, __m256, 8, 2, w2_bf16, _mm256_setzero_ps, _mm256_fma
         }                                                                                                      \
     }
 
+/* AVX512-BF16: vdpbf16ps multiplies pairs of bf16 (k, k+1) and adds both products to an f32 lane, two
+ * k per instruction. The packed matrix holds item pairs: P[((j*H2 + k2)*64 + t)*2 + e] = Wy[i][2*k2 + e]
+ * and each state's h is rounded to bf16 pairs once per call (so the state loses precision too: its
+ * accuracy is measured separately, bench/score_bench.c). */
+#define T5B __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx2,fma")))
+T5B static AI void blk5_dp(const uint32_t *P, int H2, const uint32_t *hp, int ldh2, int nb, const float *bias,
+                           float *out, int ldo, int nvalid)
+{
+    __m512 acc[NBMAX][4];
+    _Pragma("GCC unroll 6") for (int b = 0; b < NBMAX; b++) _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
+        acc[b][v] = _mm512_setzero_ps();
+    for (int k2 = 0; k2 < H2; k2++) {
+        __m512bh w[4];
+        _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) w[v] =
+            (__m512bh)_mm512_loadu_si512((const void *)(P + (size_t)k2 * 64 + v * 16));
+        _Pragma("GCC unroll 6") for (int b = 0; b < NBMAX; b++)
+        {
+            if (b < nb) {
+                __m512bh x = (__m512bh)_mm512_set1_epi32((int)hp[(size_t)b * ldh2 + k2]);
+                _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) acc[b][v] = _mm512_dpbf16_ps(acc[b][v], w[v], x);
+            }
+        }
+    }
+    float tmp[64];
+    for (int b = 0; b < nb; b++) {
+        _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)
+            _mm512_storeu_ps(tmp + v * 16, _mm512_add_ps(acc[b][v], _mm512_loadu_ps(bias + v * 16)));
+        memcpy(out + (size_t)b * ldo, tmp, (size_t)(nvalid < 64 ? nvalid : 64) * sizeof(float));
+    }
+}
+
+static uint16_t to_bf16(float f);
+
+T5B static void drv5_dp(const scorer *sc, const float *h, int B, float *out, int j0, int j1)
+{
+    int H2 = (sc->H + 1) / 2;
+    for (int c0 = 0; c0 < B; c0 += 32) { /* states in chunks of 32: their bf16 pairs live on the stack */
+        int nc = B - c0 < 32 ? B - c0 : 32;
+        uint32_t hp[32 * H2];
+        for (int b = 0; b < nc; b++) {
+            const float *x = h + (size_t)(c0 + b) * sc->S + sc->off;
+            for (int k2 = 0; k2 < H2; k2++) {
+                uint32_t lo = to_bf16(x[2 * k2]), hi = 2 * k2 + 1 < sc->H ? to_bf16(x[2 * k2 + 1]) : 0;
+                hp[(size_t)b * H2 + k2] = lo | hi << 16;
+            }
+        }
+        for (int j = j0; j < j1; j++) {
+            const uint32_t *P = (const uint32_t *)sc->packed + (size_t)j * H2 * 64;
+            int i0 = j * 64, nvalid = sc->N - i0 < 64 ? sc->N - i0 : 64;
+            for (int b0 = 0; b0 < nc; b0 += NBMAX) {
+                int nb = nc - b0 < NBMAX ? nc - b0 : NBMAX;
+                const uint32_t *hb = hp + (size_t)b0 * H2;
+                float *ob = out + (size_t)(c0 + b0) * sc->N + i0;
+                switch (nb) {
+                case 1: blk5_dp(P, H2, hb, H2, 1, sc->bias + i0, ob, sc->N, nvalid); break;
+                case 2: blk5_dp(P, H2, hb, H2, 2, sc->bias + i0, ob, sc->N, nvalid); break;
+                case 3: blk5_dp(P, H2, hb, H2, 3, sc->bias + i0, ob, sc->N, nvalid); break;
+                case 4: blk5_dp(P, H2, hb, H2, 4, sc->bias + i0, ob, sc->N, nvalid); break;
+                case 5: blk5_dp(P, H2, hb, H2, 5, sc->bias + i0, ob, sc->N, nvalid); break;
+                default: blk5_dp(P, H2, hb, H2, 6, sc->bias + i0, ob, sc->N, nvalid); break;
+                }
+            }
+        }
+    }
+}
+
 DRIVER(drv5_f32, T5, blk5_f32, 64)
 DRIVER(drv5_bf16, T5, blk5_bf16, 64)
 DRIVER(drv2_f32, T2, blk2_f32, 16)
@@ -151,6 +219,7 @@ static int cpu_has(score_kernel k)
     if (k == SCORE_AVX512)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    if (k == SCORE_AVX512BF16) return cpu_has(SCORE_AVX512) && __builtin_cpu_supports("avx512bf16");
 #endif
     return k == SCORE_BLAS;
 }
@@ -163,21 +232,38 @@ static uint16_t to_bf16(float f)
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);             /* round to nearest even */
 }
 
-void scorer_score(const scorer *sc, const float *h, int B, float *scores, gru4rec_scratch *gs)
+void scorer_score_part(const scorer *sc, const float *h, int B, float *scores, gru4rec_scratch *gs, int part,
+                       int nparts)
 {
 #if HAVE_X86
-    if (sc->kernel == SCORE_AVX512) {
-        if (sc->bf16) drv5_bf16(sc, h, B, scores);
-        else drv5_f32(sc, h, B, scores);
+    if (sc->kernel == SCORE_AVX512BF16) {
+        int j0 = (int)((long long)sc->nblk * part / nparts), j1 = (int)((long long)sc->nblk * (part + 1) / nparts);
+        drv5_dp(sc, h, B, scores, j0, j1);
         return;
     }
-    if (sc->kernel == SCORE_AVX2) {
-        if (sc->bf16) drv2_bf16(sc, h, B, scores);
-        else drv2_f32(sc, h, B, scores);
+    if (sc->kernel == SCORE_AVX512 || sc->kernel == SCORE_AVX2) {
+        int j0 = (int)((long long)sc->nblk * part / nparts), j1 = (int)((long long)sc->nblk * (part + 1) / nparts);
+        if (sc->kernel == SCORE_AVX512) {
+            if (sc->bf16) drv5_bf16(sc, h, B, scores, j0, j1);
+            else drv5_f32(sc, h, B, scores, j0, j1);
+        } else {
+            if (sc->bf16) drv2_bf16(sc, h, B, scores, j0, j1);
+            else drv2_f32(sc, h, B, scores, j0, j1);
+        }
         return;
     }
 #endif
-    gru4rec_score(sc->g, h, B, scores, gs);
+    if (part == 0) gru4rec_score(sc->g, h, B, scores, gs);
+}
+
+void scorer_score(const scorer *sc, const float *h, int B, float *scores, gru4rec_scratch *gs)
+{
+    scorer_score_part(sc, h, B, scores, gs, 0, 1);
+}
+
+int scorer_splittable(const scorer *sc)
+{
+    return sc->kernel == SCORE_AVX512 || sc->kernel == SCORE_AVX2 || sc->kernel == SCORE_AVX512BF16;
 }
 
 /* Compare the kernel with gru4rec_score on 5 random states. 1 if they agree within tol (relative to the
@@ -237,9 +323,11 @@ scorer *scorer_new(const snap *s, const gru4rec *g, score_kernel kernel, int bf1
     sc->Wy = wy->data;
     sc->By = by->data;
     if (kernel == SCORE_AUTO) kernel = cpu_has(SCORE_AVX512) ? SCORE_AVX512 : cpu_has(SCORE_AVX2) ? SCORE_AVX2 : SCORE_BLAS;
+    if (kernel == SCORE_AVX512BF16 && !cpu_has(SCORE_AVX512BF16)) kernel = SCORE_AVX512;
     if (kernel == SCORE_AVX512 && !cpu_has(SCORE_AVX512)) kernel = SCORE_AVX2;
+    if (kernel == SCORE_AVX512BF16) bf16 = 1;
     if (kernel == SCORE_BLAS || !cpu_has(kernel)) return sc;
-    sc->pw = kernel == SCORE_AVX512 ? 64 : 16;
+    sc->pw = kernel == SCORE_AVX2 ? 16 : 64;
     sc->nblk = (sc->N + sc->pw - 1) / sc->pw;
     size_t padded = (size_t)sc->nblk * (size_t)sc->pw, es = bf16 ? 2 : 4;
     sc->packed = malloc(padded * (size_t)sc->H * es);
@@ -250,6 +338,27 @@ scorer *scorer_new(const snap *s, const gru4rec *g, score_kernel kernel, int bf1
         return NULL;
     }
     memcpy(sc->bias, sc->By, (size_t)sc->N * sizeof(float));
+    if (kernel == SCORE_AVX512BF16) { /* pairs (k, k+1) per item; H rounded up to even */
+        size_t H2 = (size_t)(sc->H + 1) / 2;
+        free(sc->packed);
+        sc->packed = calloc((size_t)sc->nblk * H2 * 64, sizeof(uint32_t));
+        if (!sc->packed) {
+            scorer_free(sc);
+            rc_error(RC_ENOMEM, "out of memory packing the item matrix");
+            return NULL;
+        }
+        uint16_t *P = sc->packed;
+        for (int j = 0; j < sc->nblk; j++)
+            for (size_t k2 = 0; k2 < H2; k2++)
+                for (int t = 0; t < 64; t++) {
+                    size_t i = (size_t)j * 64 + t;
+                    for (int e = 0; e < 2; e++) {
+                        size_t k = 2 * k2 + (size_t)e;
+                        float v = i < (size_t)sc->N && k < (size_t)sc->H ? sc->Wy[i * sc->H + k] : 0.0f;
+                        P[((((size_t)j * H2 + k2) * 64 + t) * 2) + (size_t)e] = to_bf16(v);
+                    }
+                }
+    } else
     for (int j = 0; j < sc->nblk; j++)
         for (int k = 0; k < sc->H; k++)
             for (int t = 0; t < sc->pw; t++) {

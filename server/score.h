@@ -21,11 +21,13 @@
 #include "core/snap.h"
 #include "models/gru4rec.h"
 
-typedef enum { SCORE_AUTO = 0, SCORE_BLAS, SCORE_AVX2, SCORE_AVX512 } score_kernel;
+typedef enum { SCORE_AUTO = 0, SCORE_BLAS, SCORE_AVX2, SCORE_AVX512, SCORE_AVX512BF16 } score_kernel;
 
 typedef struct scorer scorer;
 
-/* Parse "auto" | "blas" | "avx2" | "avx512"; -1 if unknown. Name of a kernel. */
+/* Parse "auto" | "blas" | "avx2" | "avx512" | "avx512bf16"; -1 if unknown. Name of a kernel.
+ * avx512bf16 (vdpbf16ps, two k per instruction) always reads bf16 and also rounds the states to bf16;
+ * auto never picks it. */
 int score_kernel_parse(const char *name);
 const char *score_kernel_name(score_kernel k);
 
@@ -43,5 +45,11 @@ int scorer_bf16(const scorer *sc);
 /* Scores of all N items for B states: h is (B,S), scores is (B,N). gs is the caller's gru4rec scratch
  * (used by the BLAS fallback). Thread-safe, no allocation. */
 void scorer_score(const scorer *sc, const float *h, int B, float *scores, gru4rec_scratch *gs);
+/* Part `part` of nparts of the same work (disjoint item ranges, so threads may run the parts at once
+ * on the same scores buffer). With the BLAS fallback part 0 does everything and the others nothing.
+ * scorer_splittable says whether parts really divide the work. */
+void scorer_score_part(const scorer *sc, const float *h, int B, float *scores, gru4rec_scratch *gs, int part,
+                       int nparts);
+int scorer_splittable(const scorer *sc);
 
 #endif

@@ -9,8 +9,8 @@
  *   sessions.max 1000000, sessions.ttl_s 1800, sessions.shards 64, sessions.max_seen 32,
  *   sessions.sweep_ms 1000, sessions.sweep_slice 20000,
  *   next.k_default 20, next.k_max 1000, next.max_items 1000, limits.max_depth 8, limits.max_id_len 256,
- *   batch.max 32 (1 = score inline, no batching), batch.wait_us 0, batch.threads 1,
- *   score.kernel "auto" (auto|blas|avx2|avx512), score.bf16 true,
+ *   batch.max 32 (1 = score inline, no batching), batch.wait_us 0, batch.threads 1, batch.split_below 0,
+ *   score.kernel "auto" (auto|blas|avx2|avx512|avx512bf16), score.bf16 true,
  *   shutdown.drain_s 10, log_level "info".
  * Environment: RECD_ADMIN_TOKEN (admin token), RECD_PORT (overrides http.port), RECD_SNAPSHOTS (overrides
  * snapshots.root). Command line `--name value` overrides both.
@@ -36,7 +36,7 @@ typedef struct server_cfg {
     long long poll_ms, warm_requests;
     long long sess_max, sess_ttl_s, sess_shards, sess_max_seen, sweep_ms, sweep_slice;
     long long k_default, k_max, max_items, max_depth, max_id_len;
-    long long batch_max, batch_wait_us, batch_threads;
+    long long batch_max, batch_wait_us, batch_threads, batch_split_below;
     char *score_kernel;
     int score_bf16;
     long long drain_s;

@@ -142,3 +142,36 @@ TEST(cli_synth_split_eval_roundtrip)
     ASSERT_EQ(RECD("eval --help", bin), 0);
     ASSERT_CONTAINS(out, "recentpop");
 }
+
+/* `recd split sessions` takes --data=F and --out=DIR like its split flags; a longer flag that only
+ * starts with --data is still unknown. */
+TEST(cli_split_equals_form)
+{
+    const char *bin = test_recd_bin(), *t = test_tmpdir();
+    ASSERT_EQ(RECD("synth sessions --out %s/s.tsv --sessions 400 2>&1", bin, t), 0);
+    int st = RECD("split sessions --data=%s/s.tsv --out=%s/o --time-unit=s --quiet 2>&1", bin, t, t);
+    if (st != 0) FAIL("split failed: %s", out);
+    ASSERT_CONTAINS(out, "wrote ");
+    char p[1024];
+    snprintf(p, sizeof p, "%s/o/test.tsv", t);
+    FILE *f = fopen(p, "r");
+    ASSERT(f != NULL);
+    fclose(f);
+    st = RECD("split sessions --database x --out y 2>&1", bin);
+    ASSERT_EQ(st, 2);
+    ASSERT_ONE_LINE_ERROR(st);
+    ASSERT_CONTAINS(out, "unknown option '--database'");
+}
+
+/* The result line of `recd eval pop` is its output: failing to write it is a failure (exit 1). */
+TEST(cli_eval_stdout_write_error)
+{
+    const char *bin = test_recd_bin(), *t = test_tmpdir();
+    FILE *full = fopen("/dev/full", "w");
+    if (!full) SKIP("no /dev/full");
+    fclose(full);
+    ASSERT_EQ(RECD("synth sessions --out %s/s.tsv --sessions 400 2>&1", bin, t), 0);
+    int st = RECD("eval pop --data %s/s.tsv --time-unit s --quiet 2>&1 >/dev/full", bin, t);
+    ASSERT_EQ(st, 1);
+    ASSERT_CONTAINS(out, "cannot write the result");
+}

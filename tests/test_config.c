@@ -605,3 +605,56 @@ TEST(config_odd_inputs)
     ASSERT_OK(cfg_load_file(t_defs, &c, write_cfg("{\"sessions\": {}}")));
     cfg_release(t_defs, &c);
 }
+
+/* On error, argc/argv hold exactly the args not consumed, in order (documented in config.c): the
+ * settings already applied are gone, the failing option and what follows are kept. */
+TEST(config_parse_args_error_leaves_rest)
+{
+    t_cfg c;
+    ASSERT_OK(cfg_defaults(t_defs, &c));
+    const char *keep[] = {"--data", NULL};
+    char *a1[] = {"x", "pos", "--hidden", "8", "--data", "f", "--bogus", "1", "tail", NULL};
+    int argc = 9;
+    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a1, keep), RC_EINVAL);
+    ASSERT_EQ(argc, 7);
+    ASSERT_STR_EQ(a1[0], "x");
+    ASSERT_STR_EQ(a1[1], "pos");
+    ASSERT_STR_EQ(a1[2], "--data");
+    ASSERT_STR_EQ(a1[3], "f");
+    ASSERT_STR_EQ(a1[4], "--bogus");
+    ASSERT_STR_EQ(a1[5], "1");
+    ASSERT_STR_EQ(a1[6], "tail");
+    ASSERT(a1[7] == NULL);
+    ASSERT_EQ(c.hidden, 8); /* applied before the error */
+    cfg_release(t_defs, &c);
+}
+
+/* A table with both "a" and "a.b" cannot be serialised: the error says so (it read "out of memory"). */
+typedef struct {
+    long long a, ab;
+} clash_cfg;
+static const cfg_def clash_defs[] = {
+    CFG_INT("a", clash_cfg, a, 1, 0, 0, "a"),
+    CFG_INT("a.b", clash_cfg, ab, 2, 0, 0, "a.b"),
+    CFG_END,
+};
+
+static const cfg_def clash_defs_rev[] = {
+    CFG_INT("a.b", clash_cfg, ab, 2, 0, 0, "a.b"),
+    CFG_INT("a", clash_cfg, a, 1, 0, 0, "a"),
+    CFG_END,
+};
+
+TEST(config_to_json_clash_named)
+{
+    clash_cfg c;
+    ASSERT_OK(cfg_defaults(clash_defs, &c));
+    json_t *j = cfg_to_json(clash_defs, &c);
+    ASSERT(j == NULL);
+    ASSERT_CONTAINS(rc_errmsg(), "setting 'a.b' clashes");
+    /* the other order used to drop "a.b" silently (its group object overwritten by "a") */
+    j = cfg_to_json(clash_defs_rev, &c);
+    ASSERT(j == NULL);
+    ASSERT_CONTAINS(rc_errmsg(), "setting 'a' clashes");
+    cfg_release(clash_defs, &c);
+}

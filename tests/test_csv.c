@@ -4,6 +4,7 @@
 
 #include "core/csv.h"
 #include "tests/testlib.h"
+#include "trainer/sessions.h"
 
 static char *tmp_path(const char *name)
 {
@@ -260,4 +261,50 @@ TEST(csv_parse_numbers)
     ASSERT_RC(csv_parse_double("1e999", &d), RC_EFORMAT);
     ASSERT_RC(csv_parse_double("nan", &d), RC_EFORMAT);
     ASSERT_RC(csv_parse_double("3 4", &d), RC_EFORMAT);
+}
+
+/* csv_open_rc returns the code that csv_open can only put in its message: a missing file is
+ * RC_ENOTFOUND, a folder given as the file is RC_EIO, both naming the path. sess_load passes the code
+ * on (it used to guess it from the English text of the message). */
+TEST(csv_open_rc_codes)
+{
+    csv_reader *r = (csv_reader *)1;
+    ASSERT_RC(csv_open_rc(&r, tmp_path("missing.csv"), ','), RC_ENOTFOUND);
+    ASSERT(r == NULL);
+    ASSERT_CONTAINS(rc_errmsg(), "missing.csv");
+    ASSERT_RC(csv_open_rc(&r, test_tmpdir(), 0), RC_EIO); /* reading a folder fails at the first line */
+    ASSERT(r == NULL);
+    ASSERT_CONTAINS(rc_errmsg(), test_tmpdir());
+    char *p = tmp_path("ok.csv");
+    test_write_file(p, "a,b\n1,2\n");
+    ASSERT_OK(csv_open_rc(&r, p, 0));
+    char **f;
+    int n;
+    ASSERT_EQ(csv_next(r, &f, &n), 1);
+    ASSERT_EQ(n, 2);
+    csv_close(r);
+    sess_opts o;
+    sess_opts_default(&o);
+    o.verbose = 0;
+    sess_data d;
+    ASSERT_RC(sess_load(&d, tmp_path("missing.csv"), &o), RC_ENOTFOUND);
+}
+
+/* A NUL byte would cut its field short without a word: it is refused with file, line and column. */
+TEST(csv_nul_byte_refused)
+{
+    char *p = tmp_path("nul.csv");
+    FILE *f = fopen(p, "wb");
+    ASSERT(f != NULL);
+    fwrite("a,b\nx,y\nab\0c,d\n", 1, 15, f);
+    fclose(f);
+    csv_reader *r = csv_open(p, ',');
+    ASSERT(r != NULL);
+    char **fl;
+    int n;
+    ASSERT_EQ(csv_next(r, &fl, &n), 1);
+    ASSERT_EQ(csv_next(r, &fl, &n), 1);
+    ASSERT_RC(csv_next(r, &fl, &n), RC_EFORMAT);
+    ASSERT_CONTAINS(rc_errmsg(), "nul.csv:3: NUL byte at column 3");
+    csv_close(r);
 }

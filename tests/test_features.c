@@ -250,7 +250,9 @@ TEST(features_json_roundtrip_full)
     json_decref(j2);
     feat_spec_free(s);
     feat_spec_free(t);
-    ASSERT_RC(feat_spec_from_json(&t, json_integer(3)), RC_ECORRUPT);
+    json_t *three = json_integer(3);
+    ASSERT_RC(feat_spec_from_json(&t, three), RC_ECORRUPT);
+    json_decref(three);
 }
 
 TEST(features_parse_errors)

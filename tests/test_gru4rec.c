@@ -564,6 +564,15 @@ TEST_TIMEOUT(gru4rec_cli_train_eval, 120)
     char want[64];
     snprintf(want, sizeof want, "g4 recall@20=%.4f", r20);
     ASSERT_CONTAINS(out2, want);
+    /* without split flags: the snapshot's own data settings are the defaults */
+    st = test_run(out2, sizeof out2, "%s eval gru4rec --snapshot %s/snaps/gru4rec/1 --data %s --quiet --name g4 2>&1",
+                  test_recd_bin(), tmp, data);
+    if (st != 0) FAIL("eval exited %d: %s", st, out2);
+    ASSERT_CONTAINS(out2, want);
+    st = test_run(out2, sizeof out2, "%s eval gru4rec --snapshot %s/snaps/gru4rec/99 --data %s 2>&1", test_recd_bin(),
+                  tmp, data);
+    ASSERT_NE(st, 0);
+    ASSERT_CONTAINS(out2, "gru4rec/99");
     /* same seed, same figures (determinism) */
     char out3[8192];
     st = test_run(out3, sizeof out3, "%s train gru4rec -c %s --data %s --epochs 3 --out %s/snaps --name g4 --quiet 2>&1",

@@ -159,10 +159,10 @@ TEST(server_error_statuses)
     ASSERT_EQ(tsrv_stop(&s), 0);
 }
 
-TEST(server_next_semantics)
+static void next_semantics(const char *settings)
 {
     tsrv s;
-    tsrv_start(&s, "", 0);
+    tsrv_start(&s, settings, 0);
     tsrv_make_snapshot(s.root, "gru4rec", 60, 16, 7);
     tresp r;
     for (int i = 0; i < 200; i++) {
@@ -223,5 +223,57 @@ TEST(server_next_semantics)
     sl = tsrv_post(&s, "/v1/next", "{\"items\":[\"i1\"]}", 200);
     ASSERT_EQ(json_array_size(json_object_get(sl, "items")), 20);
     json_decref(sl);
+    ASSERT_EQ(tsrv_stop(&s), 0);
+}
+
+/* The default: micro-batched scoring with the packed bf16 kernel. */
+TEST(server_next_semantics)
+{
+    next_semantics("");
+}
+
+/* Inline scoring on the HTTP threads, through gru4rec_score (sgemm), f32. */
+TEST(server_next_semantics_inline_blas)
+{
+    next_semantics("\"batch.max\":1,\"score.kernel\":\"blas\",\"score.bf16\":false");
+}
+
+/* Batches filled for a while (wait), AVX2 f32 kernel. */
+TEST(server_next_semantics_avx2_wait)
+{
+    next_semantics("\"batch.wait_us\":2000,\"score.kernel\":\"avx2\",\"score.bf16\":false");
+}
+
+/* Small batches split between the scorer and its helper thread. */
+TEST(server_next_semantics_split)
+{
+    next_semantics("\"batch.split_below\":4");
+}
+
+TEST(server_request_ids)
+{
+    tsrv s;
+    tsrv_start(&s, "", 0);
+    tresp r;
+    /* A sane client id is kept (header and body), anything else is replaced by our own. */
+    const char *mine[] = {"X-Request-Id: trace-42.a_b", NULL};
+    ASSERT_EQ(tsrv_http(&s, "GET", "/healthz", NULL, 0, mine, &r), 0);
+    ASSERT_STR_EQ(r.request_id, "trace-42.a_b");
+    ASSERT_STR_EQ(jstr(r.json, "request_id"), "trace-42.a_b");
+    tresp_free(&r);
+    const char *bad[] = {"X-Request-Id: no spaces<allowed>", NULL};
+    ASSERT_EQ(tsrv_http(&s, "GET", "/healthz", NULL, 0, bad, &r), 0);
+    ASSERT(strcmp(r.request_id, "no spaces<allowed>") != 0 && r.request_id[0]);
+    char first[80];
+    snprintf(first, sizeof first, "%s", r.request_id);
+    tresp_free(&r);
+    ASSERT_EQ(tsrv_http(&s, "GET", "/nowhere", NULL, 0, NULL, &r), 0);
+    ASSERT(strcmp(r.request_id, first) != 0); /* unique */
+    ASSERT_STR_EQ(jstr(r.json, "request_id"), r.request_id);
+    tresp_free(&r);
+    ASSERT_EQ(tsrv_http(&s, "GET", "/metrics", NULL, 0, NULL, &r), 0);
+    ASSERT(r.request_id[0]); /* also on non-JSON answers, as a header */
+    ASSERT(strncmp(r.ctype, "text/plain", 10) == 0);
+    tresp_free(&r);
     ASSERT_EQ(tsrv_stop(&s), 0);
 }

@@ -749,3 +749,26 @@ TEST(sess_split_cutoff_saturates)
     ASSERT_RC(sess_prepare(&sp, p, &o), RC_EINVAL);
     ASSERT_CONTAINS(rc_errmsg(), "days");
 }
+
+/* recentpop with a window reaching past INT64_MIN counts every click (saturated, no overflow), and
+ * `--window-days` refuses a window that cannot be expressed in time units. */
+TEST(sess_recentpop_window_saturates)
+{
+    const int lens[] = {2};
+    const int32_t items[] = {0, 1};
+    sess_data d;
+    make_sessions(&d, lens, items, 1, 2);
+    d.times[0] = INT64_MIN + 5;
+    d.times[1] = INT64_MIN + 10;
+    float s[2];
+    next_recentpop_scores(&d, INT64_MAX, s);
+    ASSERT_NEAR(s[0], 1, 0);
+    ASSERT_NEAR(s[1], 1, 0);
+    next_recentpop_scores(&d, 0, s); /* t > max_t: nothing */
+    ASSERT_NEAR(s[0] + s[1], 0, 0);
+    sess_free(&d);
+    char out[2048];
+    int st = test_run(out, sizeof out, "%s eval recentpop --data x --window-days 1e300 2>&1", test_recd_bin());
+    ASSERT_EQ(st, 2);
+    ASSERT_CONTAINS(out, "--window-days");
+}

@@ -1,6 +1,7 @@
 /* tests/test_synth.c - trainer/synth: determinism (same seed, same bytes), formats, and structure (on
  * synthetic sessions an item-to-item model clearly beats popularity under the GRU4Rec protocol). */
 #include <stdint.h>
+#include <unistd.h>
 
 #include "core/csv.h"
 #include "core/idmap.h"
@@ -234,4 +235,22 @@ TEST(synth_sessions_have_sequential_structure)
     free(pop);
     free(tc.trans);
     sess_split_free(&sp);
+}
+
+/* A full disk is an error naming the file and the reason (gzprintf failures used to go unchecked), and
+ * so is a folder that does not exist. */
+TEST(synth_write_errors_named)
+{
+    char out[1024];
+    if (access("/dev/full", W_OK) != 0) SKIP("no writable /dev/full");
+    for (int k = 0; k < 3; k++) {
+        static const char *const kinds[] = {"sessions", "ratings", "ctr"};
+        int st = test_run(out, sizeof out, "%s synth %s --out /dev/full 2>&1", test_recd_bin(), kinds[k]);
+        ASSERT_EQ(st, 1);
+        ASSERT_CONTAINS(out, "/dev/full: write error");
+        ASSERT_CONTAINS(out, "No space left");
+    }
+    int st = test_run(out, sizeof out, "%s synth ctr --out /nonexistent-dir/x.csv 2>&1", test_recd_bin());
+    ASSERT_EQ(st, 1);
+    ASSERT_CONTAINS(out, "/nonexistent-dir/x.csv: cannot create: No such file");
 }

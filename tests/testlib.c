@@ -13,6 +13,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_LSAN 1
+#endif
+#endif
+#ifdef TEST_LSAN
+/* LeakSanitizer: a test's child ends with _exit, which skips the check at exit, so run it here. */
+int __lsan_do_recoverable_leak_check(void);
+#endif
+
 #define TEST_MAX 2048
 #define SKIP_STATUS 77
 
@@ -186,6 +198,12 @@ int main(int argc, char **argv)
             alarm((unsigned)(t->timeout_s * scale));
             t->fn();
             fflush(NULL);
+#ifdef TEST_LSAN
+            if (__lsan_do_recoverable_leak_check()) {
+                fprintf(stderr, "    leaks found (LeakSanitizer report above)\n");
+                _exit(1);
+            }
+#endif
             _exit(0);
         }
         int st = 0;

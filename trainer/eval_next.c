@@ -1,6 +1,7 @@
 /* trainer/eval_next.c - session-parallel next-item evaluation and the pop / recentpop baselines. */
 #include "trainer/eval_next.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,8 +158,10 @@ void next_recentpop_scores(const sess_data *train, int64_t window, float *scores
     int64_t max_t = INT64_MIN;
     for (int64_t e = 0; e < train->n_events; e++)
         if (train->times[e] > max_t) max_t = train->times[e];
+    int64_t from; /* clicks at t > from count; saturated for extreme timestamps or windows */
+    if (__builtin_sub_overflow(max_t, window, &from)) from = window > 0 ? INT64_MIN : INT64_MAX;
     for (int64_t e = 0; e < train->n_events; e++)
-        if (train->times[e] > max_t - window) scores[train->items[e]] += 1.0f;
+        if (train->times[e] > from) scores[train->items[e]] += 1.0f;
 }
 
 /* `recd eval pop|recentpop` */
@@ -214,8 +217,9 @@ static int eval_baseline_cmd(int argc, char **argv, int recent)
                     return 2;
                 }
                 eo.lanes = (int)x;
-            } else if (csv_parse_double(v, &window_days) != RC_OK || window_days <= 0) {
-                fprintf(stderr, "%s: --window-days: expected a positive number, got '%s'\n", prog, v);
+            } else if (csv_parse_double(v, &window_days) != RC_OK || window_days <= 0 || window_days > 1e6) {
+                /* bounded so the window in time units (days * 86400000) fits an int64 */
+                fprintf(stderr, "%s: --window-days: expected a number in (0, 1e6], got '%s'\n", prog, v);
                 return 2;
             }
             continue;
@@ -259,7 +263,10 @@ static int eval_baseline_cmd(int argc, char **argv, int recent)
     char line[512];
     next_eval_format(&acc, model, line, sizeof line);
     printf("%s\n", line);
-    fflush(stdout);
+    if (fflush(stdout) != 0 || ferror(stdout)) { /* the result line is the command's output */
+        fprintf(stderr, "%s: cannot write the result to stdout: %s\n", prog, strerror(errno));
+        goto out;
+    }
     status = 0;
 out:
     free(sc);

@@ -51,7 +51,8 @@ void next_eval_opts_default(next_eval_opts *o);
 /* Evaluate scorer sc on test (items re-indexed to the model's vocabulary: see sess_split and
  * sess_reindex; every item in [0, test->n_items)). *acc is initialised and filled.
  * Allocates the (B,N) score buffer and rank scratch once (B_max * N floats).
- * Errors: RC_EINVAL (bad options, no items), RC_ENOMEM, or whatever sc returns. */
+ * Errors: RC_EINVAL (bad options, no items, a test item outside [0, N): the message names the
+ * session), RC_ENOMEM, or whatever sc returns. */
 int next_eval(const sess_data *test, const next_scorer *sc, const next_eval_opts *o, metrics_topk *acc);
 
 /* Format acc as "NAME recall@5=0.1234 ... mrr@5=... ... predictions=N" into buf (cap bytes). */
@@ -70,7 +71,8 @@ void next_static_scorer(next_scorer *sc, next_static *st);
 /* pop: score[i] = clicks of item i in train (train->n_items floats written to scores). */
 void next_pop_scores(const sess_data *train, float *scores);
 /* recentpop: score[i] = clicks of item i in train at a time t > max_t - window, with max_t the largest
- * training timestamp (window in the data's unit, e.g. 86400000 for 24 h of milliseconds). */
+ * training timestamp (window in the data's unit, e.g. 86400000 for 24 h of milliseconds; max_t - window
+ * saturates instead of overflowing). */
 void next_recentpop_scores(const sess_data *train, int64_t window, float *scores);
 
 /* `recd eval pop|recentpop` (argv[0] is the model name): --train F --test F, or --data F with the

@@ -31,12 +31,12 @@ static void print_tensors(const snap *s)
     printf("%-32s %-5s %-28s %12s\n", "tensor", "dtype", "shape", "MB");
     for (size_t i = 0; i < n; i++) {
         const snap_tensor *t = snap_tensor_at(s, i);
-        char shape[64] = "[";
+        char shape[SNAP_MAX_DIMS * 22 + 3] = "["; /* room for 4 dims of 20 digits, ", " and "]" */
         size_t len = 1;
-        for (int d = 0; d < t->ndim && len < sizeof shape; d++)
+        for (int d = 0; d < t->ndim; d++)
             len += (size_t)snprintf(shape + len, sizeof shape - len, "%s%" PRId64, d ? ", " : "",
                                     t->shape[d]);
-        if (len < sizeof shape - 1) snprintf(shape + len, sizeof shape - len, "]");
+        snprintf(shape + len, sizeof shape - len, "]");
         printf("%-32s %-5s %-28s %12.3f\n", t->name, snap_dtype_name(t->dtype), shape,
                t->nbytes / 1e6);
     }

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/csv.h"
 #include "core/err.h"
@@ -251,8 +252,8 @@ int sess_load(sess_data *d, const char *path, const sess_opts *o)
     int32_t *ev_item = NULL;
     int64_t *cnt = NULL;
     tclick *sa = NULL, *sb = NULL;
-    csv_reader *r = csv_open(path, 0);
-    if (!r) return strstr(rc_errmsg(), "No such file") ? RC_ENOTFOUND : RC_EIO;
+    csv_reader *r;
+    if ((rc = csv_open_rc(&r, path, 0)) != RC_OK) return rc;
     char **f;
     int nf;
     rc = csv_next(r, &f, &nf);
@@ -299,15 +300,17 @@ int sess_load(sess_data *d, const char *path, const sess_opts *o)
             t = llround(x);
         }
         size_t ls = strlen(sid), li = strlen(iid);
-        if (ls == 0 || li == 0 || ls > IDMAP_MAX_KEY || li > IDMAP_MAX_KEY) {
-            int empty = ls == 0 || li == 0, bad_sess = empty ? ls == 0 : ls > IDMAP_MAX_KEY;
-            if (empty)
+        const char *bad_col = NULL; /* an empty id, or one over the id map's key limit */
+        size_t bad_len = 0;
+        if (ls == 0 || ls > IDMAP_MAX_KEY) bad_col = o->session_col, bad_len = ls;
+        else if (li == 0 || li > IDMAP_MAX_KEY) bad_col = o->item_col, bad_len = li;
+        if (bad_col) {
+            if (bad_len == 0)
                 rc = rc_error(RC_EFORMAT, "%s:%lld: field '%s': empty id", path, (long long)csv_line(r),
-                              bad_sess ? o->session_col : o->item_col);
+                              bad_col);
             else
                 rc = rc_error(RC_EFORMAT, "%s:%lld: field '%s': id of %zu bytes (at most %d)", path,
-                              (long long)csv_line(r), bad_sess ? o->session_col : o->item_col,
-                              bad_sess ? ls : li, IDMAP_MAX_KEY);
+                              (long long)csv_line(r), bad_col, bad_len, IDMAP_MAX_KEY);
             goto fail;
         }
         int64_t si = idmap_intern(d->sess_vocab, sid, ls);
@@ -403,19 +406,24 @@ fail:
 /* ------------------------------------------------------------------------------------------------ */
 /* Filtering */
 
-/* One compaction pass: keeps the clicks whose item has keep[item] != 0 (keep may be NULL = all), drops
- * immediate repeats if drop_repeats, then drops sessions shorter than max(min_len, 1).
- * Returns the number of sessions dropped through *sdrop and clicks dropped through *edrop. */
+/* One compaction pass: keeps the clicks whose item is >= 0 and has keep[item] != 0 (keep may be NULL
+ * = all), drops immediate repeats if drop_repeats, then drops sessions shorter than max(min_len, 1).
+ * *sdrop / *edrop receive the sessions and clicks dropped; *unmapped (may be NULL) the clicks dropped
+ * for an item of -1 (test clicks on items unseen in train). */
 static void compact(sess_data *d, const uint8_t *keep, int drop_repeats, int64_t min_len, int64_t *sdrop,
-                    int64_t *edrop)
+                    int64_t *edrop, int64_t *unmapped)
 {
     if (min_len < 1) min_len = 1;
-    int64_t w = 0, ws = 0, start = d->offsets[0];
+    int64_t w = 0, ws = 0, start = d->offsets[0], neg = 0;
     int64_t nS = d->n_sessions;
     for (int64_t s = 0; s < nS; s++) {
         int64_t end = d->offsets[s + 1], w0 = w;
         for (int64_t i = start; i < end; i++) {
             int32_t it = d->items[i];
+            if (it < 0) {
+                neg++;
+                continue;
+            }
             if (keep && !keep[it]) continue;
             if (drop_repeats && w > w0 && d->items[w - 1] == it) continue;
             d->items[w] = it;
@@ -434,6 +442,7 @@ static void compact(sess_data *d, const uint8_t *keep, int drop_repeats, int64_t
     d->offsets[ws] = w;
     *sdrop = nS - ws;
     *edrop = d->n_events - w;
+    if (unmapped) *unmapped = neg;
     d->n_sessions = ws;
     d->n_events = w;
 }
@@ -443,7 +452,7 @@ int sess_preprocess(sess_data *d, const sess_opts *o)
     int64_t sdrop, edrop;
     if (d->n_sessions == 0) return RC_OK;
     if (o->drop_repeats) {
-        compact(d, NULL, 1, 1, &sdrop, &edrop);
+        compact(d, NULL, 1, 1, &sdrop, &edrop, NULL);
         if (o->verbose) log_info("sessions: dropped %lld immediate repeats", (long long)edrop);
     }
     uint8_t *keep = malloc((size_t)(d->n_items ? d->n_items : 1));
@@ -455,14 +464,14 @@ int sess_preprocess(sess_data *d, const sess_opts *o)
     }
     for (int round = 1;; round++) {
         int64_t s1 = 0, e1 = 0, idrop = 0, e2 = 0, s2 = 0;
-        compact(d, NULL, 0, o->min_session_len, &s1, &e1);
+        compact(d, NULL, 0, o->min_session_len, &s1, &e1, NULL);
         if (o->min_item_support > 1) {
             sess_item_counts(d, counts);
             for (int64_t i = 0; i < d->n_items; i++) {
                 keep[i] = counts[i] >= o->min_item_support;
                 if (counts[i] > 0 && !keep[i]) idrop++;
             }
-            if (idrop) compact(d, keep, 0, 1, &s2, &e2);
+            if (idrop) compact(d, keep, 0, 1, &s2, &e2, NULL);
         }
         if (o->verbose)
             log_info("sessions: round %d: dropped %lld short sessions (%lld clicks), %lld rare items (%lld "
@@ -480,35 +489,14 @@ int sess_preprocess(sess_data *d, const sess_opts *o)
 /* ------------------------------------------------------------------------------------------------ */
 /* Split */
 
-/* Test-side filter shared by sess_reindex and sess_split_data: drops the clicks whose item is -1
- * (unseen in train), then the sessions left with fewer than 2 clicks (no prediction). Returns the
- * number of clicks dropped for their item (clicks of dropped short sessions are not counted). */
+/* Test-side filter of sess_reindex and sess_split_data: drops the clicks whose item is -1 (unseen in
+ * train), then the sessions left with fewer than 2 clicks (no prediction). Returns the number of
+ * clicks dropped for their item. */
 static int64_t drop_unmapped(sess_data *d)
 {
-    int64_t w = 0, ws = 0, start = d->offsets[0], dropped = 0;
-    for (int64_t s = 0; s < d->n_sessions; s++) {
-        int64_t end = d->offsets[s + 1], w0 = w;
-        for (int64_t i = start; i < end; i++) {
-            if (d->items[i] < 0) {
-                dropped++;
-                continue;
-            }
-            d->items[w] = d->items[i];
-            d->times[w++] = d->times[i];
-        }
-        start = end;
-        if (w - w0 < 2) {
-            w = w0;
-            continue;
-        }
-        d->offsets[ws] = w0;
-        if (d->sess_ids) d->sess_ids[ws] = d->sess_ids[s];
-        ws++;
-    }
-    d->offsets[ws] = w;
-    d->n_sessions = ws;
-    d->n_events = w;
-    return dropped;
+    int64_t sdrop, edrop, unmapped;
+    compact(d, NULL, 0, 2, &sdrop, &edrop, &unmapped);
+    return unmapped;
 }
 
 int sess_reindex(sess_data *test, const sess_data *train, int64_t *dropped)
@@ -710,9 +698,11 @@ int sess_prepare(sess_split *sp, const char *path, const sess_opts *o)
     if (rc < 0) return rc;
     if ((rc = sess_preprocess(&d, o)) < 0) {
         sess_free(&d);
-        return rc;
+        return rc_wrap(rc, "%s", path);
     }
-    return sess_split_data(sp, &d, o);
+    /* the split's messages do not know the file: name it */
+    if ((rc = sess_split_data(sp, &d, o)) < 0) return rc_wrap(rc, "%s", path);
+    return RC_OK;
 }
 
 /* Write one id as a TSV field that core/csv reads back byte for byte: quoted (with "" for ") when it
@@ -742,6 +732,8 @@ int sess_write_tsv(const sess_data *d, const char *path)
     if (!d->sess_vocab) return rc_error(RC_EINVAL, "%s: no session ids to write", path);
     FILE *fp = fopen(path, "w");
     if (!fp) return rc_error(RC_EIO, "%s: cannot create: %s", path, strerror(errno));
+    struct stat st; /* only a regular file is removed on error (never /dev/stdout or a fifo) */
+    int regular = fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode);
     char *buf = malloc(1 << 20);
     if (buf) setvbuf(fp, buf, _IOFBF, 1 << 20);
     fputs("session_id\titem_id\ttimestamp\n", fp);
@@ -768,7 +760,7 @@ int sess_write_tsv(const sess_data *d, const char *path)
     if (cl != 0 && !bad) err = errno;
     free(buf);
     if (rc == RC_OK && (cl != 0 || bad)) rc = rc_error(RC_EIO, "%s: write error: %s", path, strerror(err));
-    if (rc != RC_OK) remove(path); /* no half-written file left behind */
+    if (rc != RC_OK && regular) remove(path); /* no half-written file left behind */
     return rc;
 }
 

@@ -130,7 +130,8 @@ typedef struct sess_split {
  * RC_EINVAL (no train data left, a bad time_unit, days negative or NaN), RC_ENOMEM. Reports counts when o->verbose. */
 int sess_split_data(sess_split *sp, sess_data *d, const sess_opts *o);
 
-/* Everything in one call: sess_load, sess_preprocess, sess_split_data. */
+/* Everything in one call: sess_load, sess_preprocess, sess_split_data; their errors, the messages of
+ * the last two prefixed with "path: ". */
 int sess_prepare(sess_split *sp, const char *path, const sess_opts *o);
 
 /* Re-index test (loaded with its own vocabulary, e.g. from a test.tsv) to train's item vocabulary:
@@ -149,7 +150,7 @@ void sess_split_free(sess_split *sp);
 /* Write d as TSV with the header "session_id\titem_id\ttimestamp" (external ids), sessions in d's
  * order. Needs d->sess_vocab. An id holding a tab or starting with '"' is written quoted ("" for a
  * quote), so sess_load reads back the same bytes. Errors name the path: RC_EINVAL (no sess_vocab, or
- * an id holding a newline or NUL byte), RC_EIO (write error). On error the file is removed. */
+ * an id holding a newline or NUL byte), RC_EIO (write error). On error a regular file is removed. */
 int sess_write_tsv(const sess_data *d, const char *path);
 
 /* Day length in the unit o->time_unit resolves to for data whose largest timestamp is max_time. */

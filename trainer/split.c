@@ -41,14 +41,24 @@ static int split_sessions(int argc, char **argv)
             split_usage(stdout);
             return 0;
         }
-        if (strcmp(a, "--data") == 0 || strcmp(a, "--out") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "%s: option %s needs a value\n", prog, a);
-                return 2;
+        if (strncmp(a, "--data", 6) == 0 || strncmp(a, "--out", 5) == 0) {
+            /* "--data F" or "--data=F", like the split flags */
+            size_t l = a[2] == 'd' ? 6 : 5;
+            const char *v = NULL;
+            if (a[l] == '=') {
+                v = a + l + 1;
+            } else if (a[l] == '\0') {
+                if (i + 1 >= argc) {
+                    fprintf(stderr, "%s: option %s needs a value\n", prog, a);
+                    return 2;
+                }
+                v = argv[++i];
             }
-            if (a[2] == 'd') data = argv[++i];
-            else out = argv[++i];
-            continue;
+            if (v) {
+                if (l == 6) data = v;
+                else out = v;
+                continue;
+            }
         }
         fprintf(stderr, "%s: unknown option '%s' (run `%s --help`)\n", prog, a, prog);
         return 2;
@@ -68,7 +78,10 @@ static int split_sessions(int argc, char **argv)
     }
     char path[4096];
     int status = 1;
-    snprintf(path, sizeof path, "%s/train.tsv", out);
+    if ((size_t)snprintf(path, sizeof path, "%s/train.tsv", out) >= sizeof path) {
+        rc_error(RC_ERANGE, "%s: output folder name too long", out);
+        goto fail;
+    }
     if (sess_write_tsv(&sp.train, path) < 0) goto fail;
     snprintf(path, sizeof path, "%s/test.tsv", out);
     if (sess_write_tsv(&sp.test, path) < 0) goto fail;

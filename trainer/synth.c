@@ -30,6 +30,7 @@
  *           crossed categorical features (wide part) and the numeric ones (deep part). --rows N (default
  *           10000).
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,16 +91,31 @@ static gzFile synth_open(const char *path)
 {
     size_t l = strlen(path);
     int gz = l > 3 && strcmp(path + l - 3, ".gz") == 0;
+    errno = 0;
     gzFile g = gzopen(path, gz ? "wb6" : "wT");
-    if (!g) rc_error(RC_EIO, "%s: cannot create", path);
+    if (!g) rc_error(RC_EIO, "%s: cannot create: %s", path, errno ? strerror(errno) : "out of memory");
     else gzbuffer(g, 1 << 16);
     return g;
 }
 
-static int synth_close(gzFile g, const char *path)
+/* gzprintf that sets the int `bad` on failure (the callers stop writing at their next check). */
+#define SYNTH_PUT(g, bad, ...)                          \
+    do {                                               \
+        if (gzprintf(g, __VA_ARGS__) <= 0) (bad) = 1;  \
+    } while (0)
+
+/* Close g; RC_EIO naming path (and zlib's or the system's reason) if a write failed before or now. */
+static int synth_close(gzFile g, const char *path, int bad)
 {
-    if (gzclose(g) != Z_OK) return rc_error(RC_EIO, "%s: write error", path);
-    return RC_OK;
+    int zerr = Z_OK;
+    char why[128];
+    snprintf(why, sizeof why, "%s", gzerror(g, &zerr));
+    if (zerr == Z_ERRNO) snprintf(why, sizeof why, "%s", strerror(errno));
+    errno = 0;
+    int cl = gzclose(g);
+    if (!bad && cl == Z_OK) return RC_OK;
+    if (!bad) snprintf(why, sizeof why, "%s", errno ? strerror(errno) : "zlib error");
+    return rc_error(RC_EIO, "%s: write error: %s", path, why);
 }
 
 static int synth_sessions(const synth_opts *o)
@@ -130,16 +146,18 @@ static int synth_sessions(const synth_opts *o)
         rc = RC_EIO;
         goto done;
     }
-    gzprintf(g, "session_id\titem_id\ttimestamp\n");
+    int bad = 0;
+    SYNTH_PUT(g, bad, "session_id\titem_id\ttimestamp\n");
     const int64_t t0 = 1700000000;
     const double span = o->days * 86400.0;
-    for (int64_t s = 0; s < S; s++) {
+    for (int64_t s = 0; s < S && !bad; s++) {
         int64_t t = t0 + (int64_t)(span * (double)s / (double)S) + (int64_t)rng_below(&r, 60);
         int64_t len = 2;
         while (len < 40 && rng_uniform(&r) < 0.75) len++;
         int64_t cur = draw_cdf(&r, cdf, N);
         for (int64_t k = 0; k < len; k++) {
-            gzprintf(g, "%lld\ti%lld\t%lld\n", (long long)(1000000 + s), (long long)perm[cur], (long long)t);
+            SYNTH_PUT(g, bad, "%lld\ti%lld\t%lld\n", (long long)(1000000 + s), (long long)perm[cur],
+                      (long long)t);
             t += 10 + (int64_t)rng_below(&r, 291);
             if (rng_uniform(&r) < 0.85) {
                 uint64_t w = rng_below(&r, 15); /* weights 8:4:2:1 */
@@ -150,7 +168,7 @@ static int synth_sessions(const synth_opts *o)
             }
         }
     }
-    rc = synth_close(g, o->out);
+    rc = synth_close(g, o->out, bad);
     g = NULL;
 done:
     if (g) gzclose(g);
@@ -185,9 +203,10 @@ static int synth_ratings(const synth_opts *o)
         rc = RC_EIO;
         goto done;
     }
-    gzprintf(g, "user_id\titem_id\trating\ttimestamp\n");
+    int bad = 0;
+    SYNTH_PUT(g, bad, "user_id\titem_id\trating\ttimestamp\n");
     int64_t t = 880000000;
-    for (int64_t u = 0; u < U; u++) {
+    for (int64_t u = 0; u < U && !bad; u++) {
         /* Ratings per user: an even share of R, the remainder spread over the first users. */
         int64_t n = R / U + (u < R % U ? 1 : 0);
         if (n > I / 2) n = I / 2;
@@ -210,10 +229,11 @@ static int synth_ratings(const synth_opts *o)
             if (v < 1) v = 1;
             if (v > 5) v = 5;
             t += 1 + (int64_t)rng_below(&r, 600);
-            gzprintf(g, "u%lld\tm%lld\t%ld\t%lld\n", (long long)(u + 1), (long long)(i + 1), v, (long long)t);
+            SYNTH_PUT(g, bad, "u%lld\tm%lld\t%ld\t%lld\n", (long long)(u + 1), (long long)(i + 1), v,
+                      (long long)t);
         }
     }
-    rc = synth_close(g, o->out);
+    rc = synth_close(g, o->out, bad);
     g = NULL;
 done:
     if (g) gzclose(g);
@@ -238,8 +258,9 @@ static int synth_ctr(const synth_opts *o)
     for (int a = 0; a < ND; a++) ud[a] = 0.5 * rng_normal(&r);
     gzFile g = synth_open(o->out);
     if (!g) return RC_EIO;
-    gzprintf(g, "label,age,income,device,site,hour,segment\n");
-    for (int64_t i = 0; i < o->rows; i++) {
+    int bad = 0;
+    SYNTH_PUT(g, bad, "label,age,income,device,site,hour,segment\n");
+    for (int64_t i = 0; i < o->rows && !bad; i++) {
         int age = 18 + (int)rng_below(&r, 63);
         double linc = 10.5 + 0.6 * rng_normal(&r);
         double income = exp(linc);
@@ -249,9 +270,9 @@ static int synth_ctr(const synth_opts *o)
                    v[seg][hour / 6] + ud[dev];
         double p = 1.0 / (1.0 + exp(-z));
         int label = rng_uniform(&r) < p;
-        gzprintf(g, "%d,%d,%.2f,d%d,s%d,h%d,g%d\n", label, age, income, dev, site, hour, seg);
+        SYNTH_PUT(g, bad, "%d,%d,%.2f,d%d,s%d,h%d,g%d\n", label, age, income, dev, site, hour, seg);
     }
-    return synth_close(g, o->out);
+    return synth_close(g, o->out, bad);
 }
 
 int cmd_synth(int argc, char **argv)

@@ -476,19 +476,52 @@ int gru4rec_cmd_eval(int argc, char **argv)
     sess_opts_default(&so);
     const char *snapdir = NULL, *data = NULL, *train = NULL, *test = NULL, *label = "gru4rec";
     int lanes = 256;
+    snap *s = NULL;
+    gru4rec *m = NULL;
+    int status = 1, have_split = 0;
+    sess_split sp;
+    /* The snapshot first: the data settings it was trained with (meta config.data) become the
+     * defaults of the split flags, so `--data clicks.csv.gz` alone reproduces the training split. */
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--snapshot") == 0) snapdir = argv[i + 1];
+    if (snapdir) {
+        if (snap_open(&s, snapdir) != RC_OK || gru4rec_load(&m, s) != RC_OK) {
+            fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
+            goto done;
+        }
+        const json_t *dj = json_object_get(json_object_get(snap_meta(s), "config"), "data");
+        const json_t *v;
+        if ((v = json_object_get(dj, "session_col")) && json_is_string(v)) so.session_col = (char *)json_string_value(v);
+        if ((v = json_object_get(dj, "item_col")) && json_is_string(v)) so.item_col = (char *)json_string_value(v);
+        if ((v = json_object_get(dj, "time_col")) && json_is_string(v)) so.time_col = (char *)json_string_value(v);
+        if ((v = json_object_get(dj, "time_unit")) && json_is_string(v)) so.time_unit = (char *)json_string_value(v);
+        if ((v = json_object_get(dj, "split_time")) && json_is_integer(v)) so.split_time = json_integer_value(v);
+        if ((v = json_object_get(dj, "days")) && json_is_number(v)) so.days = json_number_value(v);
+        if ((v = json_object_get(dj, "sort_by_time")) && json_is_boolean(v)) so.sort_by_time = json_is_true(v);
+        if ((v = json_object_get(dj, "drop_repeats")) && json_is_boolean(v)) so.drop_repeats = json_is_true(v);
+        if ((v = json_object_get(dj, "min_session_len")) && json_is_integer(v))
+            so.min_session_len = json_integer_value(v);
+        if ((v = json_object_get(dj, "min_item_support")) && json_is_integer(v))
+            so.min_item_support = json_integer_value(v);
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int r = sess_parse_flag(&so, argc, argv, &i, prog);
-        if (r < 0) return 2;
+        if (r < 0) {
+            status = 2;
+            goto done;
+        }
         if (r > 0) continue;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             printf("usage: %s --snapshot DIR (--data F [split flags] | --train F --test F) [--lanes B] [--name L]\n"
                    "Evaluates a GRU4Rec snapshot on the next-item protocol (test items unseen by the model are\n"
                    "dropped, then sessions shorter than 2); prints one line\n"
                    "  L recall@20=.. mrr@20=.. recall@10=.. mrr@10=.. recall@5=.. mrr@5=.. predictions=N\n"
+                   "The split flags default to the data settings the snapshot was trained with.\n"
                    "split flags:\n%s",
                    prog, sess_flags_help);
-            return 0;
+            status = 0;
+            goto done;
         }
         const char **dst = strcmp(a, "--snapshot") == 0 ? &snapdir
                            : strcmp(a, "--data") == 0   ? &data
@@ -499,7 +532,8 @@ int gru4rec_cmd_eval(int argc, char **argv)
         if (dst || strcmp(a, "--lanes") == 0) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "%s: option %s needs a value\n", prog, a);
-                return 2;
+                status = 2;
+                goto done;
             }
             if (dst) {
                 *dst = argv[++i];
@@ -508,26 +542,21 @@ int gru4rec_cmd_eval(int argc, char **argv)
                 long v = strtol(argv[++i], &end, 10);
                 if (*end || v < 1 || v > 65536) {
                     fprintf(stderr, "%s: --lanes: expected 1..65536, got '%s'\n", prog, argv[i]);
-                    return 2;
+                    status = 2;
+                    goto done;
                 }
                 lanes = (int)v;
             }
             continue;
         }
         fprintf(stderr, "%s: unknown option '%s' (run `%s --help`)\n", prog, a, prog);
-        return 2;
+        status = 2;
+        goto done;
     }
     if (!so.verbose && log_level < LOG_LVL_WARN) log_level = LOG_LVL_WARN;
-    if (!snapdir || (!data && !(train && test))) {
+    if (!snapdir || !m || (!data && !(train && test))) {
         fprintf(stderr, "%s: give --snapshot DIR and --data F (or --train F --test F)\n", prog);
-        return 2;
-    }
-    snap *s = NULL;
-    gru4rec *m = NULL;
-    int status = 1, have_split = 0;
-    sess_split sp;
-    if (snap_open(&s, snapdir) != RC_OK || gru4rec_load(&m, s) != RC_OK) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
+        status = 2;
         goto done;
     }
     if (sess_load_for_eval(&sp, data, train, test, &so) < 0) {
