@@ -7,7 +7,10 @@
  * the batcher on (batch.max > 1) the connection is suspended and its state queued; scorer threads take
  * every queued state (up to batch.max, waiting at most batch.wait_us for more when fewer are queued) and
  * score them together in one matrix-matrix product, then build each answer and resume its connection.
- * With batch.max = 1 the HTTP thread scores inline. Top-k with exclusions uses core/topk.h.
+ * With batch.max = 1 the HTTP thread scores inline. batch.split_below > 0 lets a helper thread score
+ * half the items of small batches (off by default: it cost more than it saved on the shared 2-core
+ * machine). Scoring uses the version's scorer (server/score.h, built by next_prepare); top-k with
+ * exclusions uses core/topk.h.
  *
  * Per-connection buffers (state, exclusions, unknown ids) live in the connection's handler slot and
  * per-thread scratch (model scratch, score rows) in thread-local storage: no allocation per request
