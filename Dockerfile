@@ -20,9 +20,11 @@ RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq 
 COPY --from=build /src/bin/recd /usr/local/bin/recd
 COPY configs/recd.docker.json /etc/recd/recd.json
 USER recd
+# recd serve reads RECD_PORT (overrides http.port); the health check follows it.
+ENV RECD_PORT=8080
 EXPOSE 8080
 VOLUME ["/var/lib/recd/snapshots", "/var/lib/recd/state"]
 HEALTHCHECK --interval=10s --timeout=2s --start-period=5s --retries=3 \
-  CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+  CMD curl -fsS "http://127.0.0.1:${RECD_PORT}/healthz" || exit 1
 ENTRYPOINT ["/usr/local/bin/recd"]
 CMD ["serve", "-c", "/etc/recd/recd.json"]

@@ -65,7 +65,7 @@ say "train Wide & Deep on synthetic CTR rows (bench/demo_ctr.json)"
 # Is something already listening on 127.0.0.1:$1? (curl exit 7: could not connect)
 port_taken() {
     rc=0
-    curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$1/" || rc=$?
+    curl -s -o /dev/null --max-time 0.5 "http://127.0.0.1:$1/" || rc=$?
     [ "$rc" -ne 7 ]
 }
 
@@ -142,7 +142,8 @@ echo "# Wide & Deep: rank candidates by predicted click probability"
 ex "curl -s $BASE/v1/rank $J -d '{\"user_id\":\"u1\",\"context\":{\"age\":35,\"income\":42000,\"hour\":\"h9\",\"segment\":\"g2\"},\"candidates\":[{\"item_id\":\"ad1\",\"features\":{\"device\":\"d0\",\"site\":\"s3\"}},{\"item_id\":\"ad2\",\"features\":{\"device\":\"d1\",\"site\":\"s14\"}},{\"item_id\":\"ad3\",\"features\":{\"device\":\"d2\",\"site\":\"s7\"}}],\"k\":2}'"
 echo
 echo "# models, health, readiness"
-ex "curl -s $BASE/v1/models"
+ex "curl -s $BASE/v1/models | head -c 700"
+echo " ... (the whole meta document of each snapshot follows)"
 ex "curl -s $BASE/healthz"
 ex "curl -s $BASE/readyz"
 echo

@@ -74,6 +74,12 @@ static int strv_from_json(const json_t *a, char ***out, int *n, const char *what
     return RC_OK;
 }
 
+int feat_is_missing(const feat_spec *s, const char *str, size_t len)
+{
+    trim_span(&str, &len);
+    return in_list(s->missing, s->nmissing, str, len);
+}
+
 int feat_input_index(const feat_spec *s, const char *name)
 {
     for (int i = 0; i < s->ninputs; i++)
@@ -196,6 +202,8 @@ static int parse_feature(feat_spec *s, int idx, const json_t *o)
         if (!col) return rc_error(RC_EINVAL, "feature '%s': 'column' must be a string", name);
         c->input = feat_input_index(s, col);
         if (c->input < 0) return rc_error(RC_EINVAL, "feature '%s': column '%s' is not in \"columns\"", name, col);
+        if (c->input == s->label) /* training would learn from the answer; serving never has it */
+            return rc_error(RC_EINVAL, "feature '%s': column '%s' is the label", name, col);
     } else if (json_object_get(o, "column")) {
         return rc_error(RC_EINVAL, "feature '%s': a crossed feature takes \"cross\", not \"column\"", name);
     }
@@ -221,6 +229,8 @@ static int parse_feature(feat_spec *s, int idx, const json_t *o)
                 const char *str = json_string_value(e);
                 size_t len = json_string_length(e);
                 trim_span(&str, &len);
+                if (len > IDMAP_MAX_KEY)
+                    return rc_error(RC_EINVAL, "feature '%s': vocab[%zu] is longer than %d bytes", name, i, IDMAP_MAX_KEY);
                 if (idmap_find(c->vocab, str, len) >= 0)
                     return rc_error(RC_EINVAL, "feature '%s': vocab value '%s' listed twice", name, json_string_value(e));
                 if (idmap_intern(c->vocab, str, len) < 0) return rc_wrap(RC_ENOMEM, "feature '%s'", name);
@@ -361,10 +371,10 @@ fail:
 
 /* ---------------------------------------------------------------- numeric values */
 
-/* Parse a numeric value from a (trimmed) span. RC_EFORMAT if it is not a finite number. */
-static int parse_num(const char *s, size_t len, double *out)
+int feat_parse_number(const char *s, size_t len, double *out)
 {
     char buf[64];
+    trim_span(&s, &len);
     if (len == 0 || len >= sizeof buf) return RC_EFORMAT;
     memcpy(buf, s, len);
     buf[len] = '\0';
@@ -410,6 +420,8 @@ typedef struct learn_cat {
 struct feat_learner {
     const feat_spec *spec;
     learn_cat *cat;  /* (nfeat) used for learned categoricals */
+    double *shift;   /* (nfeat) first value seen: sums are of x - shift, so the variance of large values
+                      * with a small spread (timestamps, ids) does not cancel away in E[x^2] - E[x]^2 */
     double *sum, *sumsq;
     int64_t *n;      /* (nfeat) numeric statistics */
 };
@@ -420,10 +432,11 @@ feat_learner *feat_learner_new(const feat_spec *s)
     if (!l) goto oom;
     l->spec = s;
     l->cat = calloc((size_t)s->nfeat, sizeof *l->cat);
+    l->shift = calloc((size_t)s->nfeat, sizeof *l->shift);
     l->sum = calloc((size_t)s->nfeat, sizeof *l->sum);
     l->sumsq = calloc((size_t)s->nfeat, sizeof *l->sumsq);
     l->n = calloc((size_t)s->nfeat, sizeof *l->n);
-    if (!l->cat || !l->sum || !l->sumsq || !l->n) goto oom;
+    if (!l->cat || !l->shift || !l->sum || !l->sumsq || !l->n) goto oom;
     for (int i = 0; i < s->nfeat; i++)
         if (s->f[i].kind == FEAT_CATEGORICAL && s->f[i].learn && !s->f[i].vocab) {
             l->cat[i].seen = idmap_new(1024);
@@ -450,6 +463,7 @@ void feat_learner_free(feat_learner *l)
             free(l->cat[i].count);
         }
     free(l->cat);
+    free(l->shift);
     free(l->sum);
     free(l->sumsq);
     free(l->n);
@@ -472,14 +486,17 @@ int feat_learner_add(feat_learner *l, char *const *fields, int nfields)
         size_t len = strlen(v);
         trim_span(&v, &len);
         if (in_list(s->missing, s->nmissing, v, len)) continue;
-        if (parse_num(v, len, &vals[i]) != RC_OK)
-            return rc_error(RC_EFORMAT, "column '%s': '%.*s' is not a number", s->inputs[c->input], (int)len, v);
+        if (feat_parse_number(v, len, &vals[i]) != RC_OK)
+            return rc_error(RC_EFORMAT, "column '%s': '%.*s' is not a number", s->inputs[c->input],
+                            (int)(len > 64 ? 64 : len), v);
         have[i] = 1;
     }
     for (int i = 0; i < s->nfeat; i++) {
         const feat_col *c = &s->f[i];
         if (have[i]) {
             double x = c->log1p ? log1p(vals[i] > 0 ? vals[i] : 0) : vals[i];
+            if (l->n[i] == 0) l->shift[i] = x;
+            x -= l->shift[i];
             l->sum[i] += x;
             l->sumsq[i] += x * x;
             l->n[i]++;
@@ -490,7 +507,8 @@ int feat_learner_add(feat_learner *l, char *const *fields, int nfields)
         size_t len = strlen(v);
         trim_span(&v, &len);
         if (in_list(s->missing, s->nmissing, v, len)) continue;
-        if (len > IDMAP_MAX_KEY) len = IDMAP_MAX_KEY;
+        /* a value longer than an idmap key could not be found at encode time: it stays OOV */
+        if (len > IDMAP_MAX_KEY) continue;
         int64_t id = idmap_intern(lc->seen, v, len);
         if (id < 0) return rc_wrap(RC_ENOMEM, "feature '%s'", c->name);
         if ((size_t)id >= lc->cap) {
@@ -530,9 +548,9 @@ int feat_learner_apply(feat_learner *l, feat_spec *s)
     for (int i = 0; i < s->nfeat; i++) {
         feat_col *c = &s->f[i];
         if (l->n[i] > 0) {
-            double m = l->sum[i] / (double)l->n[i];
+            double m = l->sum[i] / (double)l->n[i]; /* mean of x - shift */
             double var = l->sumsq[i] / (double)l->n[i] - m * m;
-            c->mean = m;
+            c->mean = l->shift[i] + m;
             c->std = var > 1e-12 ? sqrt(var) : 1.0;
         }
         learn_cat *lc = &l->cat[i];
@@ -575,6 +593,7 @@ int feat_spec_finish(feat_spec *s)
     s->nemb = 0;
     for (int i = 0; i < s->nfeat; i++) {
         feat_col *c = &s->f[i];
+        c->seed = feat_seed(c); /* hashing the name once here, not per encoded row */
         if (c->kind == FEAT_CATEGORICAL) {
             if (!c->vocab && c->hash_buckets == 0) {
                 c->vocab = idmap_new(0);
@@ -632,7 +651,7 @@ int feat_encode(const feat_spec *s, const feat_value *vals, feat_row *row)
                 uint64_t v = (uint64_t)ids[c->cross[k]];
                 for (int b = 0; b < 8; b++) buf[8 * k + b] = (unsigned char)(v >> (8 * b));
             }
-            id = (int64_t)hash_reduce(hash64(buf, 8 * (size_t)c->ncross, feat_seed(c)), (uint64_t)c->hash_buckets);
+            id = (int64_t)hash_reduce(hash64(buf, 8 * (size_t)c->ncross, c->seed), (uint64_t)c->hash_buckets);
         } else {
             const feat_value *v = &vals[c->input];
             const char *str = NULL;
@@ -659,7 +678,7 @@ int feat_encode(const feat_spec *s, const feat_value *vals, feat_row *row)
                     if (id < 0) id = c->card - 1; /* OOV */
                 } else {
                     if (missing) str = "", len = 0;
-                    id = (int64_t)hash_bucket(str, len, feat_seed(c), (uint64_t)c->hash_buckets);
+                    id = (int64_t)hash_bucket(str, len, c->seed, (uint64_t)c->hash_buckets);
                 }
             } else {
                 double raw;
@@ -668,7 +687,7 @@ int feat_encode(const feat_spec *s, const feat_value *vals, feat_row *row)
                     raw = v->num;
                     if (!isfinite(raw))
                         return rc_error(RC_EFORMAT, "column '%s': not a finite number", s->inputs[c->input]);
-                } else if (parse_num(str, len, &raw) != RC_OK)
+                } else if (feat_parse_number(str, len, &raw) != RC_OK)
                     return rc_error(RC_EFORMAT, "column '%s': '%.*s' is not a number", s->inputs[c->input],
                                     (int)(len > 64 ? 64 : len), str);
                 x = num_transform(c, raw);

@@ -7,7 +7,8 @@
  *
  *   categorical  "vocab": [..] given, or "vocab": "learn" (from the training file, keeping values seen at
  *                least "min_count" times, most frequent first), ids 0..V-1, plus one OOV bucket (id V) for
- *                unknown and missing values: card = V + 1.
+ *                unknown and missing values: card = V + 1. Values longer than IDMAP_MAX_KEY bytes are
+ *                never learned (OOV); a given vocabulary refuses them.
  *                "hash_buckets": N instead hashes the value into N buckets (missing hashes as ""): card N.
  *   numeric      a real value; "log1p": true applies log(1+max(x,0)); "normalize": true standardises with
  *                the training mean and standard deviation (learned in the first pass, stored in the spec);
@@ -72,6 +73,7 @@ typedef struct feat_col {
     int64_t wide_off;     /* first wide weight of this feature (wide) */
     int deep_off;         /* first deep input of this feature (deep) */
     int emb;              /* index among embedded features (FEAT_DEEP_EMBED), else -1 */
+    uint64_t seed;        /* hash seed of a hashed or crossed feature (from its name), set by feat_spec_finish */
 } feat_col;
 
 typedef struct feat_spec {
@@ -118,7 +120,8 @@ typedef struct feat_value {
 /* Parse a spec from the config's JSON pieces: `columns` (array of input names), `features` (array of
  * feature objects, see the top of this file), `label` (input name, may be NULL for serving-only specs),
  * `label_positive`/`label_negative` (arrays of strings, may be NULL), `missing` (array, NULL = ["?",""]).
- * Errors: RC_EINVAL with a message naming the feature and the field. On success *out is owned by the
+ * Errors: RC_EINVAL with a message naming the feature and the field (also for a feature that reads the
+ * label column). On success *out is owned by the
  * caller (feat_spec_free). The spec is not finished: call feat_learn_* then feat_spec_finish, or
  * feat_spec_finish directly when nothing is learned. */
 int feat_spec_parse(feat_spec **out, const json_t *columns, const json_t *features, const char *label,
@@ -164,5 +167,13 @@ int feat_spec_from_json(feat_spec **out, const json_t *doc);
 
 /* Trim leading/trailing spaces and tabs in place; returns s. */
 char *feat_trim(char *s);
+
+/* Is s[0..len) (trimmed first) one of the spec's missing values? Read-only, allocation-free. */
+int feat_is_missing(const feat_spec *s, const char *str, size_t len);
+
+/* Parse a numeric input value s[0..len) the way feat_encode does (spaces and tabs around it trimmed;
+ * at most 63 bytes after trimming; a finite number). RC_OK and *out, or RC_EFORMAT without a message
+ * (the caller names the field). Allocation-free. */
+int feat_parse_number(const char *str, size_t len, double *out);
 
 #endif

@@ -22,17 +22,20 @@
  * Memory: the body is read by a strict two-pass JSON reader below (no jansson document: it would allocate
  * a node per value); decoded values and strings live in the connection's handler slot (grown once,
  * reused by every request of the connection), the model scratch and top-k buffers in thread-local
- * storage (remade only when a new model version arrives): a request allocates nothing but its answer.
- * Measured (bench/rank_adult.sh, and in process): 100 candidates of the Adult model, median ~140 us of
- * handler time on a loaded 2-core machine; the forward pass is ~1/3 of it, JSON reading ~1/3.
+ * storage (one entry per recently served model version, see tls_get): a request allocates nothing but
+ * its answer. No lock is taken here (registry_acquire holds its mutex for one pointer read).
+ * Measured (bench/rank_bench.c in process, bench/rank_adult.sh over HTTP): 100 candidates of the Adult
+ * model, median ~100 us of handler time on a loaded 2-core machine (~148 us before the ReLU of
+ * models/widedeep.c stopped branching); sgemm is ~30% of it, the JSON reader ~30%. With 16 connections
+ * the handler time stays the same: the client p99 is queueing behind 2 HTTP threads on 2 shared cores.
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/validate.h"
-#include "core/csv.h"
 #include "core/err.h"
 #include "core/topk.h"
 #include "models/features.h"
@@ -80,6 +83,17 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
     if (!q) return RC_ENOMEM;
     *p = q;
     *cap = need;
+    return RC_OK;
+}
+
+/* grow() for the duplicate-key stamps: the new entries must read 0 ("never set"). realloc's memory is
+ * whatever the allocator had there, often the stamps of a closed connection's job: an input whose stale
+ * stamp equals the current object's was refused as a "duplicate key" (400) on a fresh connection. */
+static int grow_seen(rank_job *j, size_t need)
+{
+    size_t old = j->seen_cap;
+    if (grow((void **)&j->seen, &j->seen_cap, need, sizeof *j->seen)) return RC_ENOMEM;
+    if (j->seen_cap > old) memset(j->seen + old, 0, (j->seen_cap - old) * sizeof *j->seen);
     return RC_OK;
 }
 
@@ -417,12 +431,26 @@ static int key_is(const char *k, size_t n, const char *lit)
     return strlen(lit) == n && memcmp(k, lit, n) == 0;
 }
 
-/* ---- per-thread scratch ---- */
-typedef struct rank_tls {
-    uint64_t serial;   /* model version the scratch was made for */
+/* ---- per-thread scratch ----
+ * Each HTTP thread keeps, for the last few model versions it served (RANK_TLS_MODELS), a scratch for
+ * limits.max_items rows and the per-model tables of the decoder; they are made on a version's first
+ * request on the thread and kept, so alternating between models (the arms of an experiment) does not
+ * reallocate per request. A new version of a model replaces the entry of its older version. */
+enum { RANK_TLS_MODELS = 4 };
+
+typedef struct rank_scr {
+    uint64_t serial;   /* model version the entry was made for (0: empty) */
+    char model[64];    /* its configured name */
+    uint64_t used;     /* tick of the last use (least recently used goes first) */
     wd_scratch *sc;
     int max_b;
     uint8_t *numeric;  /* (ninputs) 1 when a numeric feature reads the input */
+    size_t *in_len;    /* (ninputs) strlen of each input name (key lookup without strlen) */
+} rank_scr;
+
+typedef struct rank_tls {
+    rank_scr e[RANK_TLS_MODELS];
+    uint64_t tick;
     int32_t *idx;
     float *val;
     int topk_cap;
@@ -432,13 +460,20 @@ static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 static _Thread_local rank_tls *tls_cur;
 
+static void scr_clear(rank_scr *e)
+{
+    wd_scratch_free(e->sc);
+    free(e->numeric);
+    free(e->in_len);
+    memset(e, 0, sizeof *e);
+}
+
 static void tls_destroy(void *p)
 {
     rank_tls *t = p;
     if (!t) return;
     if (t == tls_cur) tls_cur = NULL;
-    wd_scratch_free(t->sc);
-    free(t->numeric);
+    for (int i = 0; i < RANK_TLS_MODELS; i++) scr_clear(&t->e[i]);
     free(t->idx);
     free(t->val);
     free(t);
@@ -449,7 +484,8 @@ static void tls_init_key(void)
     pthread_key_create(&tls_key, tls_destroy);
 }
 
-static rank_tls *tls_get(const model_version *v, int B, int k)
+/* This thread's scratch entry for version v with room for B rows, and top-k buffers for k. NULL on ENOMEM. */
+static rank_scr *tls_get(const model_version *v, int B, int k, rank_tls **tout)
 {
     pthread_once(&tls_once, tls_init_key);
     rank_tls *t = tls_cur;
@@ -459,20 +495,7 @@ static rank_tls *tls_get(const model_version *v, int B, int k)
         tls_cur = t;
         pthread_setspecific(tls_key, t);
     }
-    const wd_model *m = v->handle;
-    if (t->serial != v->serial || t->max_b < B) {
-        wd_scratch_free(t->sc);
-        free(t->numeric);
-        t->serial = 0;
-        t->numeric = calloc((size_t)m->spec->ninputs, 1);
-        int nb = B > t->max_b ? B : t->max_b;
-        t->sc = wd_scratch_new(m, nb);
-        if (!t->sc || !t->numeric) return NULL;
-        for (int i = 0; i < m->spec->nfeat; i++)
-            if (m->spec->f[i].kind == FEAT_NUMERIC) t->numeric[m->spec->f[i].input] = 1;
-        t->max_b = nb;
-        t->serial = v->serial;
-    }
+    *tout = t;
     if (k > t->topk_cap) {
         int32_t *i = realloc(t->idx, (size_t)k * sizeof *i);
         if (i) t->idx = i;
@@ -481,39 +504,78 @@ static rank_tls *tls_get(const model_version *v, int B, int k)
         if (!i || !f) return NULL;
         t->topk_cap = k;
     }
-    return t;
+    rank_scr *e = NULL;
+    for (int i = 0; i < RANK_TLS_MODELS && !e; i++)
+        if (t->e[i].serial == v->serial) e = &t->e[i];
+    if (!e) { /* the entry of an older version of the same model, else an empty one, else the LRU one */
+        for (int i = 0; i < RANK_TLS_MODELS && !e; i++)
+            if (t->e[i].serial && strcmp(t->e[i].model, v->model) == 0) e = &t->e[i];
+        for (int i = 0; i < RANK_TLS_MODELS && !e; i++)
+            if (!t->e[i].serial) e = &t->e[i];
+        if (!e) {
+            e = &t->e[0];
+            for (int i = 1; i < RANK_TLS_MODELS; i++)
+                if (t->e[i].used < e->used) e = &t->e[i];
+        }
+        scr_clear(e);
+    }
+    e->used = ++t->tick;
+    if (e->serial == v->serial && e->max_b >= B) return e;
+    const wd_model *m = v->handle;
+    const feat_spec *sp = m->spec;
+    scr_clear(e);
+    e->numeric = calloc((size_t)sp->ninputs, 1);
+    e->in_len = calloc((size_t)sp->ninputs, sizeof *e->in_len);
+    e->sc = wd_scratch_new(m, B);
+    if (!e->sc || !e->numeric || !e->in_len) {
+        scr_clear(e);
+        return NULL;
+    }
+    for (int i = 0; i < sp->nfeat; i++)
+        if (sp->f[i].kind == FEAT_NUMERIC) e->numeric[sp->f[i].input] = 1;
+    for (int i = 0; i < sp->ninputs; i++) e->in_len[i] = strlen(sp->inputs[i]);
+    e->max_b = B;
+    e->serial = v->serial;
+    snprintf(e->model, sizeof e->model, "%s", v->model);
+    e->used = t->tick;
+    return e;
 }
 
 /* ---- decoding ---- */
-static int is_missing(const feat_spec *sp, const char *s, size_t n)
+
+/* Where a feature object sits, for messages: "context" (cand < 0) or "candidates[N].features". */
+static void where_name(char *buf, size_t cap, long cand)
 {
-    while (n && (*s == ' ' || *s == '\t')) s++, n--;
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
-    for (int i = 0; i < sp->nmissing; i++)
-        if (strlen(sp->missing[i]) == n && memcmp(sp->missing[i], s, n) == 0) return 1;
-    return 0;
+    if (cand < 0) snprintf(buf, cap, "context");
+    else snprintf(buf, cap, "candidates[%ld].features", cand);
 }
 
-/* Decode the feature object at p->i into vals (ninputs). where: "context" or "candidates[%d].features".
- * Returns 0 or the HTTP status, with p->detail written. */
-static int decode_features(jp *p, rank_job *j, const feat_spec *sp, const uint8_t *numeric, feat_value *vals,
-                           const char *where)
+/* Decode the feature object at p->i into vals (ninputs) with e's tables; cand: the candidate's index,
+ * -1 for the context (named in messages only when there is an error). Returns 0 or the HTTP status,
+ * with p->detail written. */
+static int decode_features(jp *p, rank_job *j, const feat_spec *sp, const rank_scr *e, feat_value *vals, long cand)
 {
+    char where[48];
     for (int i = 0; i < sp->ninputs; i++) vals[i].kind = FEAT_V_MISSING;
     int kind = jp_kind(p);
     if (kind == JV_NULL) return jp_skip(p), 0;
     if (kind != JV_OBJ) {
+        where_name(where, sizeof where, cand);
         snprintf(p->detail, p->cap, "%s: expected an object of features", where);
         return 400;
     }
-    uint32_t stamp = ++j->stamp;
+    if (++j->stamp == 0) { /* wrapped (2^32 objects on one connection): forget every stamp */
+        memset(j->seen, 0, j->seen_cap * sizeof *j->seen);
+        j->stamp = 1;
+    }
+    uint32_t stamp = j->stamp;
     jp_open(p);
     const char *key;
     size_t klen;
     for (int first = 1; jp_next(p, 1, first, &key, &klen); first = 0) {
         int i = -1;
         for (int c = 0; c < sp->ninputs; c++)
-            if (key_is(key, klen, sp->inputs[c])) {
+            if (e->in_len[c] == klen && memcmp(key, sp->inputs[c], klen) == 0) {
                 i = c;
                 break;
             }
@@ -523,6 +585,7 @@ static int decode_features(jp *p, rank_job *j, const feat_spec *sp, const uint8_
             continue;
         }
         if (j->seen[i] == stamp) {
+            where_name(where, sizeof where, cand);
             snprintf(p->detail, p->cap, "%s.%.64s: duplicate key", where, sp->inputs[i]);
             return 400;
         }
@@ -535,25 +598,19 @@ static int decode_features(jp *p, rank_job *j, const feat_spec *sp, const uint8_
             fv->kind = FEAT_V_STR;
             fv->s = str;
             fv->len = n;
-            if (numeric[i] && !is_missing(sp, str, n)) {
-                char buf[64];
-                double d;
-                int ok = n < sizeof buf;
-                if (ok) {
-                    memcpy(buf, str, n);
-                    buf[n] = '\0';
-                    ok = csv_parse_double(buf, &d) == RC_OK && isfinite(d);
-                }
-                if (!ok) {
-                    snprintf(p->detail, p->cap, "%s.%.64s: \"%.32s\" is not a number", where, sp->inputs[i],
-                             n < sizeof buf ? buf : "(too long)");
-                    return 422;
-                }
+            double d;
+            /* the rule feat_encode applies, checked here to name the field */
+            if (e->numeric[i] && !feat_is_missing(sp, str, n) && feat_parse_number(str, n, &d) != RC_OK) {
+                where_name(where, sizeof where, cand);
+                snprintf(p->detail, p->cap, "%s.%.64s: \"%.*s\"%s is not a number", where, sp->inputs[i],
+                         (int)(n > 32 ? 32 : n), str, n > 32 ? "..." : "");
+                return 422;
             }
         } else if (vk == JV_NUM) {
             double d;
             jp_number(p, &d, NULL);
             if (!isfinite(d)) {
+                where_name(where, sizeof where, cand);
                 snprintf(p->detail, p->cap, "%s.%.64s: number out of range", where, sp->inputs[i]);
                 return 422;
             }
@@ -563,6 +620,7 @@ static int decode_features(jp *p, rank_job *j, const feat_spec *sp, const uint8_
             jp_skip(p);
             fv->kind = FEAT_V_MISSING;
         } else {
+            where_name(where, sizeof where, cand);
             snprintf(p->detail, p->cap, "%s.%.64s: expected a string, a number or null", where, sp->inputs[i]);
             return 400;
         }
@@ -707,17 +765,18 @@ int route_rank(http_req *r)
     const wd_model *m = v->handle;
     const feat_spec *sp = m->spec;
     size_t ni = (size_t)sp->ninputs;
-    rank_tls *t = tls_get(v, lim->max_items, (int)k);
-    if (!t || grow((void **)&j->ctx, &j->ctx_cap, ni, sizeof *j->ctx) ||
+    rank_tls *t = NULL;
+    rank_scr *e = tls_get(v, lim->max_items, (int)k, &t);
+    if (!e || grow((void **)&j->ctx, &j->ctx_cap, ni, sizeof *j->ctx) ||
         grow((void **)&j->cand, &j->cand_cap, ni * n, sizeof *j->cand) ||
         grow((void **)&j->ids, &j->ids_cap, n, sizeof *j->ids) ||
         grow((void **)&j->id_len, &j->id_len_cap, n, sizeof *j->id_len) ||
-        grow((void **)&j->seen, &j->seen_cap, ni, sizeof *j->seen))
+        grow_seen(j, ni))
         PROBLEM(500, "out of memory");
     int st;
     if (has[F_CTX]) {
         p.i = at[F_CTX];
-        if ((st = decode_features(&p, j, sp, t->numeric, j->ctx, "context"))) PROBLEM(st, "%s", detail);
+        if ((st = decode_features(&p, j, sp, e, j->ctx, -1))) PROBLEM(st, "%s", detail);
     } else {
         for (size_t i = 0; i < ni; i++) j->ctx[i].kind = FEAT_V_MISSING;
     }
@@ -726,8 +785,6 @@ int route_rank(http_req *r)
     size_t c = 0;
     for (int first = 1; jp_next(&p, 0, first, NULL, NULL); first = 0, c++) {
         if (jp_kind(&p) != JV_OBJ) PROBLEM(400, "candidates[%zu]: expected an object", c);
-        char where[48];
-        snprintf(where, sizeof where, "candidates[%zu].features", c);
         int got_id = 0, got_feat = 0;
         feat_value *cv = j->cand + c * ni;
         jp_open(&p);
@@ -741,7 +798,7 @@ int route_rank(http_req *r)
                             lim->max_id_len);
             } else if (key_is(key, klen, "features")) {
                 if (got_feat++) PROBLEM(400, "candidates[%zu]: duplicate key 'features'", c);
-                if ((st = decode_features(&p, j, sp, t->numeric, cv, where))) PROBLEM(st, "%s", detail);
+                if ((st = decode_features(&p, j, sp, e, cv, (long)c))) PROBLEM(st, "%s", detail);
             } else {
                 PROBLEM(422, "candidates[%zu]: unknown field '%.*s'", c, (int)(klen > 64 ? 64 : klen), key);
             }
@@ -751,8 +808,8 @@ int route_rank(http_req *r)
             for (size_t i = 0; i < ni; i++) cv[i].kind = FEAT_V_MISSING;
     }
     int bad = -1;
-    if (wd_score(m, t->sc, j->ctx, j->cand, (int)n, &bad) != RC_OK) PROBLEM(422, "candidates[%d]: %s", bad, rc_errmsg());
-    int got = topk_select(t->sc->logit, (int64_t)n, (int)k, NULL, t->idx, t->val);
+    if (wd_score(m, e->sc, j->ctx, j->cand, (int)n, &bad) != RC_OK) PROBLEM(422, "candidates[%d]: %s", bad, rc_errmsg());
+    int got = topk_select(e->sc->logit, (int64_t)n, (int)k, NULL, t->idx, t->val);
     sbuf *out = r->out;
     sbuf_adds(out, "{\"items\":[");
     for (int i = 0; i < got; i++) {
@@ -761,9 +818,9 @@ int route_rank(http_req *r)
         sbuf_adds(out, "{\"item_id\":");
         sbuf_json_str(out, j->ids[ci], j->id_len[ci]);
         sbuf_adds(out, ",\"score\":");
-        sbuf_json_float(out, t->sc->logit[ci]);
+        sbuf_json_float(out, e->sc->logit[ci]);
         sbuf_adds(out, ",\"probability\":");
-        sbuf_json_float(out, t->sc->prob[ci]);
+        sbuf_json_float(out, e->sc->prob[ci]);
         sbuf_addc(out, '}');
     }
     sbuf_adds(out, "],\"model\":");

@@ -313,3 +313,105 @@ TEST(features_hash_buckets_spread)
     for (int k = 0; k < 16; k++) ASSERT(count[k] > 50 && count[k] < 150);
     feat_spec_free(s);
 }
+
+/* Review fixes (reviewer2). */
+
+TEST(features_stats_large_values_small_spread)
+{
+    /* Timestamps, ids, fnlwgt-like columns: values near 1e9 with a spread of a few units. The old
+     * E[x^2] - E[x]^2 in double lost the variance completely there (1e18 has a resolution of 128). */
+    feat_spec *s;
+    ASSERT_OK(spec_from_text(&s, "{\"columns\":[\"t\"],\"features\":["
+                                 "{\"name\":\"t\",\"type\":\"numeric\",\"normalize\":true,\"deep\":\"dense\"}]}"));
+    feat_learner *l = feat_learner_new(s);
+    ASSERT(l != NULL);
+    const char *vals[] = {"1000000000", "1000000001", "1000000002", "1000000003"};
+    for (int i = 0; i < 4; i++) {
+        char *f[1] = {(char *)vals[i]};
+        ASSERT_OK(feat_learner_add(l, f, 1));
+    }
+    ASSERT_OK(feat_learner_apply(l, s));
+    feat_learner_free(l);
+    ASSERT_OK(feat_spec_finish(s));
+    ASSERT_NEAR(s->f[0].mean, 1000000001.5, 1e-6);
+    ASSERT_NEAR(s->f[0].std, sqrt(1.25), 1e-6);
+    row_buf b;
+    char *f[1] = {"1000000003"};
+    ASSERT_OK(feat_encode_fields(s, f, 1, rowp(&b)));
+    ASSERT_NEAR(b.dense[0], 1.5 / sqrt(1.25), 1e-5);
+    feat_spec_free(s);
+}
+
+TEST(features_long_values)
+{
+    /* A learned vocabulary never keeps a value longer than an idmap key (a truncated key could never
+     * be found again at encode time: the value is OOV either way); a given one refuses it by name. */
+    feat_spec *s;
+    ASSERT_OK(spec_from_text(&s, "{\"columns\":[\"c\"],\"features\":["
+                                 "{\"name\":\"c\",\"type\":\"categorical\",\"vocab\":\"learn\",\"wide\":true}]}"));
+    feat_learner *l = feat_learner_new(s);
+    ASSERT(l != NULL);
+    static char big[IDMAP_MAX_KEY + 100];
+    memset(big, 'v', sizeof big - 1);
+    for (int i = 0; i < 3; i++) {
+        char *f[1] = {big};
+        ASSERT_OK(feat_learner_add(l, f, 1));
+    }
+    char *fa[1] = {"a"};
+    ASSERT_OK(feat_learner_add(l, fa, 1));
+    ASSERT_OK(feat_learner_apply(l, s));
+    feat_learner_free(l);
+    ASSERT_OK(feat_spec_finish(s));
+    ASSERT_EQ(s->f[0].card, 2); /* "a" + OOV */
+    row_buf b;
+    char *f[1] = {big};
+    ASSERT_OK(feat_encode_fields(s, f, 1, rowp(&b)));
+    ASSERT_EQ(b.wide_idx[0], 1); /* OOV */
+    feat_spec_free(s);
+
+    char text[IDMAP_MAX_KEY + 400];
+    snprintf(text, sizeof text, "{\"columns\":[\"c\"],\"features\":[{\"name\":\"c\",\"type\":\"categorical\","
+                                "\"vocab\":[\"a\",\"%s\"],\"wide\":true}]}", big);
+    ASSERT_RC(spec_from_text(&s, text), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "feature 'c': vocab[1] is longer than");
+}
+
+TEST(features_number_and_missing_helpers)
+{
+    feat_spec *s;
+    ASSERT_OK(spec_from_text(&s, SPEC1));
+    double d = 0;
+    ASSERT_OK(feat_parse_number(" 37 ", 4, &d));
+    ASSERT_NEAR(d, 37, 0);
+    ASSERT_OK(feat_parse_number("2.5e1x", 5, &d)); /* only the span counts */
+    ASSERT_NEAR(d, 25, 0);
+    ASSERT_RC(feat_parse_number("tall", 4, &d), RC_EFORMAT);
+    ASSERT_RC(feat_parse_number("inf", 3, &d), RC_EFORMAT);
+    ASSERT_RC(feat_parse_number("  ", 2, &d), RC_EFORMAT);
+    char pad[100];
+    memset(pad, ' ', sizeof pad);
+    memcpy(pad + 40, "12", 2);
+    ASSERT_OK(feat_parse_number(pad, sizeof pad, &d)); /* long only because of the padding */
+    ASSERT_NEAR(d, 12, 0);
+    ASSERT(feat_is_missing(s, " ? ", 3));
+    ASSERT(feat_is_missing(s, "", 0));
+    ASSERT(!feat_is_missing(s, "?x", 2));
+    ASSERT_OK(feat_spec_finish(s));
+    /* the same rule as feat_encode: a padded number encodes, a word does not */
+    row_buf b;
+    ASSERT_OK(encode_csv(s, "  30  ,a,x,0,>50K", &b));
+    ASSERT_RC(encode_csv(s, "thirty,a,x,0,>50K", &b), RC_EFORMAT);
+    feat_spec_free(s);
+}
+
+TEST(features_label_is_not_a_feature)
+{
+    /* A feature reading the label column trained on the answer (and served without it). */
+    feat_spec *s = NULL;
+    ASSERT_RC(spec_from_text(&s, "{\"columns\":[\"a\",\"y\"],\"label\":\"y\",\"label_positive\":[\"1\"],\"features\":["
+                                 "{\"name\":\"a\",\"type\":\"numeric\"},{\"name\":\"yy\",\"type\":\"categorical\","
+                                 "\"column\":\"y\",\"vocab\":[\"0\",\"1\"],\"wide\":true}]}"),
+              RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "feature 'yy': column 'y' is the label");
+    ASSERT(s == NULL);
+}

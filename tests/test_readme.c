@@ -25,6 +25,9 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -315,7 +318,7 @@ static pid_t start_server(const char *dir, int port)
         if (!freopen(log, "w", stderr)) _exit(126);
         unsetenv("RECD_PORT");
         unsetenv("RECD_SNAPSHOTS");
-        unsetenv("RECD_ADMIN_TOKEN");
+        setenv("RECD_ADMIN_TOKEN", "secret", 1); /* the README's reload example */
         execl(test_recd_bin(), "recd", "serve", "-c", "configs/recd.json", "--http.bind", "127.0.0.1",
               "--http.port", port_s, "--http.threads", "2", "--snapshots.root", root, "--snapshots.models",
               "[\"gru4rec\",\"widedeep\"]", (char *)NULL);
@@ -428,7 +431,32 @@ TEST_TIMEOUT(readme_demo_runs_to_the_end, 90)
     char *l = slurp(log, NULL);
     ASSERT(l != NULL);
     ASSERT_CONTAINS(l, "stopped");
+    if (strstr(l, "Sanitizer") || strstr(l, "runtime error:")) FAIL("the demo's server reported: %.2000s", l);
     free(l);
+}
+
+/* RECD_PORT taken by another program: the demo says so and serves on a free port instead. */
+TEST_TIMEOUT(readme_demo_port_taken, 90)
+{
+    need_curl();
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    ASSERT(fd >= 0);
+    ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ASSERT_EQ(listen(fd, 4), 0);
+    ASSERT_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    int port = ntohs(a.sin_port);
+    static char out[1 << 16];
+    int rc = test_run(out, sizeof out, "DEMO_EXIT=1 RECD_PORT=%d RECD_BIN=%s DEMO_DIR=%s/demo sh bench/demo.sh </dev/null",
+                      port, test_recd_bin(), test_tmpdir());
+    close(fd);
+    if (rc != 0) FAIL("bench/demo.sh exited with %d:\n%s", rc, out);
+    char want[64];
+    snprintf(want, sizeof want, "port %d is taken: using a free one", port);
+    ASSERT_CONTAINS(out, want);
+    ASSERT_CONTAINS(out, "{\"status\":\"ready\"");
+    ASSERT_CONTAINS(out, "demo done");
 }
 
 /* ------------------------------------------------------------------ what the README names exists */

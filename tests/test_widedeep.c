@@ -806,3 +806,171 @@ TEST(wd_cli_help_and_usage)
     ASSERT_EQ(test_run(out, sizeof out, "%s eval widedeep --snapshot %s/none --data x 2>&1", test_recd_bin(),
                        test_tmpdir()), 1);
 }
+
+/* ---------------------------------------------------------------- review fixes (reviewer2) */
+
+/* Publish a random model of SPEC with hidden sizes (h0, h1) as ROOT/name/1 (written under a side root,
+ * then moved: wd_save always writes the folder "widedeep"). */
+static wd_model *publish_named(const char *root, const char *name, uint64_t seed, int h0, int h1)
+{
+    char side[1024], from[1200], to[1200];
+    snprintf(side, sizeof side, "%s/side-%s", test_tmpdir(), name);
+    mkdir(side, 0755);
+    feat_spec *sp = make_spec();
+    wd_hparams hp = hparams(WD_BOTH);
+    hp.seed = seed;
+    hp.hidden[0] = h0;
+    hp.hidden[1] = h1;
+    wd_model *m;
+    ASSERT_OK(wd_model_new(&m, sp, &hp));
+    rng_t r;
+    rng_seed(&r, seed);
+    for (int64_t j = 0; j <= sp->wide_dim; j++) m->wide_w[j] = (float)(0.5 * rng_normal(&r));
+    uint64_t ver;
+    ASSERT_OK(wd_save(m, side, 0, NULL, &ver));
+    snprintf(from, sizeof from, "%s/widedeep", side);
+    snprintf(to, sizeof to, "%s/%s", root, name);
+    ASSERT_EQ(rename(from, to), 0);
+    return m;
+}
+
+TEST_TIMEOUT(wd_server_rank_alternating_models, 120)
+{
+    /* Two widedeep models of different shapes served by the same HTTP threads, requests alternating
+     * between them (the arms of an experiment): each answer must be its own model's (each thread keeps
+     * one scratch per model version, not one it remakes or, worse, shares across shapes). */
+    char root[1024];
+    snprintf(root, sizeof root, "%s/snapshots", test_tmpdir());
+    mkdir(root, 0755);
+    wd_model *ma = publish_named(root, "wda", 5, 6, 5), *mb = publish_named(root, "wdb", 6, 17, 3);
+    float wa[4], wb[4];
+    expected_probs(ma, wa);
+    expected_probs(mb, wb);
+    tsrv s;
+    tsrv_start(&s, "\"snapshots.models\":[\"wda\",\"wdb\"],\"http.threads\":2", 1);
+    char body[2048];
+    for (int i = 0; i < 24; i++) {
+        int b = (i / 3) % 2; /* a a a b b b a a a ... */
+        snprintf(body, sizeof body, "{\"model\":\"%s\",%s", b ? "wdb" : "wda", RANK_BODY + 1);
+        json_t *ans = tsrv_post(&s, "/v1/rank", body, 200);
+        const json_t *items = json_object_get(ans, "items");
+        ASSERT_EQ(json_array_size(items), 3);
+        ASSERT_STR_EQ(json_string_value(json_object_get(ans, "model")), b ? "wdb" : "wda");
+        for (size_t k = 0; k < 3; k++) {
+            const json_t *it = json_array_get(items, k);
+            int c = json_string_value(json_object_get(it, "item_id"))[0] - 'a';
+            ASSERT(c >= 0 && c < 4);
+            ASSERT_NEAR(json_number_value(json_object_get(it, "probability")), b ? wb[c] : wa[c], 1e-5);
+        }
+        json_decref(ans);
+    }
+    /* without "model": the first configured widedeep model */
+    json_t *ans = tsrv_post(&s, "/v1/rank", RANK_BODY, 200);
+    ASSERT_STR_EQ(json_string_value(json_object_get(ans, "model")), "wda");
+    json_decref(ans);
+    ASSERT_EQ(tsrv_stop(&s), 0);
+    wd_model_free(ma);
+    wd_model_free(mb);
+}
+
+#include "server/http.h"
+#include "server/registry.h"
+#include "server/server.h"
+
+int route_rank(http_req *r);
+
+TEST(wd_rank_fresh_connection_stale_memory)
+{
+    /* A connection's job is new, its duplicate-key stamps are not: the stamps array came from realloc,
+     * and with glibc it is the memory a closed connection's stamps (or anything else) had just freed.
+     * Here freed 64-byte blocks full of 1s (the stamp of a request's "context") stand for them; the
+     * context's "x" was refused as a duplicate key before the stamps were zeroed. (Under ASan the
+     * allocator does not hand the block back at once: the test then passes either way.) */
+    static const char *spec_text =
+        "{\"columns\":[\"p0\",\"p1\",\"p2\",\"p3\",\"p4\",\"x\",\"c\",\"y\"],\"label\":\"y\",\"label_positive\":[\"1\"],"
+        "\"features\":[{\"name\":\"x\",\"type\":\"numeric\",\"wide\":true,\"deep\":\"dense\"},"
+        "{\"name\":\"c\",\"type\":\"categorical\",\"vocab\":[\"u\",\"v\"],\"wide\":true,\"deep\":\"onehot\"}]}";
+    json_t *j = json_loads(spec_text, 0, NULL);
+    ASSERT(j != NULL);
+    feat_spec *sp;
+    ASSERT_OK(feat_spec_from_json(&sp, j));
+    json_decref(j);
+    wd_hparams hp = hparams(WD_BOTH);
+    hp.nhidden = 1;
+    wd_model *m;
+    ASSERT_OK(wd_model_new(&m, sp, &hp));
+    ASSERT_OK(wd_save(m, test_tmpdir(), 0, NULL, NULL));
+    wd_model_free(m);
+    const char *names[] = {"widedeep"};
+    server srv;
+    memset(&srv, 0, sizeof srv);
+    srv.limits = api_limits_default();
+    srv.reg = registry_new(test_tmpdir(), names, 1);
+    ASSERT(srv.reg != NULL);
+    ASSERT_EQ(registry_scan(srv.reg, NULL, 0), 1);
+    static char body[] = "{\"context\":{\"x\":1.5},\"candidates\":[{\"item_id\":\"a\",\"features\":{\"c\":\"u\"}},"
+                         "{\"item_id\":\"b\",\"features\":{\"c\":\"v\",\"x\":-2}}]}";
+    sbuf out;
+    sbuf_init(&out);
+    for (int trial = 0; trial < 4; trial++) {
+        enum { NB = 12 };
+        uint32_t *blk[NB];
+        for (int b = 0; b < NB; b++) {
+            blk[b] = malloc(64);
+            ASSERT(blk[b] != NULL);
+            for (int e = 0; e < 16; e++) blk[b][e] = 1;
+        }
+        for (int b = 0; b < NB; b++) free(blk[b]);
+        http_req r;
+        memset(&r, 0, sizeof r);
+        r.srv = &srv;
+        r.body = body;
+        r.body_len = strlen(body);
+        r.out = &out;
+        r.path = "/v1/rank";
+        strcpy(r.request_id, "t");
+        sbuf_reset(&out);
+        route_rank(&r); /* a new connection: no slot yet */
+        if (r.status != 200) FAIL("trial %d: status %d: %.*s", trial, r.status, (int)out.len, out.data);
+        if (r.slot_free) r.slot_free(r.slot);
+    }
+    sbuf_release(&out);
+    registry_free(srv.reg);
+}
+
+TEST(wd_eval_rejects_bad_max_bad_rows)
+{
+    char out[4096];
+    /* atoll("lots") was 0: any bad row then failed the evaluation with a misleading limit */
+    ASSERT_EQ(test_run(out, sizeof out, "%s eval widedeep --snapshot %s/none --data x --max_bad_rows lots 2>&1",
+                       test_recd_bin(), test_tmpdir()), 2);
+    ASSERT_CONTAINS(out, "--max_bad_rows: \"lots\" is not a count");
+    ASSERT_EQ(test_run(out, sizeof out, "%s eval widedeep --snapshot %s/none --data x --max_bad_rows -1 2>&1",
+                       test_recd_bin(), test_tmpdir()), 2);
+}
+
+TEST(wd_backward_loss_of_saturated_predictions)
+{
+    /* A confident mistake (logit 40, label 0) costs 40 nats; the loss clamped the float probability
+     * (1.0f there) to 1 - 1e-7 and reported 16.1. */
+    feat_spec *sp = make_spec();
+    wd_hparams hp = hparams(WD_WIDE);
+    wd_model *m;
+    ASSERT_OK(wd_model_new(&m, sp, &hp));
+    enum { B = 2 };
+    wd_scratch *s = wd_scratch_new(m, B);
+    wd_grads *g = wd_grads_new(m, B);
+    ASSERT(s && g);
+    float y[B];
+    synth_batch(m, s, B, y, 3);
+    m->wide_w[sp->wide_dim] = 40.0f; /* the bias: every logit is 40 + 0 */
+    wd_forward(m, s, B);
+    ASSERT_NEAR(s->logit[0], 40.0, 1e-5);
+    y[0] = 0.0f;
+    y[1] = 1.0f;
+    double loss = wd_backward(m, s, y, B, g);
+    ASSERT_NEAR(loss, (40.0 + log1p(exp(-40.0)) + log1p(exp(-40.0))) / 2, 1e-4);
+    wd_grads_free(m, g);
+    wd_scratch_free(s);
+    wd_model_free(m);
+}

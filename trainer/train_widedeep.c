@@ -559,7 +559,15 @@ int wd_cmd_eval(int argc, char **argv)
         else if (strcmp(a, "--sep") == 0) sep_s = argv[++i];
         else if (strcmp(a, "--header") == 0) header_s = argv[++i];
         else if (strcmp(a, "--comment") == 0) comment = argv[++i];
-        else if (strcmp(a, "--max_bad_rows") == 0) max_bad = atoll(argv[++i]);
+        else if (strcmp(a, "--max_bad_rows") == 0) {
+            char *end;
+            const char *v = argv[++i];
+            max_bad = strtoll(v, &end, 10);
+            if (end == v || *end || max_bad < 0) {
+                fprintf(stderr, "recd eval widedeep: --max_bad_rows: \"%s\" is not a count >= 0\n", v);
+                return 2;
+            }
+        }
         else {
             fprintf(stderr, "recd eval widedeep: unknown option %s\n", a);
             return 2;
