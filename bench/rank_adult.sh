@@ -5,11 +5,15 @@
 # connections (p99 under load). Server time = the /v1/rank latency histogram of /metrics (from the
 # request's start to its answer, inside the server), mean over the run.
 #   sh bench/rank_adult.sh          (from the repository root; RECD_BIN=path overrides bin/recd)
+#   SNAPSHOTS=DIR DUR=8 THREADS=4 sh bench/rank_adult.sh   (reuse a trained root; run length; HTTP threads)
+# The machine is shared: run it several times and take the median; the 16-connection p99 is mostly
+# queueing (16 requests in flight on 2 cores, wrk included), so it follows the load average.
 set -eu
 BIN=${RECD_BIN:-bin/recd}
 DATA=${RECD_SHARED:-../shared}/data/uci-adult
 DUR=${DUR:-10}
 PORT=${PORT:-18937}
+THREADS=${THREADS:-0}   # http.threads of the server (0: one per core)
 command -v wrk >/dev/null || { echo "rank_adult.sh: wrk not installed (make deps)" >&2; exit 1; }
 TMP=$(mktemp -d /tmp/wd-rank-bench.XXXXXX)
 SNAPSHOTS=${SNAPSHOTS:-$TMP/snaps}
@@ -21,7 +25,7 @@ if [ ! -d "$SNAPSHOTS/widedeep" ]; then
     --epochs 10 --eval_every 0 --out "$SNAPSHOTS" 2>/dev/null
 fi
 cat > "$TMP/recd.json" <<JSON
-{"http":{"bind":"127.0.0.1","port":$PORT},"snapshots":{"root":"$SNAPSHOTS","models":["widedeep"]},"log_level":"warn"}
+{"http":{"bind":"127.0.0.1","port":$PORT,"threads":$THREADS},"snapshots":{"root":"$SNAPSHOTS","models":["widedeep"]},"log_level":"warn"}
 JSON
 "$BIN" serve -c "$TMP/recd.json" 2>"$TMP/serve.log" &
 PID=$!

@@ -1,6 +1,7 @@
 /* models/features.c - feature columns for Wide & Deep. See models/features.h. */
 #include "models/features.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,6 +315,10 @@ int feat_spec_parse(feat_spec **out, const json_t *columns, const json_t *featur
         rc = rc_error(RC_EINVAL, "\"columns\" must be a non-empty array of column names");
         goto fail;
     }
+    if (json_array_size(columns) > FEAT_MAX_INPUTS) {
+        rc = rc_error(RC_EINVAL, "\"columns\": %zu given, at most %d", json_array_size(columns), FEAT_MAX_INPUTS);
+        goto fail;
+    }
     if ((rc = strv_from_json(columns, &s->inputs, &s->ninputs, "columns")) != RC_OK) goto fail;
     for (int i = 0; i < s->ninputs; i++)
         for (int j = 0; j < i; j++)
@@ -489,6 +494,11 @@ int feat_learner_add(feat_learner *l, char *const *fields, int nfields)
         if (feat_parse_number(v, len, &vals[i]) != RC_OK)
             return rc_error(RC_EFORMAT, "column '%s': '%.*s' is not a number", s->inputs[c->input],
                             (int)(len > 64 ? 64 : len), v);
+        /* the rule of feat_encode (its square must not overflow the statistics either: an inf std
+         * could not be stored in the snapshot) */
+        double x = c->log1p ? log1p(vals[i] > 0 ? vals[i] : 0) : vals[i];
+        if (c->nbounds == 0 && !(fabs(x) <= FLT_MAX))
+            return rc_error(RC_EFORMAT, "column '%s': %g is out of range", s->inputs[c->input], vals[i]);
         have[i] = 1;
     }
     for (int i = 0; i < s->nfeat; i++) {
@@ -692,6 +702,8 @@ int feat_encode(const feat_spec *s, const feat_value *vals, feat_row *row)
                                     (int)(len > 64 ? 64 : len), str);
                 x = num_transform(c, raw);
                 if (c->nbounds) id = bucketise(c, raw);
+                else if (!(fabs(x) <= FLT_MAX)) /* would be inf in the float input: NaN scores, NaN loss */
+                    return rc_error(RC_EFORMAT, "column '%s': %g is out of range", s->inputs[c->input], raw);
             }
         }
         ids[i] = id;
@@ -710,9 +722,7 @@ int feat_encode(const feat_spec *s, const feat_value *vals, feat_row *row)
 int feat_encode_fields(const feat_spec *s, char *const *fields, int nfields, feat_row *row)
 {
     if (nfields != s->ninputs) return rc_error(RC_EFORMAT, "expected %d columns, got %d", s->ninputs, nfields);
-    feat_value vals[FEAT_MAX_FEATURES * 2];
-    if (s->ninputs > (int)(sizeof vals / sizeof vals[0]))
-        return rc_error(RC_EINVAL, "too many input columns (%d)", s->ninputs);
+    feat_value vals[FEAT_MAX_INPUTS]; /* feat_spec_parse refuses more inputs */
     for (int i = 0; i < s->ninputs; i++) {
         vals[i].kind = FEAT_V_STR;
         vals[i].s = fields[i];

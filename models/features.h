@@ -47,6 +47,7 @@ typedef enum { FEAT_CATEGORICAL = 1, FEAT_NUMERIC = 2, FEAT_CROSSED = 3 } feat_k
 typedef enum { FEAT_DEEP_NONE = 0, FEAT_DEEP_DENSE = 1, FEAT_DEEP_ONEHOT = 2, FEAT_DEEP_EMBED = 3 } feat_deep;
 
 #define FEAT_MAX_CROSS 8
+#define FEAT_MAX_INPUTS 1024 /* input columns of a spec (encoders keep one raw value per input on the stack) */
 
 typedef struct feat_col {
     char *name;

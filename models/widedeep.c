@@ -289,8 +289,7 @@ int wd_score(const wd_model *m, wd_scratch *s, const feat_value *ctx, const feat
 {
     const feat_spec *sp = m->spec;
     if (B > s->max_b) return rc_error(RC_EFULL, "widedeep: %d rows exceed the scratch (%d)", B, s->max_b);
-    feat_value vals[1024];
-    if (sp->ninputs > 1024) return rc_error(RC_EINVAL, "widedeep: too many inputs");
+    feat_value vals[FEAT_MAX_INPUTS]; /* feat_spec_parse refuses more inputs */
     for (int r = 0; r < B; r++) {
         const feat_value *cv = cand + (size_t)r * sp->ninputs;
         for (int i = 0; i < sp->ninputs; i++) {

@@ -290,7 +290,9 @@ static int jp_number(jp *p, double *v, int *is_int)
             buf[l] = '\0';
             *v = strtod(buf, NULL);
         } else {
-            *v = integer ? HUGE_VAL : strtod(s + p->i, NULL); /* body is NUL-terminated */
+            /* the body is NUL-terminated and pass 1 checked the grammar: strtod stops where the number
+             * does (a long integer is a finite double up to 309 digits, it was HUGE_VAL: "out of range") */
+            *v = strtod(s + p->i, NULL);
         }
     }
     if (is_int) *is_int = integer;

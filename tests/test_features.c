@@ -415,3 +415,57 @@ TEST(features_label_is_not_a_feature)
     ASSERT_CONTAINS(rc_errmsg(), "feature 'yy': column 'y' is the label");
     ASSERT(s == NULL);
 }
+
+TEST(features_numbers_out_of_float_range)
+{
+    /* The model's inputs are float: a raw numeric beyond FLT_MAX was inf there (NaN scores, NaN loss),
+     * and in the statistics its square made std inf, which the snapshot's JSON cannot hold. */
+    feat_spec *s;
+    ASSERT_OK(spec_from_text(&s, SPEC1));
+    ASSERT_OK(feat_spec_finish(s));
+    row_buf b;
+    ASSERT_RC(encode_csv(s, "1e300,a,x,0,>50K", &b), RC_EFORMAT);
+    ASSERT_CONTAINS(rc_errmsg(), "column 'age': 1e+300 is out of range");
+    ASSERT_OK(encode_csv(s, "30,a,x,1e300,>50K", &b)); /* gain is log1p'd: 690.8 */
+    ASSERT_NEAR(b.dense[5], log1p(1e300), 1e-3);
+    feat_spec_free(s);
+    /* bucketised only: any finite value has a bucket */
+    ASSERT_OK(spec_from_text(&s, "{\"columns\":[\"a\"],\"features\":[{\"name\":\"a\",\"type\":\"numeric\","
+                                 "\"boundaries\":[1,2],\"wide\":true}]}"));
+    ASSERT_OK(feat_spec_finish(s));
+    ASSERT_OK(encode_csv(s, "-1e300", &b));
+    ASSERT_EQ(b.wide_idx[0], 0);
+    feat_spec_free(s);
+    /* the learner refuses the row (counted as a bad row by the trainer) */
+    ASSERT_OK(spec_from_text(&s, "{\"columns\":[\"a\"],\"features\":[{\"name\":\"a\",\"type\":\"numeric\","
+                                 "\"normalize\":true,\"deep\":\"dense\"}]}"));
+    feat_learner *l = feat_learner_new(s);
+    char *f1[1] = {"1e200"}, *f2[1] = {"3"}, *f3[1] = {"5"};
+    ASSERT_RC(feat_learner_add(l, f1, 1), RC_EFORMAT);
+    ASSERT_CONTAINS(rc_errmsg(), "out of range");
+    ASSERT_OK(feat_learner_add(l, f2, 1));
+    ASSERT_OK(feat_learner_add(l, f3, 1));
+    ASSERT_OK(feat_learner_apply(l, s));
+    feat_learner_free(l);
+    ASSERT_NEAR(s->f[0].mean, 4, 1e-12);
+    ASSERT_NEAR(s->f[0].std, 1, 1e-12);
+    feat_spec_free(s);
+}
+
+TEST(features_too_many_columns)
+{
+    /* The encoders hold one raw value per input on the stack: a spec with more inputs used to parse and
+     * then fail on every row ("too many input columns"); it is refused when parsed. */
+    json_t *cols = json_array(), *feats = json_pack("[{s:s,s:s}]", "name", "c0", "type", "numeric");
+    for (int i = 0; i <= FEAT_MAX_INPUTS; i++) json_array_append_new(cols, json_sprintf("c%d", i));
+    feat_spec *s = NULL;
+    ASSERT_RC(feat_spec_parse(&s, cols, feats, NULL, NULL, NULL, NULL), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "\"columns\": 1025 given, at most 1024");
+    ASSERT(s == NULL);
+    json_array_remove(cols, FEAT_MAX_INPUTS);
+    ASSERT_OK(feat_spec_parse(&s, cols, feats, NULL, NULL, NULL, NULL));
+    ASSERT_OK(feat_spec_finish(s));
+    feat_spec_free(s);
+    json_decref(cols);
+    json_decref(feats);
+}

@@ -879,6 +879,34 @@ TEST_TIMEOUT(wd_server_rank_alternating_models, 120)
 
 int route_rank(http_req *r);
 
+/* An in-process server (no HTTP) over the widedeep snapshot under test_tmpdir(). */
+static void inproc_start(server *srv)
+{
+    const char *names[] = {"widedeep"};
+    memset(srv, 0, sizeof *srv);
+    srv->limits = api_limits_default();
+    srv->reg = registry_new(test_tmpdir(), names, 1);
+    ASSERT(srv->reg != NULL);
+    ASSERT_EQ(registry_scan(srv->reg, NULL, 0), 1);
+}
+
+/* POST body to route_rank as a new connection; the status, the answer in out. */
+static int inproc_rank(server *srv, const char *body, sbuf *out)
+{
+    http_req r;
+    memset(&r, 0, sizeof r);
+    r.srv = srv;
+    r.body = body;
+    r.body_len = strlen(body);
+    r.out = out;
+    r.path = "/v1/rank";
+    strcpy(r.request_id, "t");
+    sbuf_reset(out);
+    route_rank(&r);
+    if (r.slot_free) r.slot_free(r.slot);
+    return r.status;
+}
+
 TEST(wd_rank_fresh_connection_stale_memory)
 {
     /* A connection's job is new, its duplicate-key stamps are not: the stamps array came from realloc,
@@ -901,13 +929,8 @@ TEST(wd_rank_fresh_connection_stale_memory)
     ASSERT_OK(wd_model_new(&m, sp, &hp));
     ASSERT_OK(wd_save(m, test_tmpdir(), 0, NULL, NULL));
     wd_model_free(m);
-    const char *names[] = {"widedeep"};
     server srv;
-    memset(&srv, 0, sizeof srv);
-    srv.limits = api_limits_default();
-    srv.reg = registry_new(test_tmpdir(), names, 1);
-    ASSERT(srv.reg != NULL);
-    ASSERT_EQ(registry_scan(srv.reg, NULL, 0), 1);
+    inproc_start(&srv);
     static char body[] = "{\"context\":{\"x\":1.5},\"candidates\":[{\"item_id\":\"a\",\"features\":{\"c\":\"u\"}},"
                          "{\"item_id\":\"b\",\"features\":{\"c\":\"v\",\"x\":-2}}]}";
     sbuf out;
@@ -921,18 +944,8 @@ TEST(wd_rank_fresh_connection_stale_memory)
             for (int e = 0; e < 16; e++) blk[b][e] = 1;
         }
         for (int b = 0; b < NB; b++) free(blk[b]);
-        http_req r;
-        memset(&r, 0, sizeof r);
-        r.srv = &srv;
-        r.body = body;
-        r.body_len = strlen(body);
-        r.out = &out;
-        r.path = "/v1/rank";
-        strcpy(r.request_id, "t");
-        sbuf_reset(&out);
-        route_rank(&r); /* a new connection: no slot yet */
-        if (r.status != 200) FAIL("trial %d: status %d: %.*s", trial, r.status, (int)out.len, out.data);
-        if (r.slot_free) r.slot_free(r.slot);
+        int st = inproc_rank(&srv, body, &out); /* a new connection: no slot yet */
+        if (st != 200) FAIL("trial %d: status %d: %.*s", trial, st, (int)out.len, out.data);
     }
     sbuf_release(&out);
     registry_free(srv.reg);
@@ -973,4 +986,36 @@ TEST(wd_backward_loss_of_saturated_predictions)
     wd_grads_free(m, g);
     wd_scratch_free(s);
     wd_model_free(m);
+}
+
+TEST(wd_rank_number_ranges)
+{
+    /* A finite double that is inf as a float model input gave NaN scores ("score":null) with 200; a
+     * long integer (finite as a double) was "out of range" even for a categorical. */
+    feat_spec *sp = make_spec();
+    wd_hparams hp = hparams(WD_BOTH);
+    wd_model *m;
+    ASSERT_OK(wd_model_new(&m, sp, &hp));
+    ASSERT_OK(wd_save(m, test_tmpdir(), 0, NULL, NULL));
+    wd_model_free(m);
+    server srv;
+    inproc_start(&srv);
+    sbuf out;
+    sbuf_init(&out);
+    char body[1024];
+    snprintf(body, sizeof body, "{\"candidates\":[{\"item_id\":\"a\",\"features\":{\"x2\":1e300}}]}");
+    ASSERT_EQ(inproc_rank(&srv, body, &out), 422);
+    ASSERT_CONTAINS(out.data, "column 'x2'");
+    ASSERT_CONTAINS(out.data, "out of range");
+    snprintf(body, sizeof body, "{\"candidates\":[{\"item_id\":\"a\",\"features\":{\"x2\":\"-2e39\"}}]}");
+    ASSERT_EQ(inproc_rank(&srv, body, &out), 422);
+    /* x1 feeds a raw numeric and buckets: a big x1 is refused too; 3e38 still fits a float */
+    snprintf(body, sizeof body, "{\"candidates\":[{\"item_id\":\"a\",\"features\":{\"x1\":3e38,\"x2\":0}}]}");
+    ASSERT_EQ(inproc_rank(&srv, body, &out), 200);
+    /* a 70-digit integer for the hashed categorical c2 is its text: 200 */
+    snprintf(body, sizeof body, "{\"candidates\":[{\"item_id\":\"a\",\"features\":{\"c2\":1%070d}}]}", 0);
+    if (inproc_rank(&srv, body, &out) != 200) FAIL("%s -> %.*s", body, (int)out.len, out.data);
+    ASSERT(strstr(out.data, "null") == NULL);
+    sbuf_release(&out);
+    registry_free(srv.reg);
 }
