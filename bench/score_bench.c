@@ -7,7 +7,8 @@
  * Prints, for each kernel, the median (of 7) thread CPU time of one scoring call for B = 1..32 states,
  * then replays up to SESSIONS (default 3000) test sessions (GRU4Rec protocol: every click after the
  * first is predicted from the clicks before it) with the f32 and the bf16 item matrix: Recall@20 and
- * MRR@20 of each, and the mean overlap of their top-20 lists.
+ * MRR@20 of each, and the mean overlap of their top-20 lists (also for the int8 item matrix and the
+ * avx512bf16 kernel).
  */
 #include <math.h>
 #include <stdio.h>
@@ -52,19 +53,21 @@ int main(int argc, char **argv)
     float *h = malloc(32 * S * sizeof(float)), *out = malloc(32 * N * sizeof(float));
     for (size_t i = 0; i < 32 * S; i++) h[i] = (float)((i * 2654435761u) % 2000) / 1000.0f - 1.0f;
     gru4rec_scratch *gs = gru4rec_scratch_new(g, 32);
-    const score_kernel ks[] = {SCORE_BLAS, SCORE_AVX2, SCORE_AVX2, SCORE_AVX512, SCORE_AVX512, SCORE_AVX512BF16};
-    const int bfs[] = {0, 0, 1, 0, 1, 1};
+    const score_kernel ks[] = {SCORE_BLAS,   SCORE_AVX2,   SCORE_AVX2,       SCORE_AVX2,
+                               SCORE_AVX512, SCORE_AVX512, SCORE_AVX512BF16, SCORE_AVX512};
+    const int bfs[] = {0, 0, 1, 2, 0, 1, 1, 2};
+    const char *const dtn[] = {"f32", "bf16", "int8"};
     const int Bs[] = {1, 2, 4, 8, 16, 32};
     printf("%-16s", "kernel");
     for (int b = 0; b < 6; b++) printf("   B=%-2d us (/state)", Bs[b]);
     printf("\n");
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < 8; k++) {
         scorer *sc = scorer_new(s, g, ks[k], bfs[k]);
         if (scorer_kernel(sc) != ks[k] || scorer_bf16(sc) != bfs[k]) {
             scorer_free(sc);
             continue;
         }
-        printf("%-11s%-5s", score_kernel_name(ks[k]), bfs[k] ? "bf16" : "f32");
+        printf("%-11s%-5s", score_kernel_name(ks[k]), dtn[bfs[k]]);
         for (int b = 0; b < 6; b++) {
             double t[7];
             for (int r = 0; r < 7; r++) {
@@ -81,7 +84,8 @@ int main(int argc, char **argv)
 
     /* Accuracy on test sessions: f32 (the auto kernel) against its bf16 twin. */
     scorer *f = scorer_new(s, g, SCORE_AUTO, 0), *bf = scorer_new(s, g, SCORE_AUTO, 1);
-    scorer *dp = scorer_new(s, g, SCORE_AVX512BF16, 1);
+    scorer *dp = scorer_new(s, g, SCORE_AVX512BF16, 1), *q8 = scorer_new(s, g, SCORE_AUTO, 2);
+    int have_q8 = scorer_bf16(q8) == 2;
     int have_dp = scorer_kernel(dp) == SCORE_AVX512BF16;
     FILE *in = fopen(argv[2], "r");
     if (!in) {
@@ -91,9 +95,11 @@ int main(int argc, char **argv)
     const idmap *items = gru4rec_items(g);
     char line[1024], prev[256] = "";
     float *st = calloc(S, sizeof(float)), *sf = malloc(N * sizeof(float)), *sb = malloc(N * sizeof(float));
-    int32_t topf[20], topb[20], topd[20];
-    long n_pred = 0, hit_f = 0, hit_b = 0, hit_d = 0, sessions = 0, overlap = 0, overlap_d = 0;
-    double mrr_f = 0, mrr_b = 0, mrr_d = 0;
+    int32_t topf[20], topb[20], topd[20], *cand = malloc(N * sizeof(int32_t));
+    float *cval = malloc(N * sizeof(float));
+    long n_pred = 0, hit_f = 0, hit_b = 0, hit_d = 0, hit_q = 0, sessions = 0, overlap = 0, overlap_d = 0,
+         overlap_q = 0;
+    double mrr_f = 0, mrr_b = 0, mrr_d = 0, mrr_q = 0;
     int have_prev_item = 0;
     while (fgets(line, sizeof line, in)) {
         char *t1 = strchr(line, '\t');
@@ -122,6 +128,19 @@ int main(int argc, char **argv)
             for (int i = 0; i < nf; i++)
                 for (int j = 0; j < nb; j++)
                     if (topf[i] == topb[j]) overlap++;
+            if (have_q8) { /* as the server answers: candidates from int8, re-ranked with f32 rows */
+                scorer_score(q8, st, 1, sb, gs);
+                int nc = scorer_candidates(q8, 20), nd = nc < 20 ? nc : 20;
+                nc = topk_select(sb, (int64_t)N, nc, NULL, cand, NULL);
+                scorer_rescore(q8, st, cand, nc, cval);
+                nd = topk_select(cval, nc, 20, NULL, topd, NULL);
+                for (int i = 0; i < nd; i++) topd[i] = cand[topd[i]];
+                for (int i = 0; i < nd; i++)
+                    if (topd[i] == item) hit_q++, mrr_q += 1.0 / (i + 1);
+                for (int i = 0; i < nf; i++)
+                    for (int j = 0; j < nd; j++)
+                        if (topf[i] == topd[j]) overlap_q++;
+            }
             if (have_dp) {
                 scorer_score(dp, st, 1, sb, gs);
                 int nd = topk_select(sb, (int64_t)N, 20, NULL, topd, NULL);
@@ -145,6 +164,13 @@ int main(int argc, char **argv)
     if (n_pred && have_dp)
         printf("avx512bf16 (states in bf16 too): recall@20=%.4f mrr@20=%.4f | top-20 overlap with f32 %.4f\n",
                (double)hit_d / n_pred, mrr_d / n_pred, (double)overlap_d / (20.0 * n_pred));
+    if (n_pred && have_q8)
+        printf("int8 item matrix (per-item scale), %d candidates re-ranked in f32: recall@20=%.4f mrr@20=%.4f | "
+               "top-20 overlap with f32 %.4f\n",
+               scorer_candidates(q8, 20), (double)hit_q / n_pred, mrr_q / n_pred, (double)overlap_q / (20.0 * n_pred));
+    scorer_free(q8);
+    free(cand);
+    free(cval);
     scorer_free(dp);
     scorer_free(f);
     scorer_free(bf);

@@ -14,7 +14,7 @@
 # Environment: WORK (cache folder, default /tmp/recd-bench-serve), DUR (seconds per run, default 10; DUR1
 # for the 1-connection run),
 # PORT (default 18080), MODE (stateful|stateless, default stateful), SERVE_FLAGS (extra `recd serve`
-# settings, e.g. "--batch.max 1" or "--score.bf16 true"), WRK_THREADS (default 1), RECD (binary),
+# settings, e.g. "--batch.max 1" or "--score.int8 false"), WRK_THREADS (default 1), RECD (binary),
 # SWAP_EVERY (seconds: republish the model that often during the 16-connection run; hot-swap figure).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)

@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/rng.h"
 #include "models/gru4rec_impl.h"
+#include "models/gru4rec_kern.h"
 
 static const char *const loss_names[] = {"cross-entropy", "bpr-max", "top1-max"};
 
@@ -515,18 +516,14 @@ static void layer_forward(const gru4rec_layer *ly, float *h, size_t ldh, const f
 {
     int H = ly->H, H3 = 3 * H;
     for (int b = 0; b < B; b++) memcpy(gh + (size_t)b * H3, ly->bh, (size_t)H3 * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H3, H, 1.0f, h, (int)ldh, ly->Wh, H3, 1.0f, gh,
-                H3);
-    for (int b = 0; b < B; b++) {
-        const float *ax = gx + (size_t)b * H3;
-        const float *ah = gh + (size_t)b * H3;
+    if (B == 1) /* one row: gemv (OpenBLAS' sgemm takes its small-matrix path and is slower for M=1) */
+        cblas_sgemv(CblasRowMajor, CblasTrans, H, H3, 1.0f, ly->Wh, H3, h, 1, 1.0f, gh, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H3, H, 1.0f, h, (int)ldh, ly->Wh, H3, 1.0f, gh,
+                    H3);
+    for (int b = 0; b < B; b++) { /* the vectorised gates of training (gru4rec_kern.h) */
         float *hb = h + (size_t)b * ldh;
-        for (int j = 0; j < H; j++) {
-            float r = gru4rec_sigmoid(ax[j] + ah[j]);
-            float z = gru4rec_sigmoid(ax[H + j] + ah[H + j]);
-            float n = tanhf(ax[2 * H + j] + r * ah[2 * H + j]);
-            hb[j] = (1.0f - z) * n + z * hb[j];
-        }
+        g4k_gru_gates(gx + (size_t)b * H3, gh + (size_t)b * H3, hb, hb, NULL, NULL, NULL, H);
     }
 }
 
@@ -560,8 +557,11 @@ void gru4rec_step(const gru4rec *m, float *h, const int32_t *items, int B, gru4r
                     ldx = (int)m->S;
                 }
                 for (int b = 0; b < nb; b++) memcpy(sc->gx + (size_t)b * H3, ly->bx, (size_t)H3 * sizeof(float));
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, H3, ly->in, 1.0f, x, ldx, ly->Wx, H3,
-                            1.0f, sc->gx, H3);
+                if (nb == 1)
+                    cblas_sgemv(CblasRowMajor, CblasTrans, ly->in, H3, 1.0f, ly->Wx, H3, x, 1, 1.0f, sc->gx, 1);
+                else
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, H3, ly->in, 1.0f, x, ldx, ly->Wx,
+                                H3, 1.0f, sc->gx, H3);
             }
             layer_forward(ly, hh + m->off[l], m->S, sc->gx, sc->gh, nb);
         }

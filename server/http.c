@@ -244,6 +244,13 @@ static enum MHD_Result dispatch(conn_ctx *cc)
     return send_answer(cc);
 }
 
+static void run_on_resume(http_req *r)
+{
+    void (*fn)(http_req *) = r->on_resume;
+    r->on_resume = NULL;
+    if (fn) fn(r);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
 {
@@ -263,6 +270,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->nparams = 0;
         r->status = 0;
         r->content_type = NULL;
+        r->on_resume = NULL;
         r->out = &cc->out;
         r->t0_ns = http_now_ns();
         const char *rid = http_header(r, "X-Request-Id");
@@ -301,6 +309,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (cc->phase == PH_READY) {
         cc->phase = PH_BODY;
+        run_on_resume(&cc->req);
         return send_answer(cc);
     }
     if (*upload_size) {
@@ -328,6 +337,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     conn_ctx *cc = *req_cls;
     if (!cc) return;
     *req_cls = NULL;
+    run_on_resume(&cc->req); /* a request that ended while suspended (client gone) */
     if (!cc->in_request) return;
     cc->in_request = 0;
     metrics_observe(cc->metric, cc->sent_status, http_now_ns() - cc->req.t0_ns);
@@ -349,6 +359,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         conn_ctx *cc = *socket_context;
         if (!cc) return;
+        run_on_resume(&cc->req);
         if (cc->req.slot && cc->req.slot_free) cc->req.slot_free(cc->req.slot);
         sbuf_release(&cc->body);
         sbuf_release(&cc->out);

@@ -40,6 +40,11 @@ struct http_req {
      * the connection; slot_free is called on it when the connection closes. */
     void *slot;
     void (*slot_free)(void *slot);
+    /* Set by an asynchronous handler before http_resume (NULL otherwise): called once on an HTTP
+     * thread to finish the answer when the connection resumes, before it is sent; or, if the request
+     * ends without that (the client went away), when it completes, so that what it holds is released.
+     * Cleared before the call. */
+    void (*on_resume)(http_req *r);
 };
 
 /* Monotonic nanoseconds. */

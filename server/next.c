@@ -28,6 +28,9 @@ typedef struct next_job {
     int32_t *excl;     /* exclusions (seen items), n_excl */
     int n_excl, excl_cap;
     int k;
+    int32_t *cand;     /* (cand_cap) candidates picked by the scorer, best first, and their scores */
+    float *cval;
+    int n_cand, cand_cap;
     sbuf unknown;      /* JSON text of the unknown ids, comma separated, without brackets */
     int session;       /* stateful: echo session_id */
     char session_id[300];
@@ -40,12 +43,22 @@ static void job_free(void *p)
     if (!j) return;
     free(j->h);
     free(j->excl);
+    free(j->cand);
+    free(j->cval);
     sbuf_release(&j->unknown);
     free(j);
 }
 
-static int job_reserve(next_job *j, size_t S, int excl)
+static int job_reserve(next_job *j, size_t S, int excl, int ncand)
 {
+    if (ncand > j->cand_cap) {
+        int32_t *c = realloc(j->cand, (size_t)ncand * sizeof(int32_t));
+        if (c) j->cand = c;
+        float *f = realloc(j->cval, (size_t)ncand * sizeof(float));
+        if (f) j->cval = f;
+        if (!c || !f) return rc_error(RC_ENOMEM, "out of memory for a request");
+        j->cand_cap = ncand;
+    }
     if (S > j->h_cap) {
         float *h = realloc(j->h, S * sizeof(float));
         if (!h) return rc_error(RC_ENOMEM, "out of memory for a request state");
@@ -72,6 +85,8 @@ typedef struct next_tls {
     size_t hb_cap;
     int32_t *idx;  /* (k_max) top-k output */
     float *val;
+    int32_t *cidx; /* (k_max) candidates of an approximate scorer, and their exact scores */
+    float *cval;
     int topk_cap;
 } next_tls;
 
@@ -88,6 +103,8 @@ static void tls_destroy(void *p)
     free(t->hb);
     free(t->idx);
     free(t->val);
+    free(t->cidx);
+    free(t->cval);
     free(t);
 }
 
@@ -96,7 +113,8 @@ static void tls_init_key(void)
     pthread_key_create(&tls_key, tls_destroy);
 }
 
-/* This thread's scratch, fit for model version v, B states at once and k results. NULL on ENOMEM. */
+/* This thread's scratch, fit for model version v, B states at once and k results (k candidates with an
+ * approximate scorer: scorer_candidates). NULL on ENOMEM. */
 static next_tls *tls_get(model_version *v, int B, int k)
 {
     pthread_once(&tls_once, tls_init_key);
@@ -131,12 +149,17 @@ static next_tls *tls_get(model_version *v, int B, int k)
         t->hb = s;
         t->hb_cap = (size_t)B * S;
     }
+    if (v->aux) k = scorer_candidates(v->aux, k);
     if (k > t->topk_cap) {
         int32_t *i = realloc(t->idx, (size_t)k * sizeof(int32_t));
         if (i) t->idx = i;
         float *f = realloc(t->val, (size_t)k * sizeof(float));
         if (f) t->val = f;
-        if (!i || !f) return NULL;
+        int32_t *ci = realloc(t->cidx, (size_t)k * sizeof(int32_t));
+        if (ci) t->cidx = ci;
+        float *cf = realloc(t->cval, (size_t)k * sizeof(float));
+        if (cf) t->cval = cf;
+        if (!i || !f || !ci || !cf) return NULL;
         t->topk_cap = k;
     }
     return t;
@@ -218,14 +241,36 @@ static void answer_popular(next_job *j)
     render_tail(j, 1);
 }
 
-/* Answer j from its score row (N floats, may be modified). */
-static void answer_scored(next_job *j, float *scores, next_tls *t)
+/* Pick j's candidates from its score row (N floats): the best scorer_candidates(k) that are not
+ * excluded, best first, into j->cand / j->cval (the scorer thread's share of the answer). */
+static void pick_candidates(next_job *j, const float *scores)
 {
     const gru4rec *g = j->v->handle;
-    const idmap *items = gru4rec_items(g);
-    int64_t N = gru4rec_n_items(g);
+    const scorer *sc = j->v->aux;
+    int kc = sc ? scorer_candidates(sc, j->k) : j->k;
+    if (kc > j->cand_cap) kc = j->cand_cap;
     topk_exclude ex = {.ids = j->excl, .n_ids = j->n_excl, .ids_sorted = 0, .bits = NULL, .n_bits = 0};
-    int n = topk_select(scores, N, j->k, j->n_excl ? &ex : NULL, t->idx, t->val);
+    j->n_cand = topk_select(scores, gru4rec_n_items(g), kc, j->n_excl ? &ex : NULL, j->cand, j->cval);
+    if (j->n_cand < 0) j->n_cand = 0;
+}
+
+/* Answer j from its candidates (pick_candidates). With an approximate (bf16/int8) scorer they are
+ * re-ranked with their exact f32 scores: the answer is the f32 one. t: this thread's scratch. */
+static void answer_candidates(next_job *j, next_tls *t)
+{
+    const gru4rec *g = j->v->handle;
+    const scorer *sc = j->v->aux;
+    const idmap *items = gru4rec_items(g);
+    int n;
+    if (sc && scorer_approx(sc)) {
+        scorer_rescore(sc, j->h, j->cand, j->n_cand, t->cval);
+        n = topk_select(t->cval, j->n_cand, j->k, NULL, t->idx, t->val);
+        for (int i = 0; i < n; i++) t->idx[i] = j->cand[t->idx[i]];
+    } else {
+        n = j->n_cand < j->k ? j->n_cand : j->k;
+        memcpy(t->idx, j->cand, (size_t)n * sizeof(int32_t));
+        memcpy(t->val, j->cval, (size_t)n * sizeof(float));
+    }
     sbuf *out = j->r->out;
     int first;
     sbuf_reset(out);
@@ -242,6 +287,18 @@ static void answer_scored(next_job *j, float *scores, next_tls *t)
         sbuf_addc(out, '}');
     }
     render_tail(j, 0);
+}
+
+/* http_req.on_resume of a batched request: re-rank, render, release the version (HTTP thread). */
+static void next_finish(http_req *r)
+{
+    next_job *j = r->slot;
+    if (!j || !j->v) return;
+    next_tls *t = tls_get(j->v, 1, j->k);
+    if (t) answer_candidates(j, t);
+    else http_problem(r, 500, "internal", "out of memory answering the request");
+    registry_release(r->srv->reg, j->v);
+    j->v = NULL;
 }
 
 /* ---- the batcher ---- */
@@ -338,11 +395,10 @@ static void batch_score(next_batcher *b, next_job **jobs, int B)
     int hb = 0;
     while (B > batch_le[hb]) hb++;
     atomic_fetch_add_explicit(&m_batch_hist[hb], 1, memory_order_relaxed);
-    for (int i = 0; i < B; i++) {
+    for (int i = 0; i < B; i++) { /* re-ranking and rendering run on the HTTP threads (next_finish) */
         next_job *j = jobs[i];
-        answer_scored(j, t->scores + (size_t)i * N, t);
-        registry_release(b->srv->reg, j->v);
-        j->v = NULL;
+        pick_candidates(j, t->scores + (size_t)i * N);
+        j->r->on_resume = next_finish;
         http_resume(j->r);
     }
 }
@@ -503,7 +559,13 @@ int next_prepare(model_version *v, void *arg)
     server *srv = arg;
     if (strcmp(v->type_name, "gru4rec") != 0) return RC_OK;
     int k = score_kernel_parse(srv->cfg.score_kernel ? srv->cfg.score_kernel : "auto");
-    scorer *sc = scorer_new(v->snap, v->handle, k < 0 ? SCORE_AUTO : (score_kernel)k, srv->cfg.score_bf16);
+    scorer *sc = scorer_new(v->snap, v->handle, k < 0 ? SCORE_AUTO : (score_kernel)k,
+                            srv->cfg.score_int8 ? 2 : srv->cfg.score_bf16);
+    if (sc && srv->cfg.score_int8 && srv->cfg.score_bf16 && scorer_bf16(sc) != 2 &&
+        scorer_kernel(sc) == SCORE_BLAS) {
+        scorer_free(sc); /* int8 refused (validation): the bf16 matrix may still beat sgemm */
+        sc = scorer_new(v->snap, v->handle, k < 0 ? SCORE_AUTO : (score_kernel)k, 1);
+    }
     if (!sc) return RC_ENOMEM;
     v->aux = sc;
     v->aux_free = scorer_free_aux;
@@ -527,7 +589,9 @@ int next_prepare(model_version *v, void *arg)
         topk_select(scores, (int64_t)N, 20, NULL, idx, NULL);
     }
     log_info("%s version %s: scoring with %s%s", v->model, v->version_str, score_kernel_name(scorer_kernel(sc)),
-             scorer_bf16(sc) ? " (bf16 item matrix)" : "");
+             scorer_bf16(sc) == 2 ? " (int8 item matrix, f32 re-ranking)"
+             : scorer_bf16(sc)    ? " (bf16 item matrix, f32 re-ranking)"
+                                  : "");
 done:
     gru4rec_scratch_free(gs);
     free(h);
@@ -605,7 +669,8 @@ int route_next(http_req *r)
     }
     int excl_need = req.items ? (int)req.n_items : sessions_max_seen(srv->sess);
     next_tls *t = tls_get(v, 1, req.k);
-    if (job_reserve(j, S, excl_need) != RC_OK || !t) {
+    int ncand = v->aux ? scorer_candidates(v->aux, req.k) : req.k;
+    if (job_reserve(j, S, excl_need, ncand < 1 ? 1 : ncand) != RC_OK || !t) {
         http_problem(r, 500, "internal", "out of memory");
         goto fail;
     }
@@ -671,7 +736,8 @@ int route_next(http_req *r)
     atomic_fetch_add_explicit(&m_batches, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m_scored, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m_batch_hist[0], 1, memory_order_relaxed);
-    answer_scored(j, t->scores, t);
+    pick_candidates(j, t->scores);
+    answer_candidates(j, t);
     j->v = NULL;
     registry_release(srv->reg, v);
     return HTTP_DONE;

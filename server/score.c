@@ -1,6 +1,7 @@
 /* server/score.c - register-blocked scoring kernels (see score.h). */
 #include "server/score.h"
 
+#include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
@@ -14,13 +15,14 @@
 struct scorer {
     const gru4rec *g;
     score_kernel kernel;
-    int bf16;
+    int bf16;         /* element type of the packed copy: 0 f32, 1 bf16, 2 int8 (per-item scale) */
     int N, H, S, off; /* the last layer's slice of a state is h[off .. off+H) */
     const float *Wy;  /* (N,H) f32, in the map */
     const float *By;  /* (N) */
     int pw, nblk;     /* packing width (items per block) and blocks */
     void *packed;     /* (nblk, H, pw) f32 or bf16, owned */
     float *bias;      /* (nblk*pw) By padded with zeros, owned */
+    float *scale;     /* (nblk*pw) int8 only: item i's weights are packed[i][k] * scale[i], owned */
 };
 
 int score_kernel_parse(const char *name)
@@ -63,6 +65,14 @@ T5 static AI __m512 w5_bf16(const void *p)
 {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
 }
+T5 static AI __m512 w5_i8(const void *p)
+{
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
+T2 static AI __m256 w2_i8(const void *p)
+{
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
 T2 static AI __m256 w2_f32(const void *p) { return _mm256_loadu_ps((const float *)p); }
 T2 static AI __m256 w2_bf16(const void *p)
 {
@@ -73,7 +83,7 @@ T2 static AI __m256 w2_bf16(const void *p)
  * the last layer's slice; out: score rows (stride ldo) at the block's first item; nvalid items valid. */
 #define BLOCK_KERNEL(NAME, ATTR, VT, LANES, NV, LOADW, ZERO, FMA, SET1, ADD, LOADU, STOREU)                       \
     ATTR static AI void NAME(const char *P, size_t es, int H, const float *h, int ldh, int nb, const float *bias, \
-                             float *out, int ldo, int nvalid)                                                    \
+                             const float *scale, float *out, int ldo, int nvalid)                                \
     {                                                                                                           \
         VT acc[NBMAX][NV];                                                                                      \
         _Pragma("GCC unroll 6") for (int b = 0; b < NBMAX; b++) _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) \
@@ -90,6 +100,10 @@ T2 static AI __m256 w2_bf16(const void *p)
                 }                                                                                               \
             }                                                                                                   \
         }                                                                                                       \
+        if (scale)                                                                                              \
+            for (int b = 0; b < nb; b++)                                                                        \
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                            \
+                    acc[b][v] = FMA(acc[b][v], LOADU(scale + v * LANES), ZERO());                                \
         if (nvalid >= LANES * NV) {                                                                             \
             for (int b = 0; b < nb; b++)                                                                        \
                 _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                            \
@@ -108,6 +122,10 @@ BLOCK_KERNEL(blk5_f32, T5, __m512, 16, 4, w5_f32, _mm512_setzero_ps, _mm512_fmad
              _mm512_loadu_ps, _mm512_storeu_ps)
 BLOCK_KERNEL(blk5_bf16, T5, __m512, 16, 4, w5_bf16, _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_set1_ps,
              _mm512_add_ps, _mm512_loadu_ps, _mm512_storeu_ps)
+BLOCK_KERNEL(blk5_i8, T5, __m512, 16, 4, w5_i8, _mm512_setzero_ps, _mm512_fmadd_ps, _mm512_set1_ps, _mm512_add_ps,
+             _mm512_loadu_ps, _mm512_storeu_ps)
+BLOCK_KERNEL(blk2_i8, T2, __m256, 8, 2, w2_i8, _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_set1_ps, _mm256_add_ps,
+             _mm256_loadu_ps, _mm256_storeu_ps)
 BLOCK_KERNEL(blk2_f32, T2, __m256, 8, 2, w2_f32, _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_set1_ps, _mm256_add_ps,
              _mm256_loadu_ps, _mm256_storeu_ps)
 BLOCK_KERNEL(blk2_bf16, T2, __m256, 8, 2, w2_bf16, _mm256_setzero_ps, _mm256_fmadd_ps, _mm256_set1_ps,
@@ -117,21 +135,22 @@ BLOCK_KERNEL(blk2_bf16, T2, __m256, 8, 2, w2_bf16, _mm256_setzero_ps, _mm256_fma
 #define DRIVER(NAME, ATTR, BLK, PW)                                                                            \
     ATTR static void NAME(const scorer *sc, const float *h, int B, float *out, int j0, int j1)                 \
     {                                                                                                          \
-        size_t es = sc->bf16 ? 2 : 4, bstride = (size_t)sc->H * PW * es;                                        \
+        size_t es = sc->bf16 == 2 ? 1 : sc->bf16 ? 2 : 4, bstride = (size_t)sc->H * PW * es;                    \
         for (int j = j0; j < j1; j++) {                                                                        \
             const char *P = (const char *)sc->packed + (size_t)j * bstride;                                    \
             int i0 = j * PW, nvalid = sc->N - i0 < PW ? sc->N - i0 : PW;                                         \
+            const float *sc_ = sc->scale ? sc->scale + i0 : NULL;                                              \
             for (int b0 = 0; b0 < B; b0 += NBMAX) {                                                            \
                 int nb = B - b0 < NBMAX ? B - b0 : NBMAX;                                                      \
                 const float *hb = h + (size_t)b0 * sc->S + sc->off;                                             \
                 float *ob = out + (size_t)b0 * sc->N + i0;                                                     \
                 switch (nb) {                                                                                  \
-                case 1: BLK(P, es, sc->H, hb, sc->S, 1, sc->bias + i0, ob, sc->N, nvalid); break;               \
-                case 2: BLK(P, es, sc->H, hb, sc->S, 2, sc->bias + i0, ob, sc->N, nvalid); break;               \
-                case 3: BLK(P, es, sc->H, hb, sc->S, 3, sc->bias + i0, ob, sc->N, nvalid); break;               \
-                case 4: BLK(P, es, sc->H, hb, sc->S, 4, sc->bias + i0, ob, sc->N, nvalid); break;               \
-                case 5: BLK(P, es, sc->H, hb, sc->S, 5, sc->bias + i0, ob, sc->N, nvalid); break;               \
-                default: BLK(P, es, sc->H, hb, sc->S, 6, sc->bias + i0, ob, sc->N, nvalid); break;              \
+                case 1: BLK(P, es, sc->H, hb, sc->S, 1, sc->bias + i0, sc_, ob, sc->N, nvalid); break;          \
+                case 2: BLK(P, es, sc->H, hb, sc->S, 2, sc->bias + i0, sc_, ob, sc->N, nvalid); break;          \
+                case 3: BLK(P, es, sc->H, hb, sc->S, 3, sc->bias + i0, sc_, ob, sc->N, nvalid); break;          \
+                case 4: BLK(P, es, sc->H, hb, sc->S, 4, sc->bias + i0, sc_, ob, sc->N, nvalid); break;          \
+                case 5: BLK(P, es, sc->H, hb, sc->S, 5, sc->bias + i0, sc_, ob, sc->N, nvalid); break;          \
+                default: BLK(P, es, sc->H, hb, sc->S, 6, sc->bias + i0, sc_, ob, sc->N, nvalid); break;         \
                 }                                                                                              \
             }                                                                                                  \
         }                                                                                                      \
@@ -205,6 +224,8 @@ T5B static void drv5_dp(const scorer *sc, const float *h, int B, float *out, int
 
 DRIVER(drv5_f32, T5, blk5_f32, 64)
 DRIVER(drv5_bf16, T5, blk5_bf16, 64)
+DRIVER(drv5_i8, T5, blk5_i8, 64)
+DRIVER(drv2_i8, T2, blk2_i8, 16)
 DRIVER(drv2_f32, T2, blk2_f32, 16)
 DRIVER(drv2_bf16, T2, blk2_bf16, 16)
 #else
@@ -244,10 +265,12 @@ void scorer_score_part(const scorer *sc, const float *h, int B, float *scores, g
     if (sc->kernel == SCORE_AVX512 || sc->kernel == SCORE_AVX2) {
         int j0 = (int)((long long)sc->nblk * part / nparts), j1 = (int)((long long)sc->nblk * (part + 1) / nparts);
         if (sc->kernel == SCORE_AVX512) {
-            if (sc->bf16) drv5_bf16(sc, h, B, scores, j0, j1);
+            if (sc->bf16 == 2) drv5_i8(sc, h, B, scores, j0, j1);
+            else if (sc->bf16) drv5_bf16(sc, h, B, scores, j0, j1);
             else drv5_f32(sc, h, B, scores, j0, j1);
         } else {
-            if (sc->bf16) drv2_bf16(sc, h, B, scores, j0, j1);
+            if (sc->bf16 == 2) drv2_i8(sc, h, B, scores, j0, j1);
+            else if (sc->bf16) drv2_bf16(sc, h, B, scores, j0, j1);
             else drv2_f32(sc, h, B, scores, j0, j1);
         }
         return;
@@ -264,6 +287,11 @@ void scorer_score(const scorer *sc, const float *h, int B, float *scores, gru4re
 int scorer_splittable(const scorer *sc)
 {
     return sc->kernel == SCORE_AVX512 || sc->kernel == SCORE_AVX2 || sc->kernel == SCORE_AVX512BF16;
+}
+
+static const char *dtype_suffix(int t)
+{
+    return t == 2 ? "/int8" : t ? "/bf16" : "";
 }
 
 /* Compare the kernel with gru4rec_score on 5 random states. 1 if they agree within tol (relative to the
@@ -289,10 +317,10 @@ static int validate(scorer *sc, double tol)
     ok = maxdiff <= tol * maxabs;
     if (!ok)
         log_warn("score kernel %s%s disagrees with gru4rec_score (max diff %g of %g): using BLAS",
-                 score_kernel_name(sc->kernel), sc->bf16 ? "/bf16" : "", maxdiff, maxabs);
+                 score_kernel_name(sc->kernel), dtype_suffix(sc->bf16), maxdiff, maxabs);
     else
         log_debug("score kernel %s%s: max diff %g of max |score| %g", score_kernel_name(sc->kernel),
-                  sc->bf16 ? "/bf16" : "", maxdiff, maxabs);
+                  dtype_suffix(sc->bf16), maxdiff, maxabs);
 done:
     gru4rec_scratch_free(gs);
     free(h);
@@ -326,10 +354,11 @@ scorer *scorer_new(const snap *s, const gru4rec *g, score_kernel kernel, int bf1
     if (kernel == SCORE_AVX512BF16 && !cpu_has(SCORE_AVX512BF16)) kernel = SCORE_AVX512;
     if (kernel == SCORE_AVX512 && !cpu_has(SCORE_AVX512)) kernel = SCORE_AVX2;
     if (kernel == SCORE_AVX512BF16) bf16 = 1;
+    if (bf16 < 0 || bf16 > 2) bf16 = 1;
     if (kernel == SCORE_BLAS || !cpu_has(kernel)) return sc;
     sc->pw = kernel == SCORE_AVX2 ? 16 : 64;
     sc->nblk = (sc->N + sc->pw - 1) / sc->pw;
-    size_t padded = (size_t)sc->nblk * (size_t)sc->pw, es = bf16 ? 2 : 4;
+    size_t padded = (size_t)sc->nblk * (size_t)sc->pw, es = bf16 == 2 ? 1 : bf16 ? 2 : 4;
     sc->packed = malloc(padded * (size_t)sc->H * es);
     sc->bias = calloc(padded, sizeof(float));
     if (!sc->packed || !sc->bias) {
@@ -358,6 +387,25 @@ scorer *scorer_new(const snap *s, const gru4rec *g, score_kernel kernel, int bf1
                         P[((((size_t)j * H2 + k2) * 64 + t) * 2) + (size_t)e] = to_bf16(v);
                     }
                 }
+    } else if (bf16 == 2) { /* symmetric per item: q = round(w / scale), scale = max |w| / 127 */
+        int8_t *P = sc->packed;
+        sc->scale = calloc(padded, sizeof(float));
+        if (!sc->scale) {
+            scorer_free(sc);
+            rc_error(RC_ENOMEM, "out of memory packing the item matrix");
+            return NULL;
+        }
+        for (size_t i = 0; i < padded; i++) {
+            float m = 0;
+            if (i < (size_t)sc->N)
+                for (int k = 0; k < sc->H; k++) m = fmaxf(m, fabsf(sc->Wy[i * sc->H + k]));
+            sc->scale[i] = m / 127.0f;
+            size_t j = i / (size_t)sc->pw, t = i % (size_t)sc->pw;
+            for (int k = 0; k < sc->H; k++) {
+                float v = i < (size_t)sc->N && m > 0 ? sc->Wy[i * sc->H + k] / sc->scale[i] : 0.0f;
+                P[(j * sc->H + k) * sc->pw + t] = (int8_t)lrintf(fminf(127.0f, fmaxf(-127.0f, v)));
+            }
+        }
     } else
     for (int j = 0; j < sc->nblk; j++)
         for (int k = 0; k < sc->H; k++)
@@ -367,14 +415,16 @@ scorer *scorer_new(const snap *s, const gru4rec *g, score_kernel kernel, int bf1
                 if (bf16) ((uint16_t *)sc->packed)[at] = to_bf16(v);
                 else ((float *)sc->packed)[at] = v;
             }
-    sc->bf16 = bf16 != 0;
+    sc->bf16 = bf16;
     sc->kernel = kernel;
     if (!validate(sc, bf16 ? 5e-2 : 1e-3)) {
         sc->kernel = SCORE_BLAS;
         free(sc->packed);
         free(sc->bias);
+        free(sc->scale);
         sc->packed = NULL;
         sc->bias = NULL;
+        sc->scale = NULL;
         sc->bf16 = 0;
     }
     return sc;
@@ -385,6 +435,7 @@ void scorer_free(scorer *sc)
     if (!sc) return;
     free(sc->packed);
     free(sc->bias);
+    free(sc->scale);
     free(sc);
 }
 
@@ -396,4 +447,29 @@ score_kernel scorer_kernel(const scorer *sc)
 int scorer_bf16(const scorer *sc)
 {
     return sc->bf16;
+}
+
+int scorer_approx(const scorer *sc)
+{
+    return sc->bf16 != 0 && sc->Wy != NULL;
+}
+
+int scorer_candidates(const scorer *sc, int k)
+{
+    long c = sc->bf16 == 2 ? k + k / 2 + 8L : sc->bf16 ? k + 8L : k;
+    return c > sc->N ? sc->N : (int)c;
+}
+
+void scorer_rescore(const scorer *sc, const float *h, const int32_t *idx, int n, float *out)
+{
+    const float *x = h + sc->off;
+    size_t row = (size_t)sc->H * sizeof(float);
+#if HAVE_X86
+    for (int i = 0; i < n; i++) { /* the rows are scattered: have all their lines in flight at once */
+        const char *p = (const char *)(sc->Wy + (size_t)idx[i] * (size_t)sc->H);
+        for (size_t o = 0; o < row; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+    }
+#endif
+    for (int i = 0; i < n; i++)
+        out[i] = cblas_sdot(sc->H, x, 1, sc->Wy + (size_t)idx[i] * (size_t)sc->H, 1) + sc->By[idx[i]];
 }

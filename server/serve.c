@@ -54,6 +54,9 @@ static const cfg_def serve_defs[] = {
             "batches of at most this many states are scored by two threads (0: off; did not pay here)"),
     CFG_ENUM("score.kernel", server_cfg, score_kernel, "auto", "auto|blas|avx2|avx512|avx512bf16",
              "item scoring kernel (auto: AVX-512 or AVX2 register-blocked kernel; blas: gru4rec_score/sgemm)"),
+    CFG_BOOL("score.int8", server_cfg, score_int8, 1,
+             "score from an int8 copy of the item matrix (per-item scale; a quarter of the bytes), the best "
+             "candidates re-ranked in f32 (answers as f32: bench/score_bench.c)"),
     CFG_BOOL("score.bf16", server_cfg, score_bf16, 1,
              "score from a bf16 packed copy of the item matrix (half the bytes; no measured accuracy loss)"),
     CFG_INT("shutdown.drain_s", server_cfg, drain_s, 10, 0, 3600, "longest wait for in-flight requests on SIGTERM"),

@@ -10,7 +10,8 @@
  *   sessions.sweep_ms 1000, sessions.sweep_slice 20000,
  *   next.k_default 20, next.k_max 1000, next.max_items 1000, limits.max_depth 8, limits.max_id_len 256,
  *   batch.max 32 (1 = score inline, no batching), batch.wait_us 0, batch.threads 1, batch.split_below 0,
- *   score.kernel "auto" (auto|blas|avx2|avx512|avx512bf16), score.bf16 true,
+ *   score.kernel "auto" (auto|blas|avx2|avx512|avx512bf16), score.int8 true (int8 item matrix, candidates
+ *   re-ranked in f32; wins over bf16), score.bf16 true (used when int8 is off),
  *   shutdown.drain_s 10, log_level "info".
  * Environment: RECD_ADMIN_TOKEN (admin token), RECD_PORT (overrides http.port), RECD_SNAPSHOTS (overrides
  * snapshots.root). Command line `--name value` overrides both.
@@ -38,7 +39,7 @@ typedef struct server_cfg {
     long long k_default, k_max, max_items, max_depth, max_id_len;
     long long batch_max, batch_wait_us, batch_threads, batch_split_below;
     char *score_kernel;
-    int score_bf16;
+    int score_bf16, score_int8;
     long long drain_s;
     char *log_level;
 } server_cfg;

@@ -226,10 +226,16 @@ static void next_semantics(const char *settings)
     ASSERT_EQ(tsrv_stop(&s), 0);
 }
 
-/* The default: micro-batched scoring with the packed bf16 kernel. */
+/* The default: micro-batched scoring with the packed int8 kernel, candidates re-ranked in f32. */
 TEST(server_next_semantics)
 {
     next_semantics("");
+}
+
+/* The packed bf16 kernel (int8 off), candidates re-ranked in f32. */
+TEST(server_next_semantics_bf16)
+{
+    next_semantics("\"score.int8\":false");
 }
 
 /* Inline scoring on the HTTP threads, through gru4rec_score (sgemm), f32. */

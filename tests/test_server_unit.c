@@ -211,7 +211,7 @@ TEST(server_metrics_render)
 #include "server/score.h"
 #include "tests/test_server_util.h"
 
-/* Every kernel (f32 and bf16) against gru4rec_score, for batch sizes around the 4x4 blocking and item
+/* Every kernel (f32, bf16, int8) against gru4rec_score, for batch sizes around the 4x4 blocking and item
  * counts that leave a remainder. */
 TEST(server_score_kernels)
 {
@@ -232,7 +232,7 @@ TEST(server_score_kernels)
         gru4rec_scratch *gs = gru4rec_scratch_new(g, 9);
         const score_kernel ks[] = {SCORE_BLAS, SCORE_AVX2, SCORE_AVX512, SCORE_AVX512BF16, SCORE_AUTO};
         for (int ki = 0; ki < 5; ki++)
-            for (int bf = 0; bf < 2; bf++) {
+            for (int bf = 0; bf < 3; bf++) {
                 scorer *sc = scorer_new(s, g, ks[ki], bf);
                 ASSERT(sc != NULL);
                 for (int B = 1; B <= 9; B++) {
@@ -244,6 +244,17 @@ TEST(server_score_kernels)
                             FAIL("kernel %s bf16=%d N=%zu H=%d B=%d: score %zu is %g, gru4rec_score says %g",
                                  score_kernel_name(scorer_kernel(sc)), scorer_bf16(sc), N, shapes[sh][1], B, i, a[i],
                                  b[i]);
+                }
+                /* Re-ranking: candidates bounded by N, exact f32 scores for an approximate matrix. */
+                int kc = scorer_candidates(sc, 5);
+                ASSERT(kc >= (int)(5 < N ? 5 : N) && kc <= (int)N);
+                ASSERT_EQ(scorer_approx(sc), scorer_bf16(sc) != 0);
+                if (scorer_approx(sc)) {
+                    int32_t idx[3] = {0, (int32_t)N - 1, (int32_t)N / 2};
+                    float ex[3];
+                    gru4rec_score(g, h + S, 1, b, gs);
+                    scorer_rescore(sc, h + S, idx, 3, ex);
+                    for (int i = 0; i < 3; i++) ASSERT_NEAR(ex[i], b[idx[i]], 1e-4 * (1 + fabs(b[idx[i]])));
                 }
                 scorer_free(sc);
             }
