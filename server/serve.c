@@ -246,6 +246,16 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_timer_start(&lc->drain, on_drain, 5, 5);
 }
 
+/* Gauge of requests started and not yet answered (drain progress on SIGTERM; tests wait on it). */
+static void render_inflight(sbuf *out, void *ctx)
+{
+    server *srv = ctx;
+    sbuf_printf(out,
+                "# HELP recd_http_requests_in_flight Requests received and not yet answered.\n"
+                "# TYPE recd_http_requests_in_flight gauge\nrecd_http_requests_in_flight %ld\n",
+                atomic_load(&srv->inflight));
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: recd serve [-c CONFIG] [--SETTING VALUE ...]\n\n"
@@ -366,6 +376,7 @@ int cmd_serve(int argc, char **argv)
     metrics_add_collector(registry_render_metrics, srv->reg);
     metrics_add_collector(sessions_render_metrics, srv->sess);
     metrics_add_collector(next_render_metrics, NULL);
+    metrics_add_collector(render_inflight, srv);
     if (srv->cfg.batch_max > 1 && !(srv->batcher = next_batcher_new(srv))) {
         fprintf(stderr, "recd serve: %s\n", rc_errmsg());
         goto done;

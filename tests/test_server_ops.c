@@ -469,7 +469,16 @@ TEST(server_second_signal_exits_at_once)
     pthread_t th;
     struct inflight_arg a = {&s, 1, -1};
     pthread_create(&th, NULL, one_request, &a);
-    usleep(200000);
+    /* Signal only once the request is inside the server: /metrics counts itself plus ours. */
+    int seen = 0;
+    for (int i = 0; i < 400 && !seen; i++) {
+        tresp m;
+        tsrv_http(&s, "GET", "/metrics", NULL, 0, NULL, &m);
+        seen = m.body && strstr(m.body, "recd_http_requests_in_flight 2") != NULL;
+        tresp_free(&m);
+        if (!seen) usleep(5000);
+    }
+    ASSERT(seen);
     kill(s.pid, SIGTERM);
     usleep(100000);
     int st = 0;
