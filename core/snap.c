@@ -1468,3 +1468,16 @@ out:
     if (txn) mdb_txn_abort(txn);
     return rc;
 }
+
+int snap_open_any(snap **out, const char *dir)
+{
+    int rc = snap_open(out, dir);
+    if (rc != RC_ENOTFOUND) return rc;
+    char msg[512], path[4096];
+    uint64_t v;
+    snprintf(msg, sizeof msg, "%s", rc_errmsg());
+    if (snap_latest(dir, ".", &v) != RC_OK ||
+        snprintf(path, sizeof path, "%s/%" PRIu64, dir, v) >= (int)sizeof path)
+        return rc_error(rc, "%s", msg);
+    return snap_open(out, path);
+}

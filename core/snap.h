@@ -107,6 +107,10 @@ typedef struct snap_tensor {
  * missing tensor), RC_EFORMAT (meta not JSON). */
 int snap_open(snap **out, const char *dir);
 void snap_close(snap *s); /* NULL is a no-op */
+/* Like snap_open, but dir may also be a model folder (ROOT/MODEL): then its newest published version is
+ * opened. For command-line tools (`recd inspect DIR`, `recd eval MODEL --snapshot DIR`). Errors as
+ * snap_open; RC_ENOTFOUND keeps the message about dir itself when it is neither. */
+int snap_open_any(snap **out, const char *dir);
 
 /* The tensor called name, or NULL if absent. Borrowed, valid until snap_close. */
 const snap_tensor *snap_tensor_get(const snap *s, const char *name);

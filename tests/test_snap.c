@@ -1191,3 +1191,21 @@ TEST(snap_tmp_live_writer_kept)
     ASSERT_OK(snap_writer_publish(w, &v));
     ASSERT_EQ(v, 6); /* past the live writer's version 5 */
 }
+
+TEST(snap_open_any_takes_model_folder)
+{
+    char model_dir[4096], bad[4096];
+    uint64_t v1, v2;
+    write_small(test_tmpdir(), "m", 0, &v1);
+    write_small(test_tmpdir(), "m", 0, &v2);
+    ASSERT_EQ(v2, v1 + 1);
+    snprintf(model_dir, sizeof model_dir, "%s/m", test_tmpdir());
+    snap *s = NULL;
+    ASSERT_RC(snap_open(&s, model_dir), RC_ENOTFOUND); /* a model folder is not a snapshot */
+    ASSERT_OK(snap_open_any(&s, model_dir));            /* ... but names its newest version */
+    ASSERT_EQ(snap_version(s), v2);
+    snap_close(s);
+    snprintf(bad, sizeof bad, "%s/none", test_tmpdir());
+    ASSERT_RC(snap_open_any(&s, bad), RC_ENOTFOUND);
+    ASSERT_CONTAINS(rc_errmsg(), "none");
+}

@@ -55,19 +55,7 @@ int cmd_inspect(int argc, char **argv)
     }
     const char *dir = argv[1];
     snap *s = NULL;
-    int rc = snap_open(&s, dir);
-    if (rc == RC_ENOTFOUND) {
-        /* maybe a model folder: take its newest version */
-        char msg[512], path[PATH_MAX];
-        uint64_t v;
-        snprintf(msg, sizeof msg, "%s", rc_errmsg());
-        if (snap_latest(dir, ".", &v) == RC_OK &&
-            snprintf(path, sizeof path, "%s/%" PRIu64, dir, v) < (int)sizeof path) {
-            rc = snap_open(&s, path);
-        } else {
-            rc_error(rc, "%s", msg);
-        }
-    }
+    int rc = snap_open_any(&s, dir);
     if (rc != RC_OK) {
         fprintf(stderr, "recd inspect: %s\n", rc_errmsg());
         return 1;

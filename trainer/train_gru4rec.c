@@ -485,7 +485,7 @@ int gru4rec_cmd_eval(int argc, char **argv)
     for (int i = 1; i + 1 < argc; i++)
         if (strcmp(argv[i], "--snapshot") == 0) snapdir = argv[i + 1];
     if (snapdir) {
-        if (snap_open(&s, snapdir) != RC_OK || gru4rec_load(&m, s) != RC_OK) {
+        if (snap_open_any(&s, snapdir) != RC_OK || gru4rec_load(&m, s) != RC_OK) {
             fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
             goto done;
         }

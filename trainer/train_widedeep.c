@@ -583,7 +583,7 @@ int wd_cmd_eval(int argc, char **argv)
     wd_data d;
     memset(&d, 0, sizeof d);
     int status = 1;
-    if (snap_open(&sn, dir) != RC_OK || wd_load(&m, sn) != RC_OK) goto fail;
+    if (snap_open_any(&sn, dir) != RC_OK || wd_load(&m, sn) != RC_OK) goto fail;
     const json_t *csvj = json_object_get(snap_meta(sn), "csv");
     if (!sep_s) sep_s = json_string_value(json_object_get(csvj, "sep"));
     if (!header_s) header_s = json_string_value(json_object_get(csvj, "header"));
