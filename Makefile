@@ -1,8 +1,8 @@
 # recd: one binary (bin/recd), one test runner (bin/recd-tests).
 #   make            build bin/recd
-#   make test       install missing deps, build, run every test; closes with "N passed, N failed"
+#   make test       install missing deps, build, run every test; closes with "N passed, N failed, N skipped"
 #   make asan       the same suite under AddressSanitizer + UBSan (objects in build-asan/)
-#   make demo       install deps, build, train a small model, serve it, print curl examples
+#   make demo       install deps, build, train two small models, serve them, run the README curl examples
 #   make fuzz       build the libFuzzer targets (clang) into build-fuzz/
 #   make O=DIR ...  put objects and binaries under DIR (parallel builds in one tree)
 #   make T=prefix test   run only the tests whose name starts with prefix

@@ -144,9 +144,12 @@ int next_req_parse(const char *body, size_t len, const api_limits *lim, json_t *
             }
             for (size_t i = 0; i < n; i++) {
                 api_str s;
+                const json_t *it = json_array_get(v, i);
+                if (!get_id(it, "", lim, &s, NULL, 0)) continue; /* the field name only for the message */
                 char field[32];
                 snprintf(field, sizeof field, "items[%zu]", i);
-                if ((st = get_id(json_array_get(v, i), field, lim, &s, detail, cap))) goto fail;
+                st = get_id(it, field, lim, &s, detail, cap);
+                goto fail;
             }
             req->items = v;
             req->n_items = n;

@@ -242,16 +242,30 @@ void dense_tanh_backward(int n, const float *y, const float *dy, float *dx)
         dx[i] = dy[i] * (1.0f - y[i] * y[i]);
 }
 
+/* ReLU by a compare mask rather than `x > 0 ? x : 0`, which GCC -O2 compiles to a compare and
+ * branch that mispredicts half the time on random signs (models/widedeep.c measured such a loop at a
+ * quarter of a request). Same results: NaN and -0 give +0. */
+static inline v4f v4_relu(v4f x)
+{
+    return (v4f)((v4i)x & (x > v4_splat(0.0f)));
+}
+
 void dense_relu(int n, const float *x, float *y)
 {
-    for (int i = 0; i < n; i++)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    V4_MAP(n, x, y, v4_relu);
 }
 
 void dense_relu_backward(int n, const float *y, const float *dy, float *dx)
 {
-    for (int i = 0; i < n; i++)
-        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        v4_store(dx + i, (v4f)((v4i)v4_load(dy + i) & (v4_load(y + i) > v4_splat(0.0f))));
+    for (; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, dy + i, sizeof b);
+        b &= 0u - (uint32_t)(y[i] > 0.0f);
+        memcpy(dx + i, &b, sizeof b);
+    }
 }
 
 void dense_elu(int n, float alpha, const float *x, float *y)

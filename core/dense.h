@@ -150,7 +150,8 @@ void dense_tanh(int n, const float *x, float *y);
 /* dx = dy * (1 - y^2) */
 void dense_tanh_backward(int n, const float *y, const float *dy, float *dx);
 
-/* relu(x) = max(x, 0). Backward: dy where y > 0, else 0. */
+/* relu(x) = x > 0 ? x : +0 (NaN and -0 give +0), branch-free. Backward: dy where y > 0, else +0.
+ * y may alias x, dx may alias dy. */
 void dense_relu(int n, const float *x, float *y);
 void dense_relu_backward(int n, const float *y, const float *dy, float *dx);
 

@@ -1,7 +1,7 @@
 /* fuzz/fuzz_config.c - libFuzzer target: arbitrary bytes -> json_loadb -> cfg_load_json.
  *
  * Build: make fuzz (clang), then run e.g.
- *     build-fuzz/fuzz_config -max_total_time=60 -max_len=4096 /tmp/fuzz-config-corpus
+ *     build-fuzz/bin/fuzz_config -max_total_time=60 -max_len=4096 /tmp/fuzz-config-corpus
  * Each input is also read as a file (a memfd, through /proc/self/fd) so cfg_load_file's line search
  * runs on the same text. The table covers every setting type, dotted names and a nested group, so
  * the fuzzer reaches type errors, bounds, enums, unknown keys and nesting. Each input also goes

@@ -2,7 +2,7 @@
  * parsers, and the click-stream loader with the GRU4Rec preprocessing and split.
  *
  * Build: make fuzz (clang), then run e.g.
- *     build-fuzz/fuzz_csv -max_total_time=60 -max_len=4096 /tmp/fuzz-csv-corpus
+ *     build-fuzz/bin/fuzz_csv -max_total_time=60 -max_len=4096 /tmp/fuzz-csv-corpus
  * Input layout: byte 0 picks the separator (0 guess, ',' or '\t') and whether a clicks header
  * "session_id,item_id,timestamp" is prepended (so the session loader gets past the header); the rest
  * is the file body. The body goes into a memfd read through /proc/self/fd (gzread detects gzip by

@@ -2,7 +2,7 @@
  * feature spec document (feat_spec_from_json, as a snapshot's meta would give it) and, when it parses,
  * a row cut from the input is encoded with it; (2) as the fields of a row encoded with a fixed spec that
  * has every kind of column. Nothing may crash, leak or read out of bounds; encoded ids must be in range.
- *   make fuzz && ./build-fuzz/fuzz_features -max_total_time=60 */
+ *   make fuzz && ./build-fuzz/bin/fuzz_features -max_total_time=60 */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * shadow (a list of the keys and a quadratic comparison).
  *
  * Build: make fuzz (clang), then run e.g.
- *     build-fuzz/fuzz_idmap -max_total_time=60 -max_len=8192
+ *     build-fuzz/bin/fuzz_idmap -max_total_time=60 -max_len=8192
  * Input layout: byte 0 is the capacity hint; then records of one length byte L followed by L key
  * bytes (a short final record takes what is left). A length byte of 255 asks for an over-long key
  * (IDMAP_MAX_KEY + 1 bytes of the input repeated), which must be refused without changing the map.

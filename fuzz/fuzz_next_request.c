@@ -2,7 +2,7 @@
  * (api/validate.h: depth pre-scan, jansson parse, field checks) and the problem+json writer.
  *
  * Build: make fuzz (clang), then run e.g.
- *     build-fuzz/fuzz_next_request -max_total_time=60 -max_len=65536 /tmp/fuzz-next-corpus
+ *     build-fuzz/bin/fuzz_next_request -max_total_time=60 -max_len=65536 /tmp/fuzz-next-corpus
  * Checks, besides no crash/leak/UB: the result is 0, 400 or 422; on 0 the request is consistent
  * (exactly one of stateful/stateless, k in range, ids non-empty and within the length limit); on an
  * error the detail is a non-empty NUL-terminated line and the problem document built from it is valid

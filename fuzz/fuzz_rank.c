@@ -3,7 +3,7 @@
  * snapshot root and loaded through the registry). The hand-written JSON reader of rank.c must reject
  * bad bodies with 400/422 and never crash, leak or read past the body; a 200 answer must be JSON that
  * jansson accepts.
- *   make fuzz && ./build-fuzz/fuzz_rank -max_total_time=60 */
+ *   make fuzz && ./build-fuzz/bin/fuzz_rank -max_total_time=60 */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* fuzz/fuzz_snap.c - libFuzzer target: arbitrary bytes as a snapshot's data.mdb -> snap_open.
  *
  * Build: make fuzz (clang), then run e.g.
- *     build-fuzz/fuzz_snap -max_total_time=60 -max_len=65536 /tmp/fuzz-snap-corpus
+ *     build-fuzz/bin/fuzz_snap -max_total_time=60 -max_len=65536 /tmp/fuzz-snap-corpus
  * Seed the corpus with real snapshots (any ROOT/MODEL/VERSION/data.mdb written by snap_writer, e.g.
  * from `RECD_KEEP_TMP=1 bin/recd-tests snap_roundtrip`): mutations of a valid file reach far deeper
  * than random bytes. Each input is written as data.mdb into one temporary folder and opened; when

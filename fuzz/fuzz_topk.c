@@ -2,7 +2,7 @@
  * ties), k and exclusions -> core/topk, checked against a naive selection.
  *
  * Build: make fuzz (clang), then run e.g.
- *     build-fuzz/fuzz_topk -max_total_time=60 -max_len=8192
+ *     build-fuzz/bin/fuzz_topk -max_total_time=60 -max_len=8192
  * Input layout: byte 0 = k (0..255), byte 1 = number of excluded ids (each taken from the next 2
  * bytes, modulo n + 2 so some are out of range), byte 2 bit 0 = ids sorted first, bit 1 = also a
  * bitmap excluding every index divisible by 3; the rest are the scores as raw 4-byte floats.

@@ -32,8 +32,7 @@ typedef struct next_job {
     float *cval;
     int n_cand, cand_cap;
     sbuf unknown;      /* JSON text of the unknown ids, comma separated, without brackets */
-    int session;       /* stateful: echo session_id */
-    char session_id[300];
+    sbuf session_id;   /* stateful: the id to echo (ids are never empty); empty: stateless */
     struct next_job *next; /* queue link */
 } next_job;
 
@@ -46,6 +45,7 @@ static void job_free(void *p)
     free(j->cand);
     free(j->cval);
     sbuf_release(&j->unknown);
+    sbuf_release(&j->session_id);
     free(j);
 }
 
@@ -178,10 +178,9 @@ static const int batch_le[BATCH_HIST] = {1, 2, 4, 8, 16, 32, 64, 1 << 30};
 static _Atomic uint64_t m_batches, m_scored, m_fallback, m_unknown, m_batch_hist[BATCH_HIST];
 
 /* ---- answers ---- */
-static void render_head(sbuf *out, int *first)
+static void render_head(sbuf *out)
 {
     sbuf_adds(out, "{\"items\":[");
-    *first = 1;
 }
 
 static void render_tail(next_job *j, int fallback)
@@ -194,9 +193,9 @@ static void render_tail(next_job *j, int fallback)
     sbuf_adds(out, ",\"version\":\"");
     sbuf_adds(out, v->version_str);
     sbuf_adds(out, "\"");
-    if (j->session) {
+    if (j->session_id.len) {
         sbuf_adds(out, ",\"session_id\":");
-        sbuf_json_str(out, j->session_id, strlen(j->session_id));
+        sbuf_json_str(out, j->session_id.data, j->session_id.len);
     }
     sbuf_adds(out, ",\"unknown_items\":[");
     sbuf_add(out, j->unknown.data ? j->unknown.data : "", j->unknown.len);
@@ -208,11 +207,10 @@ static void render_tail(next_job *j, int fallback)
     http_json(r, 200);
 }
 
-static int excluded(const next_job *j, int32_t idx)
+/* j's exclusions (seen items, unsorted) in the form core/topk.h reads. */
+static topk_exclude job_exclude(const next_job *j)
 {
-    for (int i = 0; i < j->n_excl; i++)
-        if (j->excl[i] == idx) return 1;
-    return 0;
+    return (topk_exclude){.ids = j->excl, .n_ids = j->n_excl, .ids_sorted = 0, .bits = NULL, .n_bits = 0};
 }
 
 /* The most popular items (minus exclusions), flagged as a fallback. */
@@ -222,12 +220,12 @@ static void answer_popular(next_job *j)
     const idmap *items = gru4rec_items(g);
     const int32_t *pop = gru4rec_popular(g);
     int64_t N = gru4rec_n_items(g);
-    int first;
     sbuf_reset(j->r->out);
-    render_head(j->r->out, &first);
+    render_head(j->r->out);
+    topk_exclude ex = job_exclude(j);
     int got = 0;
     for (int64_t i = 0; i < N && got < j->k; i++) {
-        if (excluded(j, pop[i])) continue;
+        if (topk_is_excluded(&ex, pop[i])) continue;
         size_t len;
         const char *id = idmap_key(items, pop[i], &len);
         if (!id) continue;
@@ -249,7 +247,7 @@ static void pick_candidates(next_job *j, const float *scores)
     const scorer *sc = j->v->aux;
     int kc = sc ? scorer_candidates(sc, j->k) : j->k;
     if (kc > j->cand_cap) kc = j->cand_cap;
-    topk_exclude ex = {.ids = j->excl, .n_ids = j->n_excl, .ids_sorted = 0, .bits = NULL, .n_bits = 0};
+    topk_exclude ex = job_exclude(j);
     j->n_cand = topk_select(scores, gru4rec_n_items(g), kc, j->n_excl ? &ex : NULL, j->cand, j->cval);
     if (j->n_cand < 0) j->n_cand = 0;
 }
@@ -272,14 +270,13 @@ static void answer_candidates(next_job *j, next_tls *t)
         memcpy(t->val, j->cval, (size_t)n * sizeof(float));
     }
     sbuf *out = j->r->out;
-    int first;
     sbuf_reset(out);
-    render_head(out, &first);
-    for (int i = 0; i < n; i++) {
+    render_head(out);
+    for (int i = 0, got = 0; i < n; i++) {
         size_t len;
         const char *id = idmap_key(items, t->idx[i], &len);
         if (!id) continue;
-        if (i) sbuf_addc(out, ',');
+        if (got++) sbuf_addc(out, ','); /* not i: a skipped first id would leave a leading comma */
         sbuf_adds(out, "{\"item_id\":");
         sbuf_json_str(out, id, len);
         sbuf_adds(out, ",\"score\":");
@@ -487,14 +484,21 @@ next_batcher *next_batcher_new(server *srv)
     return b;
 }
 
-void next_batcher_free(next_batcher *b)
+void next_batcher_stop(next_batcher *b)
 {
     if (!b) return;
     pthread_mutex_lock(&b->mu);
     b->stop = 1;
     pthread_cond_broadcast(&b->cv);
     pthread_mutex_unlock(&b->mu);
-    for (int i = 0; i < b->nthreads; i++) pthread_join(b->threads[i], NULL);
+    for (int i = 0; i < b->nthreads; i++) pthread_join(b->threads[i], NULL); /* they empty the queue first */
+    b->nthreads = 0;
+}
+
+void next_batcher_free(next_batcher *b)
+{
+    if (!b) return;
+    next_batcher_stop(b);
     if (b->as.started) {
         pthread_mutex_lock(&b->as.mu);
         b->as.stop = 1;
@@ -509,16 +513,25 @@ void next_batcher_free(next_batcher *b)
     free(b);
 }
 
-static void batcher_push(next_batcher *b, next_job *j)
+/* Suspend j's connection and queue j; 0 when the batcher is stopped (the caller scores inline). The
+ * suspension comes first (a scorer may resume j as soon as it is queued) and under the queue lock, so no
+ * connection is suspended once next_batcher_stop has emptied the queue. */
+static int batcher_push(next_batcher *b, next_job *j)
 {
     j->next = NULL;
     pthread_mutex_lock(&b->mu);
+    if (b->stop) {
+        pthread_mutex_unlock(&b->mu);
+        return 0;
+    }
+    http_suspend(j->r);
     if (b->tail) b->tail->next = j;
     else b->head = j;
     b->tail = j;
     b->queued++;
     pthread_cond_signal(&b->cv);
     pthread_mutex_unlock(&b->mu);
+    return 1;
 }
 
 void next_render_metrics(sbuf *out, void *unused)
@@ -664,6 +677,7 @@ int route_next(http_req *r)
             goto fail;
         }
         sbuf_init(&j->unknown);
+        sbuf_init(&j->session_id);
         r->slot = j;
         r->slot_free = job_free;
     }
@@ -678,8 +692,8 @@ int route_next(http_req *r)
     j->v = v;
     j->k = req.k;
     j->n_excl = 0;
-    j->session = 0;
     sbuf_reset(&j->unknown);
+    sbuf_reset(&j->session_id);
     int n_known = 0;
     if (req.items) {
         memset(j->h, 0, S * sizeof(float));
@@ -710,13 +724,13 @@ int route_next(http_req *r)
         }
         n_known = n_clicks;
         j->n_excl = req.exclude_seen ? n_seen : 0;
-        j->session = 1;
-        snprintf(j->session_id, sizeof j->session_id, "%.*s", (int)req.session_id.n, req.session_id.p);
+        /* the whole id (limits.max_id_len goes to 1000; a fixed buffer truncated it), NULs included */
+        sbuf_add(&j->session_id, req.session_id.p, req.session_id.n);
     }
     json_decref(doc);
     doc = NULL;
     api_json_arena_end();
-    if (sbuf_failed(&j->unknown)) {
+    if (sbuf_failed(&j->unknown) || sbuf_failed(&j->session_id)) {
         http_problem(r, 500, "internal", "out of memory");
         goto fail;
     }
@@ -727,11 +741,7 @@ int route_next(http_req *r)
         registry_release(srv->reg, v);
         return HTTP_DONE;
     }
-    if (srv->batcher) {
-        http_suspend(r);
-        batcher_push(srv->batcher, j);
-        return HTTP_ASYNC;
-    }
+    if (srv->batcher && batcher_push(srv->batcher, j)) return HTTP_ASYNC;
     score_states(v, j->h, 1, t->scores, t->sc);
     atomic_fetch_add_explicit(&m_batches, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m_scored, 1, memory_order_relaxed);

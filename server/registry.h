@@ -94,7 +94,7 @@ uint64_t registry_refused(registry *r, const char *name);
  *  "meta":{...metrics from the snapshot...}}]} appended to out (without request_id or closing brace:
  * the caller adds ",\"request_id\":...}"). */
 void registry_render_json(registry *r, sbuf *out);
-/* Prometheus series: model version, swaps, refused snapshots, loaded flag. */
+/* Prometheus series: model version (0: none loaded), swaps, refused snapshots. */
 void registry_render_metrics(sbuf *out, void *registry);
 
 #endif

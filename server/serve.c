@@ -429,6 +429,7 @@ int cmd_serve(int argc, char **argv)
         fflush(NULL);
         return lc->exit_code;
     }
+    next_batcher_stop(srv->batcher); /* answers the queued requests: no connection stays suspended */
     http_stop(srv);
     next_batcher_free(srv->batcher);
     srv->batcher = NULL;

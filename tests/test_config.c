@@ -376,42 +376,38 @@ TEST(config_parse_args_errors)
     t_cfg c;
     ASSERT_OK(cfg_defaults(t_defs, &c));
     const char *keep[] = {"--data", NULL};
-    char *a1[] = {"x", "--hidden", "8", "--bogus", "1", NULL};
-    int argc = 5;
-    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a1, keep), RC_EINVAL);
-    ASSERT_STR_EQ(rc_errmsg(), "unknown option --bogus");
-    char *a2[] = {"x", "--bogus=3", NULL};
-    argc = 2;
-    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a2, NULL), RC_EINVAL);
-    ASSERT_STR_EQ(rc_errmsg(), "unknown option --bogus");
-    char *a3[] = {"x", "--lr", NULL};
-    argc = 2;
-    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a3, keep), RC_EINVAL);
-    ASSERT_STR_EQ(rc_errmsg(), "command line: setting 'lr': option --lr needs a value");
-    char *a4[] = {"x", "--lr", "abc", NULL};
-    argc = 3;
-    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a4, keep), RC_EINVAL);
-    ASSERT_STR_EQ(rc_errmsg(), "command line: setting 'lr': expected a number, got \"abc\"");
-    char *a5[] = {"x", "--set", "hidden", NULL};
-    argc = 3;
-    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a5, keep), RC_EINVAL);
-    ASSERT_CONTAINS(rc_errmsg(), "--set expects name=value");
-    char *a6[] = {"x", "--set", NULL};
-    argc = 2;
-    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a6, keep), RC_EINVAL);
-    ASSERT_CONTAINS(rc_errmsg(), "--set needs name=value");
-    char *a7[] = {"x", "--set", "nope=1", NULL};
-    argc = 3;
-    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a7, keep), RC_EINVAL);
-    ASSERT_STR_EQ(rc_errmsg(), "command line: unknown setting 'nope'");
-    char *a8[] = {"x", "--hidden=0", NULL};
-    argc = 2;
-    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a8, keep), RC_ERANGE);
-    ASSERT_STR_EQ(rc_errmsg(), "command line: setting 'hidden': value 0 out of range [1, 65536]");
-    char *a9[] = {"x", "--shuffle=maybe", NULL};
-    argc = 2;
-    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a9, keep), RC_EINVAL);
-    ASSERT_CONTAINS(rc_errmsg(), "setting 'shuffle'");
+    /* argv (NULL-terminated), keep list or not, expected rc, message (exact, or a substring) */
+    static const struct {
+        const char *argv[6];
+        int keep, rc, exact;
+        const char *msg;
+    } cases[] = {
+        {{"x", "--hidden", "8", "--bogus", "1"}, 1, RC_EINVAL, 1, "unknown option --bogus"},
+        {{"x", "--bogus=3"}, 0, RC_EINVAL, 1, "unknown option --bogus"},
+        {{"x", "--lr"}, 1, RC_EINVAL, 1, "command line: setting 'lr': option --lr needs a value"},
+        {{"x", "--lr", "abc"}, 1, RC_EINVAL, 1,
+         "command line: setting 'lr': expected a number, got \"abc\""},
+        {{"x", "--set", "hidden"}, 1, RC_EINVAL, 0, "--set expects name=value"},
+        {{"x", "--set"}, 1, RC_EINVAL, 0, "--set needs name=value"},
+        {{"x", "--set", "nope=1"}, 1, RC_EINVAL, 1, "command line: unknown setting 'nope'"},
+        {{"x", "--hidden=0"}, 1, RC_ERANGE, 1,
+         "command line: setting 'hidden': value 0 out of range [1, 65536]"},
+        {{"x", "--shuffle=maybe"}, 1, RC_EINVAL, 0, "setting 'shuffle'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *argv[7] = {0};
+        int argc = 0;
+        while (cases[i].argv[argc]) {
+            argv[argc] = (char *)cases[i].argv[argc];
+            argc++;
+        }
+        ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, argv, cases[i].keep ? keep : NULL),
+                  cases[i].rc);
+        if (cases[i].exact)
+            ASSERT_STR_EQ(rc_errmsg(), cases[i].msg);
+        else
+            ASSERT_CONTAINS(rc_errmsg(), cases[i].msg);
+    }
     cfg_release(t_defs, &c);
 }
 

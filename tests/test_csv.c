@@ -15,6 +15,23 @@ static char *tmp_path(const char *name)
     return p;
 }
 
+/* path (separator sep) reads good_rows records, then the next is refused with RC_EFORMAT and a
+ * message holding `where` (file:line) and, unless NULL, `what`. */
+static void expect_format_error(const char *path, char sep, int good_rows, const char *where,
+                                const char *what)
+{
+    csv_reader *r = csv_open(path, sep);
+    ASSERT(r != NULL);
+    char **f;
+    int n;
+    for (int i = 0; i < good_rows; i++)
+        ASSERT_EQ(csv_next(r, &f, &n), 1);
+    ASSERT_RC(csv_next(r, &f, &n), RC_EFORMAT);
+    ASSERT_CONTAINS(rc_errmsg(), where);
+    if (what) ASSERT_CONTAINS(rc_errmsg(), what);
+    csv_close(r);
+}
+
 static void write_gz(const char *path, const char *text, size_t len)
 {
     gzFile g = gzopen(path, "wb");
@@ -167,38 +184,16 @@ TEST(csv_long_lines)
     p = tmp_path("huge.csv");
     test_write_file(p, text);
     free(text);
-    r = csv_open(p, 0);
-    ASSERT(r != NULL);
-    ASSERT_EQ(csv_next(r, &f, &n), 1);
-    ASSERT_EQ(csv_next(r, &f, &n), 1);
-    ASSERT_RC(csv_next(r, &f, &n), RC_EFORMAT);
-    ASSERT_CONTAINS(rc_errmsg(), "huge.csv:3:");
-    ASSERT_CONTAINS(rc_errmsg(), "longer than");
-    csv_close(r);
+    expect_format_error(p, 0, 2, "huge.csv:3:", "longer than");
 }
 
 TEST(csv_errors_name_line)
 {
     const char *p = tmp_path("bad.csv");
     test_write_file(p, "a,b\n1,2\n3,\"unterminated\n4,5\n");
-    csv_reader *r = csv_open(p, ',');
-    ASSERT(r != NULL);
-    char **f;
-    int n;
-    ASSERT_EQ(csv_next(r, &f, &n), 1);
-    ASSERT_EQ(csv_next(r, &f, &n), 1);
-    ASSERT_RC(csv_next(r, &f, &n), RC_EFORMAT);
-    ASSERT_CONTAINS(rc_errmsg(), "bad.csv:3:");
-    ASSERT_CONTAINS(rc_errmsg(), "unterminated");
-    csv_close(r);
-
+    expect_format_error(p, ',', 2, "bad.csv:3:", "unterminated");
     test_write_file(p, "a,b\n\"x\"y,2\n");
-    r = csv_open(p, ',');
-    ASSERT(r != NULL);
-    ASSERT_EQ(csv_next(r, &f, &n), 1);
-    ASSERT_RC(csv_next(r, &f, &n), RC_EFORMAT);
-    ASSERT_CONTAINS(rc_errmsg(), "bad.csv:2:");
-    csv_close(r);
+    expect_format_error(p, ',', 1, "bad.csv:2:", NULL);
 
     ASSERT(csv_open(tmp_path("missing.csv"), ',') == NULL);
     ASSERT_CONTAINS(rc_errmsg(), "missing.csv");
@@ -298,13 +293,5 @@ TEST(csv_nul_byte_refused)
     ASSERT(f != NULL);
     fwrite("a,b\nx,y\nab\0c,d\n", 1, 15, f);
     fclose(f);
-    csv_reader *r = csv_open(p, ',');
-    ASSERT(r != NULL);
-    char **fl;
-    int n;
-    ASSERT_EQ(csv_next(r, &fl, &n), 1);
-    ASSERT_EQ(csv_next(r, &fl, &n), 1);
-    ASSERT_RC(csv_next(r, &fl, &n), RC_EFORMAT);
-    ASSERT_CONTAINS(rc_errmsg(), "nul.csv:3: NUL byte at column 3");
-    csv_close(r);
+    expect_format_error(p, ',', 2, "nul.csv:3: NUL byte at column 3", NULL);
 }

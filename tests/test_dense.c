@@ -249,6 +249,34 @@ TEST(dense_activations_vs_libm)
     ASSERT_NEAR(z[2], 1.0 / (1.0 + exp(-2.0)), 1e-7);
 }
 
+/* ReLU edge values on every tail length (the vector loop plus 0..7 leftovers), in place too. */
+TEST(dense_relu_special_values)
+{
+    const float v[] = {-1.0f, 2.5f, NAN, -0.0f, INFINITY, -INFINITY, 0.0f, FLT_MIN, -FLT_MIN, 7.0f, -3.0f};
+    enum { V = sizeof v / sizeof v[0] };
+    for (int n = 0; n <= V; n++) {
+        float y[V + 1], z[V + 1], dy[V + 1], dx[V + 1];
+        y[n] = z[n] = dx[n] = 42.0f; /* guard: nothing past n is written */
+        memcpy(z, v, sizeof(float) * (size_t)n);
+        dense_relu(n, v, y);
+        dense_relu(n, z, z);
+        for (int i = 0; i < n; i++) {
+            float want = v[i] > 0.0f ? v[i] : 0.0f;
+            if (!(y[i] == want && !signbit(y[i]) && z[i] == y[i]))
+                FAIL("relu(%g) = %g (in place %g), want %g", v[i], y[i], z[i], want);
+            dy[i] = i % 2 ? NAN : (float)(i + 1);
+        }
+        dense_relu_backward(n, v, dy, dx);
+        for (int i = 0; i < n; i++) {
+            if (v[i] > 0.0f)
+                ASSERT(i % 2 ? isnan(dx[i]) : dx[i] == dy[i]);
+            else
+                ASSERT(dx[i] == 0.0f && !signbit(dx[i]));
+        }
+        ASSERT(y[n] == 42.0f && z[n] == 42.0f && dx[n] == 42.0f);
+    }
+}
+
 /* Backward helpers against central finite differences of the forward (in double-checked float). */
 TEST(dense_activation_gradients)
 {

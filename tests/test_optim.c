@@ -99,8 +99,14 @@ TEST(optim_adagrad_rows_match_dense)
      * = 1.25) */
     ASSERT_NEAR(p[3 * C + 0], 1.25 - 0.09999995 - 0.12071064, 2e-6);
     /* momentum 0: v may be NULL in the rows form too */
+    /* (acc of row 3 col 0 is 2, then 3: upd = -0.1/sqrt(3.000001) = -0.05773502) */
     optim_adagrad o2 = {0.1, 0.0, 1e-6};
+    float before = p[3 * C + 0];
     optim_adagrad_rows(&o2, p, acc, NULL, C, rows, K, g);
+    ASSERT_NEAR(p[3 * C + 0], before - 0.05773502, 1e-6);
+    ASSERT_NEAR(acc[3 * C + 0], 3, 0);
+    for (int c = 0; c < C; c++)
+        ASSERT_NEAR(p[2 * C + c], p0[2 * C + c], 0);
 }
 
 TEST(optim_ftrl_by_hand)

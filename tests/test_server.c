@@ -256,6 +256,44 @@ TEST(server_next_semantics_split)
     next_semantics("\"batch.split_below\":4");
 }
 
+/* A session id longer than 300 bytes (limits.max_id_len goes to 1000) is echoed whole, batched and
+ * inline. */
+static void long_session_id(const char *settings)
+{
+    tsrv s;
+    tsrv_start(&s, settings, 0);
+    tsrv_make_snapshot(s.root, "gru4rec", 60, 16, 7);
+    tresp r;
+    for (int i = 0; i < 200; i++) {
+        tsrv_http(&s, "GET", "/readyz", NULL, 0, NULL, &r);
+        long st = r.status;
+        tresp_free(&r);
+        if (st == 200) break;
+        usleep(50000);
+    }
+    char id[801], body[1000];
+    for (int i = 0; i < 800; i++) id[i] = (char)('a' + i % 26);
+    id[800] = '\0';
+    for (int pass = 0; pass < 2; pass++) { /* a known click (scored) then an unknown one (fallback) */
+        snprintf(body, sizeof body, "{\"session_id\":\"%s\",\"item_id\":\"%s\",\"k\":3}", id,
+                 pass ? "zz" : "i3");
+        json_t *st = tsrv_post(&s, "/v1/next", body, 200);
+        ASSERT_STR_EQ(jstr(st, "session_id"), id);
+        json_decref(st);
+    }
+    /* a stateless answer carries no session_id */
+    json_t *sl = tsrv_post(&s, "/v1/next", "{\"items\":[\"i1\"],\"k\":2}", 200);
+    ASSERT(json_object_get(sl, "session_id") == NULL);
+    json_decref(sl);
+    ASSERT_EQ(tsrv_stop(&s), 0);
+}
+
+TEST(server_next_long_session_id)
+{
+    long_session_id("\"limits.max_id_len\":1000");
+    long_session_id("\"limits.max_id_len\":1000,\"batch.max\":1");
+}
+
 TEST(server_request_ids)
 {
     tsrv s;

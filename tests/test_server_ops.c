@@ -339,6 +339,28 @@ TEST(server_sigterm_drains)
     ASSERT_EQ(st, 0);
 }
 
+/* No drain time: the server stops while requests wait in the batcher (suspended connections). It must
+ * still exit cleanly (libmicrohttpd aborts when stopped with a suspended connection): the scorers answer
+ * what they hold before the HTTP server stops. */
+TEST(server_sigterm_no_drain_with_queued_requests)
+{
+    tsrv s;
+    tsrv_start(&s, "\"batch\":{\"max\":64,\"wait_us\":1000000},\"shutdown.drain_s\":0", 0);
+    tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 1);
+    wait_ready(&s);
+    enum { N = 4 };
+    pthread_t th[N];
+    struct inflight_arg a[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (struct inflight_arg){&s, i, -1};
+        pthread_create(&th[i], NULL, one_request, &a[i]);
+    }
+    usleep(200000);
+    kill(s.pid, SIGTERM);
+    for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+    ASSERT_EQ(tsrv_wait(&s), 0);
+}
+
 TEST(server_hostile_bodies)
 {
     tsrv s;

@@ -772,3 +772,41 @@ TEST(sess_recentpop_window_saturates)
     ASSERT_EQ(st, 2);
     ASSERT_CONTAINS(out, "--window-days");
 }
+
+/* The flag matching shared by the session commands: "NAME v" and "NAME=v", a longer flag is not NAME,
+ * a missing value is -1 (stderr message); sess_parse_flag goes through it for its valued flags. */
+TEST(sess_flag_value_forms)
+{
+    char *argv[] = {"cmd", "--data", "a.csv", "--data=b.csv", "--database", "x", "--days=2.5", "--min-item-support",
+                    "--data", NULL};
+    int argc = 9;
+    char *v = NULL;
+    int i = 1;
+    ASSERT_EQ(sess_flag_value(argc, argv, &i, "--data", "t", &v), 1);
+    ASSERT_STR_EQ(v, "a.csv");
+    ASSERT_EQ(i, 2);
+    i = 3;
+    ASSERT_EQ(sess_flag_value(argc, argv, &i, "--data", "t", &v), 1);
+    ASSERT_STR_EQ(v, "b.csv");
+    ASSERT_EQ(i, 3);
+    i = 4;
+    v = NULL;
+    ASSERT_EQ(sess_flag_value(argc, argv, &i, "--data", "t", &v), 0);
+    ASSERT_EQ(i, 4);
+    ASSERT(v == NULL);
+    i = 8; /* last argument, no value */
+    ASSERT_EQ(sess_flag_value(argc, argv, &i, "--data", "t", &v), -1);
+    ASSERT(v == NULL);
+
+    sess_opts o;
+    sess_opts_default(&o);
+    i = 6;
+    ASSERT_EQ(sess_parse_flag(&o, argc, argv, &i, "t"), 1);
+    ASSERT_NEAR(o.days, 2.5, 0);
+    i = 7; /* --min-item-support --data: "--data" is taken as its value and refused */
+    ASSERT_EQ(sess_parse_flag(&o, argc, argv, &i, "t"), -1);
+    ASSERT_EQ(o.min_item_support, 5);
+    i = 1;
+    ASSERT_EQ(sess_parse_flag(&o, argc, argv, &i, "t"), 0);
+    ASSERT_EQ(i, 1);
+}

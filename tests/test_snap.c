@@ -95,6 +95,17 @@ static void small_edited(const char *root, uint64_t version, env_edit_fn fn, cha
     if (fn) edit_env(dir, fn);
 }
 
+/* The small snapshot (version) edited by fn is refused by snap_open with rc and a message holding msg. */
+static void expect_edit_refused(const char *root, uint64_t version, env_edit_fn fn, int rc,
+                                const char *msg)
+{
+    char dir[4096];
+    small_edited(root, version, fn, dir, sizeof dir);
+    snap *s = NULL;
+    ASSERT_RC(snap_open(&s, dir), rc);
+    ASSERT_CONTAINS(rc_errmsg(), msg);
+}
+
 static void set_meta_text(MDB_txn *txn, MDB_dbi dm, const char *text)
 {
     MDB_val k = {4, "meta"}, v = {strlen(text), (void *)text};
@@ -511,13 +522,9 @@ static void edit_drop_b(MDB_txn *txn, MDB_dbi dm, MDB_dbi dt)
 
 TEST(snap_refuse_missing_tensor)
 {
-    const char *root = test_tmpdir();
     log_level = LOG_LVL_WARN;
-    char dir[4096];
-    small_edited(root, 0, edit_drop_b, dir, sizeof dir);
-    snap *s = NULL;
-    ASSERT_RC(snap_open(&s, dir), RC_ECORRUPT);
-    ASSERT_CONTAINS(rc_errmsg(), "tensor 'b' is listed in meta but missing");
+    expect_edit_refused(test_tmpdir(), 0, edit_drop_b, RC_ECORRUPT,
+                        "tensor 'b' is listed in meta but missing");
 }
 
 static void edit_extra(MDB_txn *txn, MDB_dbi dm, MDB_dbi dt)
@@ -534,13 +541,9 @@ static void edit_extra(MDB_txn *txn, MDB_dbi dm, MDB_dbi dt)
 
 TEST(snap_refuse_extra_tensor)
 {
-    const char *root = test_tmpdir();
     log_level = LOG_LVL_WARN;
-    char dir[4096];
-    small_edited(root, 0, edit_extra, dir, sizeof dir);
-    snap *s = NULL;
-    ASSERT_RC(snap_open(&s, dir), RC_ECORRUPT);
-    ASSERT_CONTAINS(rc_errmsg(), "tensor 'zz_ex' is not listed in meta");
+    expect_edit_refused(test_tmpdir(), 0, edit_extra, RC_ECORRUPT,
+                        "tensor 'zz_ex' is not listed in meta");
 }
 
 static void edit_bad_header(MDB_txn *txn, MDB_dbi dm, MDB_dbi dt)
@@ -572,14 +575,9 @@ TEST(snap_refuse_bad_header)
 {
     const char *root = test_tmpdir();
     log_level = LOG_LVL_WARN;
-    char dir[4096];
-    small_edited(root, 0, edit_bad_header, dir, sizeof dir);
-    snap *s = NULL;
-    ASSERT_RC(snap_open(&s, dir), RC_ECORRUPT);
-    ASSERT_CONTAINS(rc_errmsg(), "tensor 'a': bad header");
-    small_edited(root, 7, edit_short_value, dir, sizeof dir);
-    ASSERT_RC(snap_open(&s, dir), RC_ECORRUPT);
-    ASSERT_CONTAINS(rc_errmsg(), "tensor 'a': 136 bytes stored, header says 8192");
+    expect_edit_refused(root, 0, edit_bad_header, RC_ECORRUPT, "tensor 'a': bad header");
+    expect_edit_refused(root, 7, edit_short_value, RC_ECORRUPT,
+                        "tensor 'a': 136 bytes stored, header says 8192");
 }
 
 TEST(snap_refuse_not_found)

@@ -780,6 +780,23 @@ const char sess_flags_help[] =
     "  --keep-repeats          keep immediate repeats of an item (default: drop them)\n"
     "  --quiet                 no counts on stderr\n";
 
+int sess_flag_value(int argc, char **argv, int *i, const char *name, const char *prog, char **value)
+{
+    const char *a = argv[*i];
+    size_t l = strlen(name);
+    if (strncmp(a, name, l) != 0 || (a[l] != '\0' && a[l] != '=')) return 0;
+    if (a[l] == '=') {
+        *value = argv[*i] + l + 1;
+        return 1;
+    }
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "%s: option %s needs a value\n", prog, name);
+        return -1;
+    }
+    *value = argv[++*i];
+    return 1;
+}
+
 int sess_parse_flag(sess_opts *o, int argc, char **argv, int *i, const char *prog)
 {
     static const char *const with_value[] = {"--session-col", "--item-col", "--time-col", "--time-unit",
@@ -799,18 +816,10 @@ int sess_parse_flag(sess_opts *o, int argc, char **argv, int *i, const char *pro
         return 1;
     }
     for (int k = 0; with_value[k]; k++) {
-        size_t l = strlen(with_value[k]);
-        if (strncmp(a, with_value[k], l) != 0 || (a[l] != '\0' && a[l] != '=')) continue;
         char *v;
-        if (a[l] == '=') {
-            v = (char *)a + l + 1;
-        } else {
-            if (*i + 1 >= argc) {
-                fprintf(stderr, "%s: option %s needs a value\n", prog, with_value[k]);
-                return -1;
-            }
-            v = argv[++*i];
-        }
+        int r = sess_flag_value(argc, argv, i, with_value[k], prog, &v);
+        if (r < 0) return -1;
+        if (r == 0) continue;
         int64_t x = 0;
         double dv = 0;
         switch (k) {

@@ -165,6 +165,11 @@ int64_t sess_day_units(const sess_opts *o, int64_t max_time);
  * *i past the value. String values point into argv. Returns 1 if argv[*i] was one of them, 0 if not, or -1 (message printed on stderr,
  * prefixed by prog) for a missing or bad value. */
 int sess_parse_flag(sess_opts *o, int argc, char **argv, int *i, const char *prog);
+/* One "NAME value" or "NAME=value" flag at argv[*i] (the matching of sess_parse_flag, for a command's
+ * own flags): returns 1 with *value pointing into argv (and *i advanced past a separate value), 0 if
+ * argv[*i] is not NAME (a longer flag such as NAME + "x" is not NAME), or -1 (message printed on
+ * stderr, prefixed by prog) when the value is missing. */
+int sess_flag_value(int argc, char **argv, int *i, const char *name, const char *prog, char **value);
 /* The help text of those flags (for --help outputs). */
 extern const char sess_flags_help[];
 

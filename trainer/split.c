@@ -31,7 +31,7 @@ static int split_sessions(int argc, char **argv)
     const char *prog = "recd split sessions";
     sess_opts o;
     sess_opts_default(&o);
-    const char *data = NULL, *out = NULL;
+    char *data = NULL, *out = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int r = sess_parse_flag(&o, argc, argv, &i, prog);
@@ -41,24 +41,11 @@ static int split_sessions(int argc, char **argv)
             split_usage(stdout);
             return 0;
         }
-        if (strncmp(a, "--data", 6) == 0 || strncmp(a, "--out", 5) == 0) {
-            /* "--data F" or "--data=F", like the split flags */
-            size_t l = a[2] == 'd' ? 6 : 5;
-            const char *v = NULL;
-            if (a[l] == '=') {
-                v = a + l + 1;
-            } else if (a[l] == '\0') {
-                if (i + 1 >= argc) {
-                    fprintf(stderr, "%s: option %s needs a value\n", prog, a);
-                    return 2;
-                }
-                v = argv[++i];
-            }
-            if (v) {
-                if (l == 6) data = v;
-                else out = v;
-                continue;
-            }
+        /* "--data F" or "--data=F", like the split flags */
+        if ((r = sess_flag_value(argc, argv, &i, "--data", prog, &data)) != 0 ||
+            (r = sess_flag_value(argc, argv, &i, "--out", prog, &out)) != 0) {
+            if (r < 0) return 2;
+            continue;
         }
         fprintf(stderr, "%s: unknown option '%s' (run `%s --help`)\n", prog, a, prog);
         return 2;

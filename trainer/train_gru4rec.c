@@ -403,7 +403,9 @@ int gru4rec_cmd_train(int argc, char **argv)
         int64_t max_t = INT64_MIN;
         for (int64_t i = 0; i < tr->n_events; i++)
             if (tr->times[i] > max_t) max_t = tr->times[i];
-        int64_t cut = max_t - (int64_t)(c.finetune_days * (double)sess_day_units(&c.data, max_t));
+        int64_t cut; /* saturated for extreme timestamps, as the split cutoff is */
+        if (__builtin_sub_overflow(max_t, (int64_t)(c.finetune_days * (double)sess_day_units(&c.data, max_t)), &cut))
+            cut = INT64_MIN;
         int64_t s0 = tr->n_sessions;
         while (s0 > 0 && tr->times[tr->offsets[s0 - 1]] >= cut) s0--;
         if (s0 == tr->n_sessions) log_warn("recency pass: no training session starts in the last %g days", c.finetune_days);
