@@ -15,25 +15,35 @@ typedef int (*cmd_fn)(int argc, char **argv);
 struct command {
     const char *name;
     cmd_fn fn;
-    const char *usage;
+    const char *synopsis;
+    const char *summary;
 };
 
 /* Subcommands (one line each). */
 static const struct command commands[] = {
-    {"train", cmd_train, "train MODEL -c CONFIG [--data F] [--out DIR]   train a model, publish a snapshot"},
-    {"eval", cmd_eval, "eval MODEL --snapshot DIR --data F            evaluate a snapshot or a baseline"},
-    {"split", cmd_split, "split sessions --data F --out DIR [flags]    GRU4Rec time split into train/test files"},
-    {"synth", cmd_synth, "synth sessions|ratings|ctr --out F [--seed S]  deterministic synthetic data"},
-    {"inspect", cmd_inspect, "inspect DIR                                 validate a snapshot, print its meta and tensors"},
-    {"serve", cmd_serve, "serve [-c CONFIG] [--SETTING VALUE ...]      serve snapshots over HTTP (/v1/next, ...)"},
-    {NULL, NULL, NULL},
+    {"train", cmd_train, "train MODEL -c CONFIG [--data F] [--out DIR]",
+     "train a model, publish a snapshot"},
+    {"eval", cmd_eval, "eval MODEL --snapshot DIR --data F",
+     "evaluate a snapshot or a baseline"},
+    {"split", cmd_split, "split sessions --data F --out DIR [flags]",
+     "GRU4Rec time split into train/test files"},
+    {"synth", cmd_synth, "synth sessions|ratings|ctr --out F [--seed S]",
+     "deterministic synthetic data"},
+    {"inspect", cmd_inspect, "inspect DIR",
+     "validate a snapshot, print its meta and tensors"},
+    {"serve", cmd_serve, "serve [-c CONFIG] [--SETTING VALUE ...]",
+     "serve snapshots over HTTP (/v1/next, ...)"},
+    {NULL, NULL, NULL, NULL},
 };
 
 static void usage(FILE *out)
 {
     fprintf(out, "recd %s - train and serve recommendation models\n\nusage:\n", RECD_VERSION);
-    for (const struct command *c = commands; c->name; c++) fprintf(out, "  recd %s\n", c->usage);
-    fprintf(out, "  recd --version\n  recd --help\n\nRun `recd COMMAND --help` for the options of one "
+    for (const struct command *c = commands; c->name; c++)
+        fprintf(out, "  recd %-48s %s\n", c->synopsis, c->summary);
+    fprintf(out, "  recd %-48s %s\n  recd %-48s %s\n\n", "--version", "print the version", "--help",
+            "this text");
+    fprintf(out, "Run `recd COMMAND --help` for the options of one "
                  "command.\n");
 }
 
