@@ -9,6 +9,9 @@
 #   recentpop recall@20=...      pop recall@20=...
 # Environment: EPOCHS_BPR (default 1), EPOCHS_XE (default 2), SEED (default 42), THREADS (BLAS threads,
 # default 1), MODELS (default "bprmax xe recentpop pop"), RECD (binary to use), KEEP=1 (keep the temp dir).
+# SEEDS="42 1 2 3 4 5": train each model once per seed; prints a line per seed (gru4rec-xe-seed1 ...) and
+# then the model's line with the MEDIAN of each figure over the seeds, followed by `seeds=N` and the range
+# of recall@20 and mrr@20 (MRR@20 moves by about +-0.01 between seeds: compare medians, not one run).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -21,6 +24,7 @@ fi
 EPOCHS_BPR=${EPOCHS_BPR:-1}
 EPOCHS_XE=${EPOCHS_XE:-2}
 SEED=${SEED:-42}
+SEEDS=${SEEDS:-$SEED}
 THREADS=${THREADS:-1}
 MODELS=${MODELS:-"bprmax xe recentpop pop"}
 RECD=${RECD:-"$root/bin/recd"}
@@ -39,19 +43,51 @@ split_flags="--session-col session_id --item-col click_article_id --time-col cli
 "$RECD" split sessions --data "$data" --out "$tmp/split" $split_flags --quiet >&2
 cols="--data.session_col session_id --data.item_col item_id --data.time_col timestamp"
 
+# Median of every key=value figure over the lines of file $2, printed as one line named $1.
+median_line() {
+    awk -v name="$1" '
+    { for (i = 2; i <= NF; i++) if (split($i, kv, "=") == 2) {
+          if (!(kv[1] in cnt)) { keys[++nk] = kv[1]; cnt[kv[1]] = 0 }
+          v[kv[1], ++cnt[kv[1]]] = kv[2] + 0 } }
+    END {
+        out = name
+        for (k = 1; k <= nk; k++) {
+            key = keys[k]; n = cnt[key]
+            for (i = 1; i <= n; i++) a[i] = v[key, i]
+            for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+            med = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+            lo[key] = a[1]; hi[key] = a[n]
+            if (key == "events/s" || key == "epochs" || key == "predictions") out = out sprintf(" %s=%d", key, med)
+            else out = out sprintf(" %s=%.4f", key, med)
+        }
+        printf "%s seeds=%d (median; recall@20 %.4f..%.4f, mrr@20 %.4f..%.4f)\n", out, NR,
+            lo["recall@20"], hi["recall@20"], lo["mrr@20"], hi["mrr@20"]
+    }' "$2"
+}
+
+# Train one GRU4Rec configuration for every seed: $1 name, $2 config, $3 epochs.
+train_seeds() {
+    n=0
+    : >"$tmp/$1.lines"
+    for s in $SEEDS; do n=$((n + 1)); done
+    for s in $SEEDS; do
+        label=$1
+        [ "$n" -gt 1 ] && label="$1-seed$s"
+        # shellcheck disable=SC2086
+        "$RECD" train gru4rec -c "$2" --data "$tmp/split/train.tsv" --test "$tmp/split/test.tsv" $cols \
+            --epochs "$3" --seed "$s" --threads "$THREADS" --out "$tmp/snap-$1-$s" --name "$label" --quiet |
+            tee -a "$tmp/$1.lines"
+    done
+    if [ "$n" -gt 1 ]; then median_line "$1" "$tmp/$1.lines"; fi
+}
+
 for m in $MODELS; do
     case "$m" in
     bprmax)
-        # shellcheck disable=SC2086
-        "$RECD" train gru4rec -c "$root/configs/gru4rec.json" --data "$tmp/split/train.tsv" \
-            --test "$tmp/split/test.tsv" $cols --epochs "$EPOCHS_BPR" --seed "$SEED" --threads "$THREADS" \
-            --out "$tmp/snap-bpr" --name gru4rec-bprmax --quiet
+        train_seeds gru4rec-bprmax "$root/configs/gru4rec.json" "$EPOCHS_BPR"
         ;;
     xe)
-        # shellcheck disable=SC2086
-        "$RECD" train gru4rec -c "$root/configs/gru4rec-xe.json" --data "$tmp/split/train.tsv" \
-            --test "$tmp/split/test.tsv" $cols --epochs "$EPOCHS_XE" --seed "$SEED" --threads "$THREADS" \
-            --out "$tmp/snap-xe" --name gru4rec-xe --quiet
+        train_seeds gru4rec-xe "$root/configs/gru4rec-xe.json" "$EPOCHS_XE"
         ;;
     recentpop | pop)
         "$RECD" eval "$m" --train "$tmp/split/train.tsv" --test "$tmp/split/test.tsv" --quiet
