@@ -102,13 +102,7 @@ TEST(server_error_statuses)
     tsrv_start(&s, "\"http.max_body_bytes\":2048", 0);
     tsrv_make_snapshot(s.root, "gru4rec", 40, 8, 1);
     tresp r;
-    for (int i = 0; i < 200; i++) {
-        tsrv_http(&s, "GET", "/readyz", NULL, 0, NULL, &r);
-        long st = r.status;
-        tresp_free(&r);
-        if (st == 200) break;
-        usleep(50000);
-    }
+    tsrv_wait_ready(&s);
     /* 400: not JSON, wrong types, too deep. */
     expect_problem(&s, "POST", "/v1/next", "{\"items\":[\"i1\"", 400, NULL);
     expect_problem(&s, "POST", "/v1/next", "", 400, NULL);
@@ -164,14 +158,7 @@ static void next_semantics(const char *settings)
     tsrv s;
     tsrv_start(&s, settings, 0);
     tsrv_make_snapshot(s.root, "gru4rec", 60, 16, 7);
-    tresp r;
-    for (int i = 0; i < 200; i++) {
-        tsrv_http(&s, "GET", "/readyz", NULL, 0, NULL, &r);
-        long st = r.status;
-        tresp_free(&r);
-        if (st == 200) break;
-        usleep(50000);
-    }
+    tsrv_wait_ready(&s);
     char a[2048], b[2100];
     /* Stateful, click by click, agrees with stateless on the same history (unknown ids skipped). */
     const char *clicks[] = {"i3", "nope", "i17", "i5", "i3"};
@@ -263,14 +250,7 @@ static void long_session_id(const char *settings)
     tsrv s;
     tsrv_start(&s, settings, 0);
     tsrv_make_snapshot(s.root, "gru4rec", 60, 16, 7);
-    tresp r;
-    for (int i = 0; i < 200; i++) {
-        tsrv_http(&s, "GET", "/readyz", NULL, 0, NULL, &r);
-        long st = r.status;
-        tresp_free(&r);
-        if (st == 200) break;
-        usleep(50000);
-    }
+    tsrv_wait_ready(&s);
     char id[801], body[1000];
     for (int i = 0; i < 800; i++) id[i] = (char)('a' + i % 26);
     id[800] = '\0';

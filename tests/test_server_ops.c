@@ -16,19 +16,6 @@ static const char *jstr(const json_t *o, const char *key)
     return json_string_value(json_object_get(o, key));
 }
 
-static void wait_ready(const tsrv *s)
-{
-    for (int i = 0; i < 400; i++) {
-        tresp r;
-        tsrv_http(s, "GET", "/readyz", NULL, 0, NULL, &r);
-        long st = r.status;
-        tresp_free(&r);
-        if (st == 200) return;
-        usleep(50000);
-    }
-    FAIL("server never became ready");
-}
-
 /* The value of a metric line "name value" in /metrics (-1 if absent). */
 static double metric(const tsrv *s, const char *series)
 {
@@ -66,7 +53,7 @@ TEST(server_admin_token)
     tsrv s;
     tsrv_start(&s, "\"admin_token\":\"s3cret-token\"", 0);
     tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 1);
-    wait_ready(&s);
+    tsrv_wait_ready(&s);
     tresp r;
     ASSERT_EQ(tsrv_http(&s, "POST", "/v1/models/gru4rec/reload", "", 0, NULL, &r), 0);
     ASSERT_EQ(r.status, 401);
@@ -125,7 +112,7 @@ TEST(server_session_eviction_count)
     tsrv s;
     tsrv_start(&s, "\"sessions\":{\"max\":2,\"shards\":1}", 0);
     tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 1);
-    wait_ready(&s);
+    tsrv_wait_ready(&s);
     json_decref(tsrv_post(&s, "/v1/next", "{\"session_id\":\"a\",\"item_id\":\"i3\"}", 200));
     json_decref(tsrv_post(&s, "/v1/next", "{\"session_id\":\"b\",\"item_id\":\"i4\"}", 200));
     json_decref(tsrv_post(&s, "/v1/next", "{\"session_id\":\"c\",\"item_id\":\"i5\"}", 200));
@@ -147,7 +134,7 @@ TEST(server_session_eviction_ttl)
     tsrv s;
     tsrv_start(&s, "\"sessions\":{\"ttl_s\":1,\"sweep_ms\":100}", 0);
     tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 1);
-    wait_ready(&s);
+    tsrv_wait_ready(&s);
     json_decref(tsrv_post(&s, "/v1/next", "{\"session_id\":\"a\",\"item_id\":\"i3\"}", 200));
     ASSERT_EQ(metric(&s, "recd_sessions"), 1);
     usleep(1600000);
@@ -202,7 +189,7 @@ TEST_TIMEOUT(server_hot_swap_under_load, 120)
     tsrv s;
     tsrv_start(&s, "", 0);
     tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 1);
-    wait_ready(&s);
+    tsrv_wait_ready(&s);
     struct loop_arg a = {.s = &s};
     pthread_t th[2];
     struct loop_arg b = {.s = &s};
@@ -235,7 +222,7 @@ TEST(server_session_state_across_swaps)
     tsrv s;
     tsrv_start(&s, "", 0);
     tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 1);
-    wait_ready(&s);
+    tsrv_wait_ready(&s);
     json_decref(tsrv_post(&s, "/v1/next", "{\"session_id\":\"a\",\"item_id\":\"i0\"}", 200));
     /* Same vocabulary and H: the session keeps its state and seen items. */
     tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 2);
@@ -260,7 +247,7 @@ TEST(server_corrupt_snapshot_refused)
     tsrv s;
     tsrv_start(&s, "", 0);
     tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 1);
-    wait_ready(&s);
+    tsrv_wait_ready(&s);
     /* Version 2: a copy of 1 with its data file cut in half, published by rename like the trainer. */
     char out[4096];
     ASSERT_EQ(test_run(out, sizeof out,
@@ -323,7 +310,7 @@ TEST(server_sigterm_drains)
     /* Scorers wait up to 300 ms for a batch to fill: requests are surely in flight at the signal. */
     tsrv_start(&s, "\"batch\":{\"max\":64,\"wait_us\":300000}", 0);
     tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 1);
-    wait_ready(&s);
+    tsrv_wait_ready(&s);
     enum { N = 8 };
     pthread_t th[N];
     struct inflight_arg a[N];
@@ -347,7 +334,7 @@ TEST(server_sigterm_no_drain_with_queued_requests)
     tsrv s;
     tsrv_start(&s, "\"batch\":{\"max\":64,\"wait_us\":1000000},\"shutdown.drain_s\":0", 0);
     tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 1);
-    wait_ready(&s);
+    tsrv_wait_ready(&s);
     enum { N = 4 };
     pthread_t th[N];
     struct inflight_arg a[N];
@@ -366,7 +353,7 @@ TEST(server_hostile_bodies)
     tsrv s;
     tsrv_start(&s, "", 0);
     tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 1);
-    wait_ready(&s);
+    tsrv_wait_ready(&s);
     size_t cap = 60000;
     char *b = malloc(cap + 1);
     /* deep nesting */
@@ -487,7 +474,7 @@ TEST(server_second_signal_exits_at_once)
      * one exits at once with status 1. */
     tsrv_start(&s, "\"batch\":{\"max\":64,\"wait_us\":1000000},\"shutdown.drain_s\":30", 0);
     tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 1);
-    wait_ready(&s);
+    tsrv_wait_ready(&s);
     pthread_t th;
     struct inflight_arg a = {&s, 1, -1};
     pthread_create(&th, NULL, one_request, &a);

@@ -48,6 +48,19 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+void tsrv_wait_ready(const tsrv *s)
+{
+    for (int i = 0; i < 400; i++) {
+        tresp r;
+        tsrv_http(s, "GET", "/readyz", NULL, 0, NULL, &r);
+        long st = r.status;
+        tresp_free(&r);
+        if (st == 200) return;
+        sleep_ms(50);
+    }
+    FAIL("server never became ready");
+}
+
 void tsrv_start(tsrv *s, const char *extra_json, int wait_ready)
 {
     memset(s, 0, sizeof *s);

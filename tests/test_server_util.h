@@ -24,6 +24,9 @@ typedef struct tsrv {
  * extra settings `extra_json` (object members without braces, e.g. "\"sessions\":{\"max\":2}", or
  * ""). Waits until /healthz answers; if wait_ready, also until /readyz is 200. */
 void tsrv_start(tsrv *s, const char *extra_json, int wait_ready);
+/* Poll /readyz until it answers 200 (up to 20 s); fails the test otherwise. For servers started with
+ * wait_ready 0 whose snapshot is published afterwards. */
+void tsrv_wait_ready(const tsrv *s);
 /* SIGTERM and wait; returns the exit status (or -1 when killed by a signal). */
 int tsrv_stop(tsrv *s);
 /* Wait (up to 20 s, then SIGKILL) for the server to exit by itself; its exit status or -1. */
