@@ -4,6 +4,7 @@
 #   make asan       the same suite under AddressSanitizer + UBSan (objects in build-asan/)
 #   make demo       install deps, build, train two small models, serve them, run the README curl examples
 #   make fuzz       build the libFuzzer targets (clang) into build-fuzz/
+#   make fuzz-smoke make fuzz, then run every target FUZZ_SECONDS (5) s on a copy of fuzz/corpus/NAME (CI)
 #   make O=DIR ...  put objects and binaries under DIR (parallel builds in one tree)
 #   make T=prefix test   run only the tests whose name starts with prefix
 O        ?= .
@@ -26,9 +27,10 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(OBJDIR)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(OBJDIR)/%.o)
 BIN      := $(O)/bin/recd
 TESTBIN  := $(O)/bin/recd-tests
+FAULTLIB := $(O)/bin/libfaultinj.so
 LIBA     := $(OBJDIR)/librecd.a
 
-.PHONY: all test asan demo deps fuzz clean check-deps format
+.PHONY: all test asan demo deps fuzz fuzz-smoke clean check-deps format
 all: $(BIN)
 
 $(OBJDIR)/%.o: %.c
@@ -43,9 +45,15 @@ $(BIN): $(OBJDIR)/main.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(TESTBIN): $(TEST_OBJ) $(LIBA)
+$(TESTBIN): $(TEST_OBJ) $(LIBA) | $(FAULTLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
+
+# The fault-injection shim the tests LD_PRELOAD (tests/fault/faultinj.c). Never sanitized: it is
+# preloaded into sanitized and plain binaries alike (with ASAN_OPTIONS=verify_asan_link_order=0).
+$(FAULTLIB): tests/fault/faultinj.c
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -shared -pthread -o $@ $< -ldl
 
 # deps: install the Debian packages recd needs, only those that are missing.
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev libopenblas-dev liblmdb-dev \
@@ -74,16 +82,35 @@ demo: deps
 	@RECD_BIN=$(abspath $(BIN)) sh bench/demo.sh
 
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
-FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 # fuzz: the library is built once with clang's sanitizer coverage, then each target links against it.
-#   build-fuzz/bin/fuzz_csv -max_total_time=60 CORPUS_DIR
+#   build-fuzz/bin/fuzz_csv -max_total_time=60 CORPUS_DIR fuzz/corpus/fuzz_csv
+# fuzz/corpus/NAME holds a few seed inputs per target (read-only: give libFuzzer a scratch corpus
+# directory first, it writes new inputs into the first one).
 fuzz:
 	@command -v clang >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
 	@$(MAKE) --no-print-directory O=build-fuzz CC=clang OPT="-O1 -g" SAN="$(FUZZ_SAN)" build-fuzz/obj/librecd.a
 	@mkdir -p build-fuzz/bin
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); echo "fuzz target build-fuzz/bin/$$n"; \
-	  clang $(ALL_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined -o build-fuzz/bin/$$n $$f \
-	    build-fuzz/obj/librecd.a $(LDLIBS) || exit 1; done
+	  clang $(ALL_CFLAGS) -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    -o build-fuzz/bin/$$n $$f build-fuzz/obj/librecd.a $(LDLIBS) || exit 1; done
+
+# fuzz-smoke: every target for FUZZ_SECONDS seconds on a scratch copy of its seeds (build-fuzz/smoke/NAME;
+# fuzz/corpus is not modified). Fails on the first crash, sanitizer report, leak, timeout (10 s per
+# input) or RSS over 2 GB, printing the end of the target's log; the reproducer is left in
+# build-fuzz/smoke/ (replay it: build-fuzz/bin/NAME build-fuzz/smoke/crash-...).
+FUZZ_SECONDS ?= 5
+fuzz-smoke: fuzz
+	@rm -rf build-fuzz/smoke && mkdir -p build-fuzz/smoke
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); d=build-fuzz/smoke/$$n; mkdir -p $$d; \
+	  if [ -d fuzz/corpus/$$n ]; then cp fuzz/corpus/$$n/* $$d/; fi; \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 build-fuzz/bin/$$n -max_total_time=$(FUZZ_SECONDS) \
+	    -timeout=10 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/smoke/ $$d > $$d.log 2>&1 \
+	    || { echo "fuzz-smoke: $$n FAILED (log: $$d.log)"; tail -n 60 $$d.log; \
+	         ls build-fuzz/smoke/*-* 2>/dev/null; exit 1; }; \
+	  runs=$$(grep -o 'Done [0-9]* runs' $$d.log | tail -n 1 | cut -d' ' -f2); \
+	  echo "fuzz-smoke: $$n ok, $$runs runs"; \
+	done
 
 format:
 	clang-format -i $(LIB_SRC) $(TEST_SRC) main.c $(wildcard */*.h)

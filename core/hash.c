@@ -100,3 +100,47 @@ uint64_t hash_tuple(const char *const *parts, const size_t *lens, size_t n, uint
         h = hash_combine(h, parts[i], lens ? lens[i] : strlen(parts[i]));
     return h;
 }
+
+/* ---- SipHash-2-4 (Aumasson and Bernstein, 2012), from the paper's description ---- */
+#define SIP_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIP_ROUND(v0, v1, v2, v3)                                                              \
+    do {                                                                                       \
+        v0 += v1;                                                                              \
+        v1 = SIP_ROTL(v1, 13);                                                                 \
+        v1 ^= v0;                                                                              \
+        v0 = SIP_ROTL(v0, 32);                                                                 \
+        v2 += v3;                                                                              \
+        v3 = SIP_ROTL(v3, 16);                                                                 \
+        v3 ^= v2;                                                                              \
+        v0 += v3;                                                                              \
+        v3 = SIP_ROTL(v3, 21);                                                                 \
+        v3 ^= v0;                                                                              \
+        v2 += v1;                                                                              \
+        v1 = SIP_ROTL(v1, 17);                                                                 \
+        v1 ^= v2;                                                                              \
+        v2 = SIP_ROTL(v2, 32);                                                                 \
+    } while (0)
+
+uint64_t hash_sip24(const void *data, size_t len, const uint64_t key[2])
+{
+    const unsigned char *p = data;
+    uint64_t v0 = 0x736f6d6570736575ULL ^ key[0], v1 = 0x646f72616e646f6dULL ^ key[1];
+    uint64_t v2 = 0x6c7967656e657261ULL ^ key[0], v3 = 0x7465646279746573ULL ^ key[1];
+    size_t n = len;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t m = ld64(p);
+        v3 ^= m;
+        SIP_ROUND(v0, v1, v2, v3);
+        SIP_ROUND(v0, v1, v2, v3);
+        v0 ^= m;
+    }
+    uint64_t b = (uint64_t)len << 56;
+    for (size_t i = 0; i < n; i++) b |= (uint64_t)p[i] << (8 * i);
+    v3 ^= b;
+    SIP_ROUND(v0, v1, v2, v3);
+    SIP_ROUND(v0, v1, v2, v3);
+    v0 ^= b;
+    v2 ^= 0xff;
+    for (int i = 0; i < 4; i++) SIP_ROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
+}

@@ -18,8 +18,9 @@
  * A reader that nevertheless finds a misaligned data pointer (a file not written by this writer)
  * copies that tensor into an aligned buffer owned by the snap.
  *
- * Publishing: write meta, commit, mdb_env_sync(force), close the env, fsync data.mdb, remove any
- * lock.mdb, fsync the folder, rename(.tmp-V, V), fsync ROOT/MODEL.
+ * Publishing: write meta, commit, mdb_env_sync(force), close the env, remove any lock.mdb, make
+ * data.mdb 0444 and the folder 0555, fsync data.mdb and the folder, rename(.tmp-V, V), fsync
+ * ROOT/MODEL. Any failure before the rename removes the folder (made writable again first).
  *
  * Reading. snap_open first checks the file structure itself (meta pages, page bounds, B-tree pages,
  * node bounds, overflow runs: see check_lmdb_file) because LMDB trusts its file and would read out
@@ -40,6 +41,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <lmdb.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +61,7 @@
 #define SNAP_MAX_NAME 255
 #define SNAP_MAX_MODEL 64
 #define SNAP_TMP_MAX_AGE 3600
+#define SNAP_MAX_VERSION ((uint64_t)INT64_MAX) /* meta stores the version as a JSON (i64) integer */
 
 /* The 64-byte tensor header, stored in host byte order (little-endian x86-64/arm64; a big-endian
  * reader would see a wrong magic and refuse). */
@@ -172,18 +175,42 @@ static int valid_model_name(const char *m)
     return 1;
 }
 
-/* A canonical published version name: 1-19 digits, no leading zero, not 0. */
-static int parse_version_name(const char *s, uint64_t *v)
+/* A canonical published version name: 1-20 digits, no leading zero, not 0, at most UINT64_MAX
+ * (18446744073709551615). Returns 1 and sets *v for one; 0 for anything else, with *overflow set
+ * when the name is all digits (no leading zero) but too long or too large for a u64. */
+static int parse_version_name(const char *s, uint64_t *v, int *overflow)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 19 || s[0] == '0') return 0;
+    if (overflow) *overflow = 0;
+    if (n == 0 || s[0] == '0') return 0;
     uint64_t x = 0;
+    int big = n > 20;
     for (size_t i = 0; i < n; i++) {
         if (s[i] < '0' || s[i] > '9') return 0;
-        x = x * 10 + (uint64_t)(s[i] - '0');
+        unsigned d = (unsigned)(s[i] - '0');
+        if (x > (UINT64_MAX - d) / 10) big = 1;
+        else x = x * 10 + d;
+    }
+    if (big) {
+        if (overflow) *overflow = 1;
+        return 0;
     }
     *v = x;
     return 1;
+}
+
+/* Log an all-digit folder name that is not a version (over 20 digits or over UINT64_MAX) once per
+ * name, not on every scan: remembers a hash of the last few names logged. */
+static void warn_overflow_name(const char *mdir, const char *name)
+{
+    static _Atomic uint64_t seen[8];
+    static _Atomic unsigned next;
+    uint64_t h = hash_str(name, hash_str(mdir, 0x5eed)) | 1;
+    for (int i = 0; i < 8; i++)
+        if (atomic_load_explicit(&seen[i], memory_order_relaxed) == h) return;
+    atomic_store_explicit(&seen[atomic_fetch_add(&next, 1) % 8], h, memory_order_relaxed);
+    log_warn("%s: ignoring folder '%.40s%s': not a version (versions are 1 to 18446744073709551615)",
+             mdir, name, strlen(name) > 40 ? "..." : "");
 }
 
 static int fsync_path(const char *path, int dir)
@@ -199,9 +226,11 @@ static int fsync_path(const char *path, int dir)
     return RC_OK;
 }
 
-/* Remove a flat folder (the files in it, then the folder). Best effort; returns 0 if it is gone. */
+/* Remove a flat folder (the files in it, then the folder), making it writable first. Best effort;
+ * returns 0 if it is gone. */
 static int remove_flat_dir(const char *path)
 {
+    chmod(path, 0700); /* a folder made read-only for publishing: its files cannot be unlinked */
     DIR *d = opendir(path);
     if (!d) return errno == ENOENT ? 0 : -1;
     struct dirent *e;
@@ -225,10 +254,30 @@ int snap_path(char *buf, size_t cap, const char *root, const char *model, uint64
     return RC_OK;
 }
 
-/* Scan ROOT/MODEL: newest published version, newest fresh .tmp-N, and (when do_clean) remove
- * .tmp-* folders idle for over an hour and the .tmp-<clean> folder. */
+/* A growing list of versions. */
+struct vlist {
+    uint64_t *v;
+    size_t n, cap;
+};
+
+static int vlist_add(struct vlist *l, uint64_t v)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 16;
+        uint64_t *p = realloc(l->v, nc * sizeof *p);
+        if (!p) return rc_error(RC_ENOMEM, "out of memory listing snapshot versions");
+        l->v = p;
+        l->cap = nc;
+    }
+    l->v[l->n++] = v;
+    return RC_OK;
+}
+
+/* Scan ROOT/MODEL: newest published version, newest fresh .tmp-N, every published version (when
+ * all is not NULL), and (when do_clean) remove .tmp-* folders idle for over an hour and the
+ * .tmp-<clean> folder. */
 static int scan_model_dir(const char *mdir, uint64_t *latest, uint64_t *latest_tmp, uint64_t clean,
-                          int do_clean)
+                          int do_clean, struct vlist *all)
 {
     DIR *d = opendir(mdir);
     if (!d) {
@@ -239,13 +288,15 @@ static int scan_model_dir(const char *mdir, uint64_t *latest, uint64_t *latest_t
     struct dirent *e;
     char p[PATH_MAX];
     time_t now = time(NULL);
+    int rc = RC_OK;
     while ((e = readdir(d)) != NULL) {
         uint64_t v;
+        int overflow;
         if ((size_t)snprintf(p, sizeof p, "%s/%s", mdir, e->d_name) >= sizeof p) continue;
         if (strncmp(e->d_name, ".tmp-", 5) == 0) {
             struct stat st;
             if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
-            int have_v = parse_version_name(e->d_name + 5, &v);
+            int have_v = parse_version_name(e->d_name + 5, &v, NULL);
             /* a live writer keeps writing data.mdb but rarely touches the folder itself: the newer
              * of the two tells when it was last active */
             time_t last = st.st_mtime;
@@ -265,15 +316,20 @@ static int scan_model_dir(const char *mdir, uint64_t *latest, uint64_t *latest_t
             if (have_v && !stale && v > best_tmp) best_tmp = v;
             continue;
         }
-        if (!parse_version_name(e->d_name, &v)) continue;
+        if (!parse_version_name(e->d_name, &v, &overflow)) {
+            if (overflow) warn_overflow_name(mdir, e->d_name);
+            continue;
+        }
         if (e->d_type != DT_DIR) {
             struct stat st;
             if (e->d_type != DT_UNKNOWN && e->d_type != DT_LNK) continue;
             if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
         }
         if (v > best) best = v;
+        if (all && (rc = vlist_add(all, v)) != RC_OK) break;
     }
     closedir(d);
+    if (rc) return rc;
     if (latest) *latest = best;
     if (latest_tmp) *latest_tmp = best_tmp;
     return RC_OK;
@@ -286,10 +342,36 @@ int snap_latest(const char *root, const char *model, uint64_t *version)
     if ((size_t)snprintf(mdir, sizeof mdir, "%s/%s", root, model) >= sizeof mdir)
         return rc_error(RC_ERANGE, "path %s/%s too long", root, model);
     uint64_t v = 0;
-    int rc = scan_model_dir(mdir, &v, NULL, 0, 0);
+    int rc = scan_model_dir(mdir, &v, NULL, 0, 0, NULL);
     if (rc) return rc;
     if (v == 0) return rc_error(RC_ENOTFOUND, "no published snapshot in %s", mdir);
     *version = v;
+    return RC_OK;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int snap_versions(const char *root, const char *model, uint64_t **out, size_t *n)
+{
+    if (!root || !model || !out || !n) return rc_error(RC_EINVAL, "snap_versions: NULL argument");
+    *out = NULL;
+    *n = 0;
+    char mdir[PATH_MAX];
+    if ((size_t)snprintf(mdir, sizeof mdir, "%s/%s", root, model) >= sizeof mdir)
+        return rc_error(RC_ERANGE, "path %s/%s too long", root, model);
+    struct vlist l = {NULL, 0, 0};
+    int rc = scan_model_dir(mdir, NULL, NULL, 0, 0, &l);
+    if (rc) {
+        free(l.v);
+        return rc;
+    }
+    if (l.n) qsort(l.v, l.n, sizeof *l.v, cmp_desc);
+    *out = l.v;
+    *n = l.n;
     return RC_OK;
 }
 
@@ -360,6 +442,9 @@ int snap_writer_open(snap_writer **out, const char *root, const char *model, uin
     if (!valid_model_name(model))
         return rc_error(RC_EINVAL, "bad model name '%s' (1-%d characters of [A-Za-z0-9_-])",
                         model ? model : "(null)", SNAP_MAX_MODEL);
+    if (version > SNAP_MAX_VERSION)
+        return rc_error(RC_ERANGE, "version %" PRIu64 " is over the largest a writer publishes (%" PRIu64 ")",
+                        version, (uint64_t)SNAP_MAX_VERSION);
     int rc = RC_OK, mrc;
     snap_writer *w = calloc(1, sizeof *w);
     if (!w) return rc_error(RC_ENOMEM, "out of memory");
@@ -384,10 +469,17 @@ int snap_writer_open(snap_writer **out, const char *root, const char *model, uin
     }
     for (int attempt = 0;; attempt++) {
         uint64_t latest = 0, latest_tmp = 0;
-        rc = scan_model_dir(w->mdir, &latest, &latest_tmp, version, 1);
+        rc = scan_model_dir(w->mdir, &latest, &latest_tmp, version, 1, NULL);
         if (rc) goto fail;
-        uint64_t v = version;
-        if (v == 0) v = (latest > latest_tmp ? latest : latest_tmp) + 1;
+        uint64_t v = version, newest = latest > latest_tmp ? latest : latest_tmp;
+        if (v == 0 && newest >= SNAP_MAX_VERSION) {
+            rc = rc_error(RC_ERANGE,
+                          "%s: newest version %" PRIu64 " leaves no room for a newer one (a writer "
+                          "publishes versions up to %" PRIu64 ")",
+                          w->mdir, newest, (uint64_t)SNAP_MAX_VERSION);
+            goto fail;
+        }
+        if (v == 0) v = newest + 1;
         snprintf(w->final, sizeof w->final, "%s/%" PRIu64, w->mdir, v);
         snprintf(w->tmpdir, sizeof w->tmpdir, "%s/.tmp-%" PRIu64, w->mdir, v);
         struct stat st;
@@ -539,7 +631,9 @@ int snap_put_tensor(snap_writer *w, const char *name, snap_dtype dtype, int ndim
             mdb_txn_abort(txn);
         }
         if (mrc == MDB_MAP_FULL && attempt < 6) continue;
-        if (mrc) rc = mdb_fail(RC_EIO, mrc, "cannot store tensor", name);
+        if (mrc)
+            rc = rc_error(RC_EIO, "%s/data.mdb: cannot store tensor '%s': %s", w->tmpdir, name,
+                          mdb_strerror(mrc));
         break;
     }
     if (rc) {
@@ -681,7 +775,9 @@ int snap_put_vocab(snap_writer *w, const char *name, const idmap *m)
         else
             mdb_txn_abort(txn);
         if (mrc == MDB_MAP_FULL && attempt < 6) continue;
-        if (mrc) rc = mdb_fail(RC_EIO, mrc, "cannot store vocabulary", name);
+        if (mrc)
+            rc = rc_error(RC_EIO, "%s/data.mdb: cannot store vocabulary '%s': %s", w->tmpdir, name,
+                          mdb_strerror(mrc));
         break;
     }
     free(kbuf);
@@ -793,13 +889,19 @@ int snap_writer_publish(snap_writer *w, uint64_t *version_out)
     }
     mdb_env_close(w->env);
     w->env = NULL;
-    snprintf(path, sizeof path, "%s/data.mdb", w->tmpdir);
-    if ((rc = fsync_path(path, 0)) != 0) goto fail;
     snprintf(path, sizeof path, "%s/lock.mdb", w->tmpdir);
     if (unlink(path) != 0 && errno != ENOENT) {
         rc = rc_error(RC_EIO, "cannot remove %s: %s", path, strerror(errno));
         goto fail;
     }
+    /* Published read-only: a version is never modified in place (readers map it; truncating a
+     * mapped file kills them with SIGBUS). */
+    snprintf(path, sizeof path, "%s/data.mdb", w->tmpdir);
+    if (chmod(path, 0444) != 0 || chmod(w->tmpdir, 0555) != 0) {
+        rc = rc_error(RC_EIO, "cannot make %s read-only: %s", path, strerror(errno));
+        goto fail;
+    }
+    if ((rc = fsync_path(path, 0)) != 0) goto fail;
     if ((rc = fsync_path(w->tmpdir, 1)) != 0) goto fail;
     if (rename(w->tmpdir, w->final) != 0) {
         int e = errno;
@@ -952,6 +1054,13 @@ static int check_lmdb_file(int fd, const char *path)
     if (size < 2 * psize)
         return rc_error(RC_ECORRUPT, "%s: truncated file (%zu bytes, page size %" PRIu64 ")", path,
                         size, psize);
+    /* LMDB writes whole pages: any other size means the file was cut or appended to after it was
+     * written (LMDB maps it: a page past the end of the file is SIGBUS, not an error) */
+    if (size % psize)
+        return rc_error(RC_ECORRUPT,
+                        "%s: truncated or modified file (%zu bytes, not a whole number of %" PRIu64
+                        "-byte pages)",
+                        path, size, psize);
     const unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) return rc_error(RC_EIO, "mmap %s: %s", path, strerror(errno));
     int rc = RC_OK;
@@ -982,8 +1091,10 @@ static int check_lmdb_file(int fd, const char *path)
             rc = rc_error(RC_ECORRUPT, "%s: corrupt LMDB meta page (last page %" PRIu64 ")", path,
                           last);
         else
-            rc = rc_error(RC_ECORRUPT, "%s: truncated file: %zu bytes, LMDB needs %" PRIu64, path,
-                          size, (last + 1) * psize);
+            rc = rc_error(RC_ECORRUPT,
+                          "%s: truncated file: %zu bytes, LMDB needs %" PRIu64 " (%" PRIu64
+                          " pages of %" PRIu64 " bytes)",
+                          path, size, (last + 1) * psize, last + 1, psize);
         goto out;
     }
     c.npages = last + 1;

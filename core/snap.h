@@ -1,8 +1,13 @@
 /* core/snap.h - immutable, versioned model snapshots in LMDB (DESIGN.md section 3).
  *
  * Layout: ROOT/MODEL/VERSION/ is an LMDB environment (data.mdb) written once, then only read.
- * VERSION is a decimal integer that increases. The writer builds ROOT/MODEL/.tmp-VERSION/, syncs it,
- * and publishes it with one rename(): a half-written snapshot is never visible under a version name.
+ * VERSION is a decimal integer that increases: 1 to 18446744073709551615 (UINT64_MAX, 20 digits),
+ * written without leading zeros; other names (longer, larger, "007", ".tmp-3") are not versions
+ * (an all-digit one is logged once). The writer builds ROOT/MODEL/.tmp-VERSION/, syncs it, makes it
+ * read-only (data.mdb 0444, the folder 0555) and publishes it with one rename(): a half-written
+ * snapshot is never visible under a version name. A published version is never modified in place:
+ * readers map data.mdb, and a mapped file truncated under them is SIGBUS, not an error. To retract
+ * a version, publish a newer one or remove its folder.
  *
  * Named databases:
  *   meta     key "meta" -> one JSON document: format_version, model, version, created_at, the model's
@@ -48,7 +53,9 @@ typedef struct snap_writer snap_writer;
 
 /* Start a snapshot of `model` under root: creates ROOT/MODEL/ if needed and ROOT/MODEL/.tmp-VERSION/.
  * version 0 means "one more than the newest published version, or than a fresh .tmp-N another writer
- * is filling (or 1)". The LMDB map starts at 64 MiB
+ * is filling (or 1)"; a writer publishes versions up to INT64_MAX (meta holds the version as a JSON
+ * integer): RC_ERANGE for a larger explicit version, or for version 0 when the newest is already
+ * there. The LMDB map starts at 64 MiB
  * and grows on demand up to 64 GiB (RC_EFULL beyond). An explicit version whose .tmp-VERSION folder
  * exists (a crashed writer) reuses it; other .tmp-* folders idle for over an hour (neither the folder
  * nor its data.mdb modified) are removed.
@@ -78,10 +85,11 @@ int snap_put_vocab(snap_writer *w, const char *name, const idmap *m);
  * (RC_ESTATE the second time); fields must be a JSON object (RC_EINVAL). */
 int snap_set_meta(snap_writer *w, const json_t *fields);
 
-/* Sync and publish by rename(); frees w in every case. *version_out (may be NULL) gets the version
- * (0 on failure). Errors: RC_ESTATE (an earlier put failed), RC_EIO (sync, fsync or rename, with the
- * path), RC_EEXIST (another writer published this version meanwhile), RC_EFULL, RC_ENOMEM. On failure
- * the temporary folder is removed and nothing is published. */
+/* Sync, make read-only (data.mdb 0444, folder 0555) and publish by rename(); frees w in every case.
+ * *version_out (may be NULL) gets the version (0 on failure). Errors: RC_ESTATE (an earlier put
+ * failed), RC_EIO (write, sync, fsync, chmod or rename, with the path), RC_EEXIST (another writer
+ * published this version meanwhile), RC_EFULL, RC_ENOMEM. On failure the temporary folder is removed
+ * (made writable first) and nothing is published. */
 int snap_writer_publish(snap_writer *w, uint64_t *version_out);
 
 /* Discard the temporary folder and free w. NULL is a no-op. */
@@ -103,8 +111,9 @@ typedef struct snap_tensor {
  * JSON with a known format_version, every tensor listed in meta exists with that dtype, shape, byte
  * count and checksum, and no unlisted tensor exists. Errors, each with a message naming dir and the
  * culprit: RC_ENOTFOUND (no such folder or data.mdb), RC_EVERSION (format_version unknown; the message
- * says which versions this build reads), RC_ECORRUPT (truncated file, checksum mismatch, bad header,
- * missing tensor), RC_EFORMAT (meta not JSON). */
+ * says which versions this build reads), RC_ECORRUPT (a file shorter than the pages its LMDB meta page
+ * counts, or not a whole number of pages: checked before LMDB maps it; checksum mismatch, bad
+ * header, missing tensor; an LMDB environment that LMDB refuses), RC_EFORMAT (meta not JSON). */
 int snap_open(snap **out, const char *dir);
 void snap_close(snap *s); /* NULL is a no-op */
 /* Like snap_open, but dir may also be a model folder (ROOT/MODEL): then its newest published version is
@@ -142,10 +151,16 @@ const snap_tensor *snap_tensor_at(const snap *s, size_t i);
 uint64_t snap_checksum(const void *data, size_t n);
 
 /* ---- folders ---- */
-/* The newest published version of ROOT/MODEL (ignoring .tmp-* and non-numeric names). RC_ENOTFOUND
- * when there is none (or no such folder), RC_EIO when the folder cannot be read, RC_ERANGE for a path
- * over PATH_MAX. */
+/* The newest published version of ROOT/MODEL (ignoring .tmp-*, files, and names that are not
+ * versions: see the top of this file). RC_ENOTFOUND when there is none (or no such folder), RC_EIO
+ * when the folder cannot be read, RC_ERANGE for a path over PATH_MAX. Whether the newest version is
+ * valid is not checked: snap_open tells. */
 int snap_latest(const char *root, const char *model, uint64_t *version);
+/* Every published version of ROOT/MODEL, newest first (same rules as snap_latest): *out is an array
+ * of *n versions owned by the caller (free()), NULL when *n is 0. Errors: RC_ENOTFOUND (no such
+ * folder), RC_EIO, RC_ERANGE (path too long), RC_ENOMEM, RC_EINVAL (NULL argument); *out is NULL
+ * then. */
+int snap_versions(const char *root, const char *model, uint64_t **out, size_t *n);
 /* "ROOT/MODEL/VERSION" into buf (cap bytes). RC_EINVAL (NULL argument), RC_ERANGE (does not fit). */
 int snap_path(char *buf, size_t cap, const char *root, const char *model, uint64_t version);
 

@@ -28,9 +28,7 @@ static const char *SPEC =
     "{\"name\":\"ch\",\"type\":\"crossed\",\"cross\":[\"c\",\"h\"],\"hash_buckets\":5,\"wide\":true}]}";
 
 static server srv;
-static sbuf out;
-static void *slot;
-static void (*slot_free)(void *);
+static http_req *r; /* one detached connection for all inputs: its slots live on, as on a keep-alive one */
 
 static void setup(void)
 {
@@ -54,7 +52,7 @@ static void setup(void)
     srv.limits.max_items = 50;
     srv.reg = registry_new(root, names, 1);
     if (!srv.reg || registry_scan(srv.reg, NULL, 0) != 1) abort();
-    sbuf_init(&out);
+    if (!(r = http_detached_new(&srv))) abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -64,28 +62,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!body) return 0;
     memcpy(body, data, size);
     body[size] = '\0';
-    http_req r;
-    memset(&r, 0, sizeof r);
-    r.srv = &srv;
-    r.body = body;
-    r.body_len = size;
-    r.out = &out;
-    r.path = "/v1/rank";
-    strcpy(r.request_id, "fuzz");
-    r.slot = slot; /* reuse the connection slot across inputs, as a keep-alive connection does */
-    r.slot_free = slot_free;
-    sbuf_reset(&out);
-    route_rank(&r);
-    slot = r.slot;
-    slot_free = r.slot_free;
-    if (r.status != 200 && r.status != 400 && r.status != 422 && r.status != 404) abort();
-    if (r.status == 200) {
+    r->body = body;
+    r->body_len = size;
+    r->path = "/v1/rank";
+    r->status = 0;
+    strcpy(r->request_id, "fuzz");
+    sbuf_reset(r->out);
+    route_rank(r);
+    if (r->status != 200 && r->status != 400 && r->status != 422 && r->status != 404) abort();
+    if (r->status == 200) {
         /* JSON_ALLOW_NUL: an item_id sent as "a\u0000b" is echoed as such, valid JSON (RFC 8259) that
          * jansson refuses by default */
-        json_t *a = json_loadb(out.data, out.len, JSON_ALLOW_NUL, NULL);
+        json_t *a = json_loadb(r->out->data, r->out->len, JSON_ALLOW_NUL, NULL);
         if (!a) abort();
         json_decref(a);
     }
+    http_detached_end(r); /* as after a request: buffers a large one grew are given back */
     free(body);
     return 0;
 }

@@ -4,7 +4,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <microhttpd.h>
+#include <pthread.h>
+#include <strings.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,19 +25,79 @@
 
 enum { PH_NEW = 0, PH_BODY, PH_ASYNC, PH_READY };
 
+/* A listening socket: the public port, or http.admin_port (ROUTE_OPS routes only). */
+typedef struct http_listener {
+    server *srv;
+    int admin;
+} http_listener;
+
+#define DEADLINE_CUT UINT64_MAX /* the watchdog closed the connection */
+
 typedef struct conn_ctx {
-    http_req req;
+    http_req req; /* first member: http_req * and conn_ctx * convert */
     sbuf body, out;
     int phase;
     int too_large;
+    int close_after; /* answer with Connection: close (ambiguous framing) */
     int metric;      /* route metric index */
     int sent_status; /* status of the queued answer, 0 if none */
     char allow[64];  /* Allow header for 405 and OPTIONS */
     int in_request;  /* counted in srv->inflight */
+    const http_listener *lst;
+    struct {
+        const http_slot_type *type;
+        void *p;
+    } slots[HTTP_MAX_SLOTS];
+    int nslots;
+    /* Request deadline (http.request_timeout_s), monotonic ns: set when the connection opens and when an
+     * answer has been sent, 0 while a received request is served, DEADLINE_CUT once the watchdog closed
+     * the connection. Written by the connection's thread, read and cut by the watchdog. */
+    _Atomic uint64_t deadline;
+    int fd;                        /* the socket, for the watchdog's shutdown() */
+    struct conn_ctx *wprev, *wnext; /* the watchdog's list (under watch->mu) */
 } conn_ctx;
 
+/* The watchdog: one thread that closes connections whose request did not arrive in time and gives
+ * memory back to the system after large requests (malloc_trim). */
+typedef struct http_watch {
+    http_listener pub, adm;
+    pthread_mutex_t mu; /* guards the list and the sockets' lifetime against shutdown() */
+    pthread_cond_t cv;
+    conn_ctx *head;
+    uint64_t timeout_ns; /* 0: no request deadline */
+    int stop, started;
+    pthread_t thread;
+} http_watch;
+
 static _Atomic uint64_t req_counter;
+static _Atomic uint64_t n_timeouts;
+static _Atomic int trim_wanted; /* large buffers were freed since the last malloc_trim */
 static char req_prefix[12];
+
+uint64_t http_request_timeouts(void)
+{
+    return atomic_load_explicit(&n_timeouts, memory_order_relaxed);
+}
+
+void *http_slot(http_req *r, const http_slot_type *type)
+{
+    conn_ctx *cc = (conn_ctx *)r;
+    for (int i = 0; i < cc->nslots; i++)
+        if (cc->slots[i].type == type) return cc->slots[i].p;
+    if (cc->nslots == HTTP_MAX_SLOTS) {
+        rc_error(RC_EFULL, "a connection holds at most %d slot types (%s)", HTTP_MAX_SLOTS, type->name);
+        return NULL;
+    }
+    void *p = type->create();
+    if (!p) {
+        rc_error(RC_ENOMEM, "out of memory for the %s state of a connection", type->name);
+        return NULL;
+    }
+    cc->slots[cc->nslots].type = type;
+    cc->slots[cc->nslots].p = p;
+    cc->nslots++;
+    return p;
+}
 
 uint64_t http_now_ns(void)
 {
@@ -65,6 +128,11 @@ int http_problem(http_req *r, int status, const char *slug, const char *fmt, ...
     r->status = status;
     r->content_type = PROBLEM_CONTENT_TYPE;
     return HTTP_DONE;
+}
+
+int http_oom(http_req *r, const char *what)
+{
+    return http_problem(r, 503, "out-of-memory", "out of memory for %s: retry later", what);
 }
 
 int http_json(http_req *r, int status)
@@ -103,6 +171,99 @@ static int valid_request_id(const char *s)
     return n > 0;
 }
 
+/* 1 when a Content-Type names JSON: application/json or application/<x>+json (case-insensitive), with
+ * optional parameters of which a charset must be UTF-8 (RFC 8259 section 8.1). */
+static int json_content_type(const char *ct)
+{
+    if (!ct) return 0;
+    while (*ct == ' ' || *ct == '\t') ct++;
+    if (strncasecmp(ct, "application/", 12) != 0) return 0;
+    const char *sub = ct + 12, *end = sub;
+    while (*end && *end != ';' && *end != ' ' && *end != '\t') end++;
+    size_t n = (size_t)(end - sub);
+    if (!((n == 4 && strncasecmp(sub, "json", 4) == 0) || (n > 5 && strncasecmp(end - 5, "+json", 5) == 0))) return 0;
+    const char *p = end;
+    while (*p) { /* parameters: ; name=value */
+        while (*p == ' ' || *p == '\t') p++;
+        if (!*p) break;
+        if (*p != ';') return 0;
+        p++;
+        while (*p == ' ' || *p == '\t') p++;
+        const char *name = p;
+        while (*p && *p != '=' && *p != ';') p++;
+        if (*p != '=') return 0;
+        size_t nl = (size_t)(p - name);
+        p++;
+        const char *val = p;
+        while (*p && *p != ';' && *p != ' ' && *p != '\t') p++;
+        size_t vl = (size_t)(p - val);
+        if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') {
+            val++;
+            vl -= 2;
+        }
+        if (nl == 7 && strncasecmp(name, "charset", 7) == 0 &&
+            !((vl == 5 && strncasecmp(val, "utf-8", 5) == 0) || (vl == 4 && strncasecmp(val, "utf8", 4) == 0)))
+            return 0;
+    }
+    return 1;
+}
+
+/* Framing that two parsers could read differently (RFC 9112 section 6.3): Content-Length together with
+ * Transfer-Encoding, or Content-Length given twice with different values (or not a number). */
+struct framing {
+    int n_cl, n_te, bad;
+    const char *cl, *te;
+};
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct framing *f = cls;
+    (void)kind;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (f->n_cl++ && (!value || !f->cl || strcmp(value, f->cl) != 0)) f->bad = 1;
+        f->cl = value;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->n_te++;
+        f->te = value;
+    }
+    return MHD_YES;
+}
+
+/* The last coding of a Transfer-Encoding list ("gzip, chunked" -> "chunked"), trimmed: [*p, *p + *n). */
+static void last_coding(const char *te, const char **p, size_t *n)
+{
+    const char *c = strrchr(te, ',');
+    c = c ? c + 1 : te;
+    while (*c == ' ' || *c == '\t') c++;
+    size_t len = strlen(c);
+    while (len && (c[len - 1] == ' ' || c[len - 1] == '\t')) len--;
+    *p = c;
+    *n = len;
+}
+
+/* NULL when the framing is clear; else the reason, with *status 400 (the body's end cannot be known:
+ * RFC 9112 section 6.3) or 501 (a transfer coding recd does not decode, section 6.1). */
+static const char *ambiguous_framing(struct MHD_Connection *conn, int *status)
+{
+    struct framing f = {0, 0, 0, NULL, NULL};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_header, &f);
+    *status = 400;
+    if (f.bad) return "two different Content-Length values";
+    if (f.n_cl && f.n_te) return "both Content-Length and Transfer-Encoding";
+    if (f.n_te > 1) return "Transfer-Encoding given more than once";
+    if (f.n_te) {
+        const char *c;
+        size_t n;
+        last_coding(f.te ? f.te : "", &c, &n);
+        if (!(n == 7 && strncasecmp(c, "chunked", 7) == 0)) return "a Transfer-Encoding whose last coding is not chunked";
+        if (strchr(f.te, ',')) {
+            *status = 501;
+            return "a transfer coding other than chunked (only chunked is decoded)";
+        }
+    }
+    return NULL;
+}
+
 static const char *allowed_origin(server *srv, http_req *r)
 {
     if (srv->n_cors == 0) return NULL;
@@ -128,10 +289,11 @@ static enum MHD_Result send_answer(conn_ctx *cc)
     server *srv = r->srv;
     if (sbuf_failed(r->out)) {
         sbuf_reset(r->out);
-        problem_write(r->out, 500, "internal", "the answer could not be built (out of memory)", r->path,
+        problem_write(r->out, 503, "out-of-memory", "out of memory building the answer: retry later", r->path,
                       r->request_id);
-        r->status = 500;
+        r->status = 503;
         r->content_type = PROBLEM_CONTENT_TYPE;
+        if (sbuf_failed(r->out)) return MHD_NO; /* not even that: drop the connection */
     }
     if (!r->status) r->status = 500;
     struct MHD_Response *resp =
@@ -142,13 +304,14 @@ static enum MHD_Result send_answer(conn_ctx *cc)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (cc->allow[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, cc->allow);
     if (r->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (r->status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     const char *origin = allowed_origin(srv, r);
     if (origin) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
         MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id");
     }
-    if (atomic_load_explicit(&srv->draining, memory_order_relaxed))
+    if (cc->close_after || atomic_load_explicit(&srv->draining, memory_order_relaxed))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
@@ -183,6 +346,10 @@ static enum MHD_Result dispatch(conn_ctx *cc)
     const route *path_route = NULL;
     const route *rt = router_match(r->method, r->path, r->params, &r->nparams, &status, cc->allow,
                                    sizeof cc->allow, &path_route);
+    if (cc->lst->admin && path_route && !(path_route->flags & ROUTE_OPS)) { /* the admin port: ops only */
+        rt = path_route = NULL;
+        status = 404;
+    }
     cc->metric = router_metric(path_route);
     r->route = rt;
     if (cc->too_large)
@@ -232,6 +399,13 @@ static enum MHD_Result dispatch(conn_ctx *cc)
             return send_answer(cc);
         }
     }
+    if ((rt->flags & ROUTE_JSON) && !json_content_type(http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        const char *ct = http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+        http_problem(r, 415, "unsupported-media-type",
+                     "%s takes a JSON body: send 'Content-Type: application/json' (got %s%.64s%s)", r->path,
+                     ct ? "'" : "", ct ? ct : "none", ct ? "'" : "");
+        return send_answer(cc);
+    }
     /* While draining, requests on open connections are still served (their answers carry Connection:
      * close); the listening socket is already closed. */
     r->body = cc->body.len ? cc->body.data : "";
@@ -254,7 +428,8 @@ static void run_on_resume(http_req *r)
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
 {
-    server *srv = cls;
+    const http_listener *lst = cls;
+    server *srv = lst->srv;
     (void)version;
     conn_ctx *cc = *req_cls;
     if (!cc) {
@@ -283,12 +458,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         sbuf_reset(&cc->out);
         cc->phase = PH_BODY;
         cc->too_large = 0;
+        cc->close_after = 0;
         cc->metric = 0;
         cc->sent_status = 0;
         cc->allow[0] = '\0';
         cc->in_request = 1;
         atomic_fetch_add_explicit(&srv->inflight, 1, memory_order_relaxed);
         *req_cls = cc;
+        int amb_status;
+        const char *amb = ambiguous_framing(conn, &amb_status);
+        if (amb) { /* answered before reading a body whose end is unknown; then the connection closes */
+            cc->close_after = 1;
+            cc->too_large = 1; /* drop whatever body arrives */
+            const route *pr = NULL;
+            int st, np;
+            router_match(method, url, r->params, &np, &st, NULL, 0, &pr);
+            cc->metric = router_metric(pr);
+            http_problem(r, amb_status, amb_status == 400 ? "ambiguous-framing" : "unsupported-transfer-coding",
+                         "the request has %s (RFC 9112 section 6)", amb);
+            atomic_store_explicit(&cc->deadline, 0, memory_order_relaxed);
+            return send_answer(cc);
+        }
         const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             errno = 0;
@@ -302,6 +492,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 cc->metric = router_metric(pr);
                 http_problem(r, 413, "body-too-large", "request body over the limit of %lld bytes",
                              srv->cfg.max_body);
+                atomic_store_explicit(&cc->deadline, 0, memory_order_relaxed);
                 return send_answer(cc);
             }
         }
@@ -325,13 +516,39 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_size = 0;
         return MHD_YES;
     }
-    if (cc->sent_status) return MHD_YES; /* answered early (413) */
+    if (cc->sent_status) return MHD_YES; /* answered early (413, 400) */
+    /* The whole request is here: its deadline ends (unless the watchdog closed it just now). */
+    if (atomic_exchange_explicit(&cc->deadline, 0, memory_order_relaxed) == DEADLINE_CUT) return MHD_NO;
     return dispatch(cc);
+}
+
+/* Give back what one large request grew: buffers over HTTP_KEEP_BYTES are freed, slots trimmed. */
+static void conn_trim(conn_ctx *cc)
+{
+    int big = 0;
+    if (cc->body.cap > HTTP_KEEP_BYTES) {
+        sbuf_release(&cc->body);
+        big = 1;
+    }
+    if (cc->out.cap > HTTP_KEEP_BYTES) {
+        sbuf_release(&cc->out);
+        big = 1;
+    }
+    for (int i = 0; i < cc->nslots; i++)
+        if (cc->slots[i].type->trim) cc->slots[i].type->trim(cc->slots[i].p);
+    if (big) atomic_store_explicit(&trim_wanted, 1, memory_order_relaxed);
+}
+
+static uint64_t deadline_from_now(const http_listener *lst)
+{
+    http_watch *w = lst->srv->watch;
+    return w && w->timeout_ns ? http_now_ns() + w->timeout_ns : 0;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe)
 {
-    server *srv = cls;
+    const http_listener *lst = cls;
+    server *srv = lst->srv;
     (void)conn;
     (void)toe;
     conn_ctx *cc = *req_cls;
@@ -341,31 +558,144 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (!cc->in_request) return;
     cc->in_request = 0;
     metrics_observe(cc->metric, cc->sent_status, http_now_ns() - cc->req.t0_ns);
+    conn_trim(cc);
+    /* the next request on this connection must arrive whole within the timeout from now */
+    uint64_t d = atomic_load_explicit(&cc->deadline, memory_order_relaxed);
+    if (d != DEADLINE_CUT) atomic_compare_exchange_strong(&cc->deadline, &d, deadline_from_now(lst)); /* CUT stays */
     atomic_fetch_sub_explicit(&srv->inflight, 1, memory_order_release);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)cls;
-    (void)conn;
+    const http_listener *lst = cls;
+    http_watch *w = lst->srv->watch;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         conn_ctx *cc = calloc(1, sizeof *cc);
         if (cc) {
             sbuf_init(&cc->body);
             sbuf_init(&cc->out);
+            cc->lst = lst;
+            const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            cc->fd = ci ? ci->connect_fd : -1;
+            atomic_init(&cc->deadline, deadline_from_now(lst));
+            if (w && cc->fd >= 0) {
+                pthread_mutex_lock(&w->mu);
+                cc->wnext = w->head;
+                if (w->head) w->head->wprev = cc;
+                w->head = cc;
+                pthread_mutex_unlock(&w->mu);
+            } else {
+                cc->fd = -1;
+            }
         }
         *socket_context = cc; /* NULL: on_request refuses the connection */
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         conn_ctx *cc = *socket_context;
         if (!cc) return;
+        if (w && cc->fd >= 0) { /* before libmicrohttpd closes the socket: the watchdog forgets it */
+            pthread_mutex_lock(&w->mu);
+            if (cc->wprev) cc->wprev->wnext = cc->wnext;
+            else w->head = cc->wnext;
+            if (cc->wnext) cc->wnext->wprev = cc->wprev;
+            pthread_mutex_unlock(&w->mu);
+        }
         run_on_resume(&cc->req);
-        if (cc->req.slot && cc->req.slot_free) cc->req.slot_free(cc->req.slot);
+        for (int i = 0; i < cc->nslots; i++) cc->slots[i].type->destroy(cc->slots[i].p);
+        if (cc->body.cap > HTTP_KEEP_BYTES || cc->out.cap > HTTP_KEEP_BYTES)
+            atomic_store_explicit(&trim_wanted, 1, memory_order_relaxed);
         sbuf_release(&cc->body);
         sbuf_release(&cc->out);
         free(cc);
         *socket_context = NULL;
     }
+}
+
+http_req *http_detached_new(server *srv)
+{
+    conn_ctx *cc = calloc(1, sizeof *cc);
+    if (!cc) return NULL;
+    sbuf_init(&cc->body);
+    sbuf_init(&cc->out);
+    cc->fd = -1;
+    cc->req.srv = srv;
+    cc->req.out = &cc->out;
+    cc->req.method = "POST";
+    cc->req.path = "/";
+    return &cc->req;
+}
+
+void http_detached_end(http_req *r)
+{
+    conn_trim((conn_ctx *)r);
+}
+
+void http_detached_free(http_req *r)
+{
+    if (!r) return;
+    conn_ctx *cc = (conn_ctx *)r;
+    for (int i = 0; i < cc->nslots; i++) cc->slots[i].type->destroy(cc->slots[i].p);
+    sbuf_release(&cc->body);
+    sbuf_release(&cc->out);
+    free(cc);
+}
+
+/* ---- the watchdog ---- */
+
+/* Close (408, then shutdown) every connection whose request deadline passed. Under w->mu, so the
+ * sockets are open: libmicrohttpd calls NOTIFY_CLOSED (which takes w->mu) before closing them. */
+static void watch_cut(http_watch *w, uint64_t now)
+{
+    static const char body[] = "{\"type\":\"urn:recd:problem:request-timeout\",\"title\":\"Request Timeout\","
+                               "\"status\":408,"
+                               "\"detail\":\"the request did not arrive whole within http.request_timeout_s\"}";
+    char answer[512];
+    int an = snprintf(answer, sizeof answer,
+                      "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/problem+json\r\n"
+                      "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                      sizeof body - 1, body);
+    pthread_mutex_lock(&w->mu);
+    for (conn_ctx *cc = w->head; cc; cc = cc->wnext) {
+        uint64_t d = atomic_load_explicit(&cc->deadline, memory_order_relaxed);
+        if (d == 0 || d == DEADLINE_CUT || d > now) continue;
+        if (!atomic_compare_exchange_strong(&cc->deadline, &d, DEADLINE_CUT)) continue; /* just arrived */
+        /* The connection's thread is only reading (no answer is being written): 408 goes out whole. */
+        ssize_t wr = send(cc->fd, answer, (size_t)an, MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void)wr;
+        shutdown(cc->fd, SHUT_RDWR); /* libmicrohttpd sees the end of the stream and closes it */
+        atomic_fetch_add_explicit(&n_timeouts, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void *watch_main(void *arg)
+{
+    http_watch *w = arg;
+    uint64_t last_trim = 0;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000000L; /* 10 times a second: deadlines are whole seconds */
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+        if (w->stop) break;
+        pthread_mutex_unlock(&w->mu);
+        uint64_t now = http_now_ns();
+        if (w->timeout_ns) watch_cut(w, now);
+        /* Memory freed by large requests goes back to the system (glibc keeps freed heap pages until
+         * asked). At most once a second, off the request threads. */
+        if (now - last_trim > 1000000000ull && atomic_exchange_explicit(&trim_wanted, 0, memory_order_relaxed)) {
+            malloc_trim(0);
+            last_trim = now;
+        }
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -376,6 +706,25 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
     log_debug("libmicrohttpd: %s", msg);
+}
+
+static struct MHD_Daemon *start_daemon(server *srv, http_listener *lst, struct sockaddr *sa, unsigned flags,
+                                       long threads, long long max_conn, long long per_ip)
+{
+    struct MHD_OptionItem ops[] = {
+        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, max_conn, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, srv->cfg.timeout_s, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, lst},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, lst},
+        {MHD_OPTION_SOCK_ADDR, 0, sa},
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    /* a single-thread daemon: skip the pool option (MHD_OPTION_END there would end the array early) */
+    struct MHD_OptionItem *first = threads > 1 ? ops : ops + 1;
+    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, lst, MHD_OPTION_ARRAY, first, MHD_OPTION_END);
 }
 
 int http_start(server *srv)
@@ -405,37 +754,72 @@ int http_start(server *srv)
     }
     snprintf(req_prefix, sizeof req_prefix, "%08x",
              (unsigned)(((uint64_t)time(NULL) * 2654435761u) ^ ((uint64_t)getpid() << 16) ^ http_now_ns()));
-    struct MHD_OptionItem ops[] = {
-        {MHD_OPTION_THREAD_POOL_SIZE, threads, NULL},
-        {MHD_OPTION_CONNECTION_LIMIT, srv->cfg.max_connections, NULL},
-        {MHD_OPTION_CONNECTION_TIMEOUT, srv->cfg.timeout_s, NULL},
-        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv},
-        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, srv},
-        {MHD_OPTION_SOCK_ADDR, 0, sa},
-        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL},
-        {MHD_OPTION_END, 0, NULL},
-    };
-    srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
-    if (!srv->mhd)
+    http_watch *w = calloc(1, sizeof *w);
+    if (!w) return rc_error(RC_ENOMEM, "out of memory starting HTTP");
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->pub = (http_listener){srv, 0};
+    w->adm = (http_listener){srv, 1};
+    w->timeout_ns = (uint64_t)srv->cfg.request_timeout_s * 1000000000ull;
+    srv->watch = w;
+    if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+        http_stop(srv);
+        return rc_error(RC_EIO, "cannot start the HTTP watchdog thread");
+    }
+    w->started = 1;
+    /* threads 1: the same daemon without a pool (MHD_OPTION_THREAD_POOL_SIZE 1 is refused by some builds) */
+    srv->mhd = start_daemon(srv, &w->pub, sa, flags, threads, srv->cfg.max_connections, srv->cfg.max_conn_per_ip);
+    if (!srv->mhd) {
+        http_stop(srv);
         return rc_error(RC_EIO, "cannot listen on %s:%lld (port taken, or address not local)", srv->cfg.bind,
                         srv->cfg.port);
+    }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : (int)srv->cfg.port;
+    if (srv->cfg.admin_port > 0) {
+        if (sa == (struct sockaddr *)&a4) a4.sin_port = htons((uint16_t)srv->cfg.admin_port);
+        else a6.sin6_port = htons((uint16_t)srv->cfg.admin_port);
+        /* one thread of its own, a few connections, no per-address limit (probes come from one node) */
+        srv->mhd_admin = start_daemon(srv, &w->adm, sa, flags, 1, 64, 0);
+        if (!srv->mhd_admin) {
+            http_stop(srv);
+            return rc_error(RC_EIO, "http.admin_port: cannot listen on %s:%lld (port taken?)", srv->cfg.bind,
+                            srv->cfg.admin_port);
+        }
+        di = MHD_get_daemon_info(srv->mhd_admin, MHD_DAEMON_INFO_BIND_PORT);
+        srv->admin_port = di ? di->port : (int)srv->cfg.admin_port;
+    }
     return RC_OK;
 }
 
 void http_quiesce(server *srv)
 {
-    if (!srv->mhd) return;
-    MHD_socket fd = MHD_quiesce_daemon(srv->mhd);
-    if (fd != MHD_INVALID_SOCKET) close(fd);
+    struct MHD_Daemon *ds[] = {srv->mhd, srv->mhd_admin};
+    for (int i = 0; i < 2; i++) {
+        if (!ds[i]) continue;
+        MHD_socket fd = MHD_quiesce_daemon(ds[i]);
+        if (fd != MHD_INVALID_SOCKET) close(fd);
+    }
 }
 
 void http_stop(server *srv)
 {
-    if (!srv->mhd) return;
-    MHD_stop_daemon(srv->mhd);
-    srv->mhd = NULL;
+    if (srv->mhd) MHD_stop_daemon(srv->mhd);
+    if (srv->mhd_admin) MHD_stop_daemon(srv->mhd_admin);
+    srv->mhd = srv->mhd_admin = NULL;
+    http_watch *w = srv->watch;
+    if (!w) return;
+    if (w->started) {
+        pthread_mutex_lock(&w->mu);
+        w->stop = 1;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->thread, NULL);
+    }
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+    srv->watch = NULL;
 }
 
 int http_port(server *srv)

@@ -4,8 +4,22 @@
  *
  * Threads: handlers run on libmicrohttpd's pool threads. They reach the libuv loop only through
  * uv_async_send (see serve.c). Each connection owns one conn context (allocated when the connection
- * opens, freed when it closes) holding the body buffer, the answer buffer and a handler slot, reused by
- * every request on that connection: a request allocates nothing but its libmicrohttpd response.
+ * opens, freed when it closes) holding the body buffer, the answer buffer and one typed slot per route
+ * type that used it (http_slot), reused by every request on that connection: a warm request allocates
+ * nothing but its libmicrohttpd response. After each request, buffers grown past HTTP_KEEP_BYTES by a
+ * large request are given back (sbufs released, slots trimmed), so an idle keep-alive connection holds
+ * a few KiB whatever it sent before.
+ *
+ * Limits a client meets (settings in server.h): http.max_connections (all), http.max_connections_per_ip
+ * (refused beyond, by libmicrohttpd), http.request_timeout_s (a whole request, from its first byte after
+ * the previous answer to its last, must arrive in time: trickling bytes do not extend it; the server
+ * answers 408 and closes), http.timeout_s (idle keep-alive connections closed), http.max_body_bytes (413).
+ * Framing that two parsers could read differently (Content-Length with Transfer-Encoding, or two
+ * different Content-Length values; RFC 9112 section 6.3) is answered 400 and the connection closed.
+ * Routes flagged ROUTE_JSON answer 415 to a body that is not Content-Type application/json (a
+ * cross-site page cannot send such a request without a CORS preflight). http.admin_port (when set)
+ * serves the ROUTE_OPS routes (probes, metrics, models, admin) on a second listener with its own
+ * thread, so they never queue behind the public port.
  */
 #ifndef RECD_HTTP_H
 #define RECD_HTTP_H
@@ -36,16 +50,43 @@ struct http_req {
     int status;
     const char *content_type; /* static string */
     sbuf *out;                /* answer body, reset before the handler runs */
-    /* Handler's per-connection slot (e.g. /v1/next's job with its buffers). Kept across requests of
-     * the connection; slot_free is called on it when the connection closes. */
-    void *slot;
-    void (*slot_free)(void *slot);
     /* Set by an asynchronous handler before http_resume (NULL otherwise): called once on an HTTP
      * thread to finish the answer when the connection resumes, before it is sent; or, if the request
      * ends without that (the client went away), when it completes, so that what it holds is released.
      * Cleared before the call. */
     void (*on_resume)(http_req *r);
 };
+
+/* A handler's per-connection state (e.g. /v1/next's job with its buffers), one per type and connection.
+ * A type is a static descriptor; its address is its identity, so no handler can ever receive another
+ * type's slot, whatever sequence of routes a keep-alive connection calls. */
+typedef struct http_slot_type {
+    const char *name;         /* for logs */
+    void *(*create)(void);    /* a new zeroed slot, or NULL on ENOMEM */
+    void (*destroy)(void *);  /* frees the slot (called when the connection closes) */
+    /* Optional, called after every request of the connection that used the slot: give back what a
+     * large request grew (keep at most about HTTP_KEEP_BYTES). */
+    void (*trim)(void *);
+} http_slot_type;
+
+#define HTTP_MAX_SLOTS 8           /* slot types a connection can hold */
+#define HTTP_KEEP_BYTES (16u << 10) /* per-buffer capacity a connection keeps between requests */
+
+/* The connection's slot of `type`, created on first use (type->create). NULL when it cannot be created
+ * (out of memory, or more than HTTP_MAX_SLOTS types; message set): answer with http_oom(). The slot is
+ * owned by the connection and lives until it closes; the handler may keep using it after http_suspend
+ * until its on_resume ran. */
+void *http_slot(http_req *r, const http_slot_type *type);
+
+/* A connection context without a socket, to call handlers in-process (tests, benchmarks, fuzzers): the
+ * request has srv and out set (out is the context's own buffer; the caller may point it elsewhere) and
+ * owns its slots like a connection's. The caller sets path, body, body_len, request_id, and calls one
+ * route at a time (no asynchronous route: batch.max 1). NULL on ENOMEM. */
+http_req *http_detached_new(struct server *srv);
+/* End of one request on it: slots trimmed as after a real request. */
+void http_detached_end(http_req *r);
+/* Destroys the slots and frees the context. NULL is a no-op. */
+void http_detached_free(http_req *r);
 
 /* Monotonic nanoseconds. */
 uint64_t http_now_ns(void);
@@ -57,6 +98,9 @@ const char *http_header(http_req *r, const char *name);
 /* Answer a problem+json (api/problem.h) with detail printf-formatted. Returns HTTP_DONE. */
 int http_problem(http_req *r, int status, const char *slug, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Answer 503 problem+json "out-of-memory" with Retry-After: 1 (an allocation failed while serving the
+ * request; the server keeps serving). `what` names what could not be allocated. Returns HTTP_DONE. */
+int http_oom(http_req *r, const char *what);
 /* Set status and content type "application/json" for the body the handler wrote into r->out. Returns
  * HTTP_DONE. */
 int http_json(http_req *r, int status);
@@ -71,11 +115,13 @@ void http_resume(http_req *r);
 /* Start libmicrohttpd on srv->cfg's bind address and port with its thread pool. RC_OK, or RC_EIO with
  * the reason (port taken, ...). */
 int http_start(struct server *srv);
-/* Stop accepting connections (the listen socket is closed); open connections finish. */
+/* Stop accepting connections (the listen sockets are closed); open connections finish. */
 void http_quiesce(struct server *srv);
 /* Stop the daemon: joins its threads, closes every connection. */
 void http_stop(struct server *srv);
 /* The port actually bound (useful with port 0). */
 int http_port(struct server *srv);
+/* Connections closed because a request did not arrive whole within http.request_timeout_s. */
+uint64_t http_request_timeouts(void);
 
 #endif

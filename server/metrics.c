@@ -6,7 +6,7 @@
 
 #include "core/err.h"
 
-static const int status_codes[] = {200, 202, 204, 400, 401, 403, 404, 405, 413, 422, 500, 503, 0};
+static const int status_codes[] = {200, 202, 204, 400, 401, 403, 404, 405, 408, 413, 415, 422, 500, 501, 503, 0};
 #define N_STATUS ((int)(sizeof status_codes / sizeof status_codes[0])) /* the last is "other" */
 /* Latency buckets, upper bounds in seconds (and the same in ns for the hot path). */
 static const double bucket_s[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};

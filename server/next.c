@@ -49,6 +49,42 @@ static void job_free(void *p)
     free(j);
 }
 
+static void *job_new(void)
+{
+    next_job *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    sbuf_init(&j->unknown);
+    sbuf_init(&j->session_id);
+    return j;
+}
+
+/* After a request: arrays sized by a large request (k, history length) and long id lists go. */
+static void job_trim(void *p)
+{
+    next_job *j = p;
+    if ((size_t)j->cand_cap * (sizeof(int32_t) + sizeof(float)) > HTTP_KEEP_BYTES) {
+        free(j->cand);
+        free(j->cval);
+        j->cand = NULL;
+        j->cval = NULL;
+        j->cand_cap = 0;
+    }
+    if ((size_t)j->excl_cap * sizeof(int32_t) > HTTP_KEEP_BYTES) {
+        free(j->excl);
+        j->excl = NULL;
+        j->excl_cap = 0;
+    }
+    if (j->h_cap * sizeof(float) > HTTP_KEEP_BYTES) {
+        free(j->h);
+        j->h = NULL;
+        j->h_cap = 0;
+    }
+    if (j->unknown.cap > HTTP_KEEP_BYTES) sbuf_release(&j->unknown);
+    if (j->session_id.cap > HTTP_KEEP_BYTES) sbuf_release(&j->session_id);
+}
+
+static const http_slot_type next_slot = {"/v1/next", job_new, job_free, job_trim};
+
 static int job_reserve(next_job *j, size_t S, int excl, int ncand)
 {
     if (ncand > j->cand_cap) {
@@ -289,11 +325,11 @@ static void answer_candidates(next_job *j, next_tls *t)
 /* http_req.on_resume of a batched request: re-rank, render, release the version (HTTP thread). */
 static void next_finish(http_req *r)
 {
-    next_job *j = r->slot;
+    next_job *j = http_slot(r, &next_slot); /* the request's own job: created by route_next */
     if (!j || !j->v) return;
     next_tls *t = tls_get(j->v, 1, j->k);
     if (t) answer_candidates(j, t);
-    else http_problem(r, 500, "internal", "out of memory answering the request");
+    else http_oom(r, "answering the request");
     registry_release(r->srv->reg, j->v);
     j->v = NULL;
 }
@@ -361,7 +397,7 @@ static void batch_score(next_batcher *b, next_job **jobs, int B)
     next_tls *t = tls_get(v, b->max, kmax);
     if (!t) {
         for (int i = 0; i < B; i++) {
-            http_problem(jobs[i]->r, 500, "internal", "out of memory scoring the request");
+            http_oom(jobs[i]->r, "scoring the request");
             registry_release(b->srv->reg, jobs[i]->v);
             jobs[i]->v = NULL;
             http_resume(jobs[i]->r);
@@ -645,6 +681,7 @@ int route_next(http_req *r)
     next_req req;
     json_t *doc = NULL;
     char detail[300];
+    next_job *j = NULL;
     api_json_arena_begin(); /* jansson's values of this request come from the thread's arena */
     int st = next_req_parse(r->body, r->body_len, &srv->limits, &doc, &req, detail, sizeof detail);
     if (st) {
@@ -669,23 +706,16 @@ int route_next(http_req *r)
     const gru4rec *g = v->handle;
     const idmap *items = gru4rec_items(g);
     size_t S = gru4rec_state_size(g);
-    next_job *j = r->slot;
+    j = http_slot(r, &next_slot);
     if (!j) {
-        j = calloc(1, sizeof *j);
-        if (!j) {
-            http_problem(r, 500, "internal", "out of memory");
-            goto fail;
-        }
-        sbuf_init(&j->unknown);
-        sbuf_init(&j->session_id);
-        r->slot = j;
-        r->slot_free = job_free;
+        http_oom(r, "the request's state");
+        goto fail;
     }
     int excl_need = req.items ? (int)req.n_items : sessions_max_seen(srv->sess);
     next_tls *t = tls_get(v, 1, req.k);
     int ncand = v->aux ? scorer_candidates(v->aux, req.k) : req.k;
     if (job_reserve(j, S, excl_need, ncand < 1 ? 1 : ncand) != RC_OK || !t) {
-        http_problem(r, 500, "internal", "out of memory");
+        http_oom(r, "the request's buffers");
         goto fail;
     }
     j->r = r;
@@ -731,7 +761,7 @@ int route_next(http_req *r)
     doc = NULL;
     api_json_arena_end();
     if (sbuf_failed(&j->unknown) || sbuf_failed(&j->session_id)) {
-        http_problem(r, 500, "internal", "out of memory");
+        http_oom(r, "the request's ids");
         goto fail;
     }
     if (j->k > gru4rec_n_items(g)) j->k = (int)gru4rec_n_items(g);
@@ -754,7 +784,7 @@ int route_next(http_req *r)
 fail:
     json_decref(doc);
     api_json_arena_end();
-    if (r->slot) ((next_job *)r->slot)->v = NULL;
+    if (j) j->v = NULL;
     registry_release(srv->reg, v);
     return HTTP_DONE;
 }

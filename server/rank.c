@@ -75,6 +75,35 @@ static void job_free(void *p)
     free(j);
 }
 
+static void *job_new(void)
+{
+    return calloc(1, sizeof(rank_job));
+}
+
+/* After a request: what a large request grew (arena ~ body, candidate features ~ candidates x inputs)
+ * goes, so an idle keep-alive connection does not pin it. */
+static void job_trim(void *p)
+{
+    rank_job *j = p;
+#define TRIM_(ptr, cap, elem)                                     \
+    do {                                                          \
+        if ((cap) * (elem) > HTTP_KEEP_BYTES) {                   \
+            free((void *)(ptr));                                  \
+            (ptr) = NULL;                                         \
+            (cap) = 0;                                            \
+        }                                                         \
+    } while (0)
+    TRIM_(j->ctx, j->ctx_cap, sizeof *j->ctx);
+    TRIM_(j->cand, j->cand_cap, sizeof *j->cand);
+    TRIM_(j->ids, j->ids_cap, sizeof *j->ids);
+    TRIM_(j->id_len, j->id_len_cap, sizeof *j->id_len);
+    TRIM_(j->arena, j->arena_cap, 1);
+    TRIM_(j->seen, j->seen_cap, sizeof *j->seen); /* freed stamps read 0 again once regrown (grow_seen) */
+#undef TRIM_
+}
+
+static const http_slot_type rank_slot = {"/v1/rank", job_new, job_free, job_trim};
+
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap) return RC_OK;
@@ -668,8 +697,8 @@ static model_version *pick_model(http_req *r, const char *name)
 /* ---- the handler ---- */
 #define PROBLEM(st, ...) \
     do { \
-        http_problem(r, st, (st) == 400 ? "invalid-request" : (st) == 422 ? "unprocessable-request" : "internal", \
-                     __VA_ARGS__); \
+        if ((st) == 503) http_oom(r, "the request's buffers"); \
+        else http_problem(r, st, (st) == 400 ? "invalid-request" : "unprocessable-request", __VA_ARGS__); \
         goto done; \
     } while (0)
 
@@ -689,15 +718,9 @@ int route_rank(http_req *r)
     p.i = 0;
     p.depth = 0;
     if (jp_kind(&p) != JV_OBJ) return http_problem(r, 400, "invalid-request", "the body must be a JSON object");
-    rank_job *j = r->slot;
-    if (!j) {
-        j = calloc(1, sizeof *j);
-        if (!j) return http_problem(r, 500, "internal", "out of memory");
-        r->slot = j;
-        r->slot_free = job_free;
-    }
-    if (grow((void **)&j->arena, &j->arena_cap, r->body_len + 1, 1))
-        return http_problem(r, 500, "internal", "out of memory");
+    rank_job *j = http_slot(r, &rank_slot);
+    if (!j) return http_oom(r, "the request's state");
+    if (grow((void **)&j->arena, &j->arena_cap, r->body_len + 1, 1)) return http_oom(r, "the request's body");
     p.arena = j->arena; /* every string is decoded at most once: the arena never needs more than the body */
     p.alen = 0;
     /* pass 2: the top-level members (offsets of their values) */
@@ -774,7 +797,7 @@ int route_rank(http_req *r)
         grow((void **)&j->ids, &j->ids_cap, n, sizeof *j->ids) ||
         grow((void **)&j->id_len, &j->id_len_cap, n, sizeof *j->id_len) ||
         grow_seen(j, ni))
-        PROBLEM(500, "out of memory");
+        PROBLEM(503, "out of memory");
     int st;
     if (has[F_CTX]) {
         p.i = at[F_CTX];
@@ -837,7 +860,7 @@ int route_rank(http_req *r)
     sbuf_adds(out, ",\"request_id\":");
     sbuf_json_str(out, r->request_id, strlen(r->request_id));
     sbuf_adds(out, "}\n");
-    if (sbuf_failed(out)) http_problem(r, 500, "internal", "out of memory");
+    if (sbuf_failed(out)) http_oom(r, "the answer");
     else http_json(r, 200);
 done:
     registry_release(srv->reg, v);

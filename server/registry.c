@@ -4,21 +4,33 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "models/gru4rec.h"
 
 #define REG_MAX_MODELS 16
 
+#define REG_MAX_REFUSED 16
+
+/* A refused version and the state of its files when it was tried (see version_stamp). */
+typedef struct reg_refusal {
+    uint64_t version, stamp;
+} reg_refusal;
+
 typedef struct reg_model {
     char name[64];
     model_version *current; /* guarded by registry.mu */
-    uint64_t refused_version; /* newest version refused (not retried unless forced) */
+    /* versions refused and not retried while their files stay the same (registry_scan's thread only):
+     * newer than the serving one; the oldest entry is replaced when full */
+    reg_refusal refusals[REG_MAX_REFUSED];
+    int n_refusals, next_refusal;
     _Atomic uint64_t swaps, refused, loads;
-    char last_error[256];
+    char last_error[512]; /* full message (paths included), guarded by registry.mu */
 } reg_model;
 
 struct registry {
@@ -309,6 +321,80 @@ void registry_install(registry *r, model_version *v)
     }
 }
 
+/* What a refused version's files look like now: folder and data.mdb identity, size and mtime. A
+ * change (data.mdb copied in, replaced, or the folder re-created) makes the version worth a retry. */
+static uint64_t version_stamp(registry *r, const char *name, uint64_t version)
+{
+    char dir[4096], file[4200];
+    if (snap_path(dir, sizeof dir, r->root, name, version) != RC_OK) return 0;
+    snprintf(file, sizeof file, "%s/data.mdb", dir);
+    struct stat st[2];
+    memset(st, 0, sizeof st);
+    uint64_t parts[12] = {0};
+    for (int i = 0; i < 2; i++) {
+        if (stat(i ? file : dir, &st[i]) != 0) continue;
+        parts[6 * i + 0] = 1;
+        parts[6 * i + 1] = (uint64_t)st[i].st_dev;
+        parts[6 * i + 2] = (uint64_t)st[i].st_ino;
+        parts[6 * i + 3] = (uint64_t)st[i].st_size;
+        parts[6 * i + 4] = (uint64_t)st[i].st_mtim.tv_sec;
+        parts[6 * i + 5] = (uint64_t)st[i].st_mtim.tv_nsec;
+    }
+    return hash64(parts, sizeof parts, version);
+}
+
+static int refused_before(const reg_model *m, uint64_t version, uint64_t stamp)
+{
+    for (int i = 0; i < m->n_refusals; i++)
+        if (m->refusals[i].version == version) return m->refusals[i].stamp == stamp;
+    return 0;
+}
+
+static void remember_refusal(reg_model *m, uint64_t version, uint64_t stamp)
+{
+    for (int i = 0; i < m->n_refusals; i++)
+        if (m->refusals[i].version == version) {
+            m->refusals[i].stamp = stamp;
+            return;
+        }
+    int slot = m->n_refusals < REG_MAX_REFUSED ? m->n_refusals++ : m->next_refusal++ % REG_MAX_REFUSED;
+    m->refusals[slot] = (reg_refusal){version, stamp};
+}
+
+/* Refusals of versions at or below the serving one cannot matter any more. */
+static void forget_refusals_upto(reg_model *m, uint64_t cur)
+{
+    int k = 0;
+    for (int i = 0; i < m->n_refusals; i++)
+        if (m->refusals[i].version > cur) m->refusals[k++] = m->refusals[i];
+    m->n_refusals = k;
+    if (m->next_refusal >= k) m->next_refusal = 0;
+}
+
+/* Load a candidate; on failure count, remember and log it. 1 when installed. */
+static int try_version(registry *r, reg_model *m, uint64_t version, uint64_t cur, uint64_t next_candidate)
+{
+    uint64_t stamp = version_stamp(r, m->name, version); /* before loading: a change meanwhile retries */
+    model_version *v;
+    int rc = registry_load(r, m->name, version, &v);
+    if (rc == RC_OK) {
+        registry_install(r, v);
+        return 1;
+    }
+    remember_refusal(m, version, stamp);
+    atomic_fetch_add(&m->refused, 1);
+    pthread_mutex_lock(&r->mu);
+    snprintf(m->last_error, sizeof m->last_error, "%s", rc_errmsg());
+    pthread_mutex_unlock(&r->mu);
+    char then[96];
+    if (next_candidate) snprintf(then, sizeof then, "trying version %llu", (unsigned long long)next_candidate);
+    else if (cur) snprintf(then, sizeof then, "version %llu keeps serving", (unsigned long long)cur);
+    else snprintf(then, sizeof then, "no version to serve yet");
+    log_error("refused snapshot %s version %llu (%s): %s; %s", m->name, (unsigned long long)version,
+              rc_strerror(rc), rc_errmsg(), then);
+    return 0;
+}
+
 int registry_scan(registry *r, const char *only, int force)
 {
     if (only && !find_model(r, only)) return rc_error(RC_ENOTFOUND, "no model '%s' is configured", only);
@@ -316,27 +402,39 @@ int registry_scan(registry *r, const char *only, int force)
     for (int i = 0; i < r->n; i++) {
         reg_model *m = &r->models[i];
         if (only && strcmp(only, m->name) != 0) continue;
-        uint64_t latest;
-        if (snap_latest(r->root, m->name, &latest) != RC_OK) continue; /* nothing published yet */
+        uint64_t *vs = NULL;
+        size_t nv = 0;
+        if (snap_versions(r->root, m->name, &vs, &nv) != RC_OK || nv == 0) { /* nothing published yet */
+            free(vs);
+            continue;
+        }
         pthread_mutex_lock(&r->mu);
         uint64_t cur = m->current ? m->current->version : 0;
         pthread_mutex_unlock(&r->mu);
-        if (!force && (latest <= cur || latest == m->refused_version)) continue;
-        if (force && latest < cur) continue;
-        model_version *v;
-        int rc = registry_load(r, m->name, latest, &v);
-        if (rc != RC_OK) {
-            m->refused_version = latest;
-            atomic_fetch_add(&m->refused, 1);
-            pthread_mutex_lock(&r->mu);
-            snprintf(m->last_error, sizeof m->last_error, "%s", rc_errmsg());
-            pthread_mutex_unlock(&r->mu);
-            log_error("refused snapshot %s version %llu (%s): %s; %s", m->name, (unsigned long long)latest,
-                      rc_strerror(rc), rc_errmsg(), cur ? "the serving version keeps serving" : "not serving yet");
-            continue;
+        forget_refusals_upto(m, cur);
+        /* Newest first down to the serving version (exclusive): the first that loads serves. A version
+         * refused before is skipped (unless forced) while its files stay as they were. */
+        int done = 0;
+        size_t j = 0;
+        while (j < nv && vs[j] > cur) {
+            size_t k = j + 1;
+            if (!force && refused_before(m, vs[j], version_stamp(r, m->name, vs[j]))) {
+                j = k;
+                continue;
+            }
+            /* the next version this scan would try after a refusal (skipping remembered refusals) */
+            while (!force && k < nv && vs[k] > cur && refused_before(m, vs[k], version_stamp(r, m->name, vs[k])))
+                k++;
+            if (try_version(r, m, vs[j], cur, k < nv && vs[k] > cur ? vs[k] : 0)) {
+                installed++;
+                done = 1;
+                break;
+            }
+            j = k;
         }
-        registry_install(r, v);
-        installed++;
+        /* force with nothing newer: reload the serving version (a reload request) */
+        if (!done && force && cur && vs[0] == cur && try_version(r, m, cur, cur, 0)) installed++;
+        free(vs);
     }
     return installed;
 }
@@ -351,6 +449,30 @@ uint64_t registry_refused(registry *r, const char *name)
 {
     reg_model *m = find_model(r, name);
     return m ? atomic_load(&m->refused) : 0;
+}
+
+/* msg without filesystem paths, for clients: "ROOT/" is dropped wherever it appears (what remains is
+ * relative to the snapshots root, e.g. "gru4rec/2/data.mdb"), and any other absolute path (a '/'
+ * starting a word, up to a space or one of :,;)'"]) becomes "(path)". */
+static void scrub_paths(const char *msg, const char *root, char *out, size_t cap)
+{
+    size_t rl = strlen(root), o = 0;
+    while (rl > 1 && root[rl - 1] == '/') rl--;
+    for (size_t i = 0; msg[i] && o + 1 < cap;) {
+        if (rl && strncmp(msg + i, root, rl) == 0 && msg[i + rl] == '/') {
+            i += rl;
+            while (msg[i] == '/') i++;
+            continue;
+        }
+        if (msg[i] == '/' && (i == 0 || strchr(" \t(['\"=", msg[i - 1]))) {
+            while (msg[i] && !strchr(" \t:,;)'\"]", msg[i])) i++;
+            const char *rep = "(path)";
+            for (size_t k = 0; rep[k] && o + 1 < cap; k++) out[o++] = rep[k];
+            continue;
+        }
+        out[o++] = msg[i++];
+    }
+    out[o] = '\0';
 }
 
 static void iso_time(double t, char *buf, size_t cap)
@@ -399,8 +521,10 @@ void registry_render_json(registry *r, sbuf *out)
         memcpy(err, m->last_error, sizeof err);
         pthread_mutex_unlock(&r->mu);
         if (err[0]) {
+            char pub[sizeof err];
+            scrub_paths(err, r->root, pub, sizeof pub);
             sbuf_adds(out, ",\"last_error\":");
-            sbuf_json_str(out, err, strlen(err));
+            sbuf_json_str(out, pub, strlen(pub));
         }
         sbuf_addc(out, '}');
         registry_release(r, v);

@@ -7,8 +7,12 @@
  * the model type loads it), warmed (pages touched, a few requests run), and installed by swapping one
  * pointer. The old version is freed when its last reference goes: on the thread that calls
  * registry_collect (the libuv loop) when a notify callback is set, else at once.
- * A snapshot that fails validation is refused: logged, counted, remembered (not retried until a newer
- * version appears or a reload is asked), and the serving version keeps serving.
+ * A snapshot that fails validation is refused: logged, counted, and remembered with the state of its
+ * files (folder and data.mdb: inode, size, mtime); it is not retried while they stay the same, only
+ * when they change (e.g. data.mdb copied into an empty version folder) or a reload is asked. The next
+ * older version is tried instead, down to the serving one: a refused newest version never leaves a
+ * model unloaded while a valid older one exists (at start, after a restart, or on a scan), and the
+ * serving version keeps serving when every newer one is refused.
  *
  * Thread-safety: acquire/release/ready/render from any thread; scan/collect from one thread at a time.
  */
@@ -73,11 +77,14 @@ const char *registry_name(const registry *r, int i);
 /* 1 when every configured model serves a version. */
 int registry_ready(registry *r);
 
-/* For each model (or only `only` when not NULL): find the newest published version and, if it is newer
- * than the serving one and not refused before, load, validate, warm and install it. force: also retry a
- * refused version and reload the serving version if it is the newest. Slow (reads snapshots): call it
- * off the request threads. Returns the number of versions installed, or a negative RC when `only` is
- * not a configured name. Failures to load are logged and counted, not returned. */
+/* For each model (or only `only` when not NULL): list the published versions (snap_versions) and try
+ * those newer than the serving one, newest first, skipping ones refused before whose files have not
+ * changed since; the first that loads, validates and warms is installed. force: also retry remembered
+ * refusals, and reload the serving version when it is the newest. Up to 16 refusals per model are
+ * remembered (versions newer than the serving one; the oldest entry goes first), so with more broken
+ * versions than that some are retried on every scan. Slow (reads snapshots): call it off the request
+ * threads. Returns the number of versions installed, or a negative RC when `only` is not a configured
+ * name. Failures to load are logged (full message) and counted, not returned. */
 int registry_scan(registry *r, const char *only, int force);
 
 /* Load, validate and warm ROOT/name/version without installing it. RC_OK or the error of snap_open / the
@@ -91,8 +98,11 @@ uint64_t registry_swaps(registry *r, const char *name);
 uint64_t registry_refused(registry *r, const char *name);
 
 /* {"models":[{"name":..,"type":..,"version":"17","loaded_at":"..","load_ms":..,"snapshot_bytes":..,
- *  "meta":{...metrics from the snapshot...}}]} appended to out (without request_id or closing brace:
- * the caller adds ",\"request_id\":...}"). */
+ *  "meta":{...metrics from the snapshot...},"swaps":..,"refused_snapshots":..,"last_error":".."}]}
+ * appended to out (without request_id or closing brace: the caller adds ",\"request_id\":...}").
+ * last_error (the latest refusal, absent when none) never shows filesystem paths, whoever asks: the
+ * snapshots root is dropped from paths under it ("gru4rec/2/data.mdb: truncated file ..."), any other
+ * absolute path becomes "(path)". The log has the full message. */
 void registry_render_json(registry *r, sbuf *out);
 /* Prometheus series: model version (0: none loaded), swaps, refused snapshots. */
 void registry_render_metrics(sbuf *out, void *registry);

@@ -17,13 +17,13 @@ int route_rank(http_req *r);    /* server/rank.c */
 
 /* One line per route. */
 const route router_table[] = {
-    {"GET", "/healthz", route_healthz, 0, "liveness: answers as soon as the process serves HTTP"},
-    {"GET", "/readyz", route_readyz, 0, "readiness: 200 once every configured model is loaded"},
-    {"GET", "/metrics", route_metrics, 0, "Prometheus text exposition"},
-    {"GET", "/v1/models", route_models, 0, "loaded models, versions, load times and snapshot metrics"},
-    {"POST", "/v1/models/{name}/reload", route_reload, ROUTE_ADMIN, "rescan and load the newest snapshot"},
-    {"POST", "/v1/next", route_next, 0, "next-item recommendations, stateful or stateless"},
-    {"POST", "/v1/rank", route_rank, 0, "Wide & Deep ranking of the request's candidates"},
+    {"GET", "/healthz", route_healthz, ROUTE_OPS, "liveness: answers as soon as the process serves HTTP"},
+    {"GET", "/readyz", route_readyz, ROUTE_OPS, "readiness: 200 once every configured model is loaded"},
+    {"GET", "/metrics", route_metrics, ROUTE_OPS, "Prometheus text exposition"},
+    {"GET", "/v1/models", route_models, ROUTE_OPS, "loaded models, versions, load times and snapshot metrics"},
+    {"POST", "/v1/models/{name}/reload", route_reload, ROUTE_ADMIN | ROUTE_OPS, "rescan and load the newest snapshot"},
+    {"POST", "/v1/next", route_next, ROUTE_JSON, "next-item recommendations, stateful or stateless"},
+    {"POST", "/v1/rank", route_rank, ROUTE_JSON, "Wide & Deep ranking of the request's candidates"},
     {NULL, NULL, NULL, 0, NULL},
 };
 

@@ -20,6 +20,8 @@ typedef int (*route_fn)(http_req *r);
 
 enum {
     ROUTE_ADMIN = 1, /* needs the admin bearer token; off (404) when none is configured */
+    ROUTE_JSON = 2,  /* takes a JSON body: any other Content-Type is answered 415 */
+    ROUTE_OPS = 4,   /* probes, metrics, model status and admin: also served on http.admin_port */
 };
 
 typedef struct route {

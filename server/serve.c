@@ -25,7 +25,13 @@ static const cfg_def serve_defs[] = {
     CFG_INT("http.port", server_cfg, port, 8080, 0, 65535, "TCP port (0: any free port; env RECD_PORT)"),
     CFG_INT("http.threads", server_cfg, threads, 0, 0, 256, "HTTP threads (0: one per core)"),
     CFG_INT("http.max_connections", server_cfg, max_connections, 1024, 1, 1000000, "open connections at most"),
-    CFG_INT("http.timeout_s", server_cfg, timeout_s, 30, 0, 86400, "idle connection timeout (0: none)"),
+    CFG_INT("http.max_connections_per_ip", server_cfg, max_conn_per_ip, 256, 0, 1000000,
+            "open connections from one client address at most (0: no limit; behind a proxy: its pool size)"),
+    CFG_INT("http.timeout_s", server_cfg, timeout_s, 5, 0, 86400, "idle keep-alive connections closed after (0: never)"),
+    CFG_INT("http.request_timeout_s", server_cfg, request_timeout_s, 10, 0, 3600,
+            "a whole request (line, headers, body) must arrive within; trickled bytes do not extend it (0: off)"),
+    CFG_INT("http.admin_port", server_cfg, admin_port, 0, 0, 65535,
+            "second listener for /healthz, /readyz, /metrics, /v1/models and admin routes (0: off)"),
     CFG_INT("http.max_body_bytes", server_cfg, max_body, 65536, 16, 1 << 30, "request bodies larger get 413"),
     CFG_JSON("http.cors_origins", server_cfg, cors_origins, "[]",
              "origins allowed to call from browsers, e.g. [\"https://shop.example\"]; \"*\": any"),
@@ -254,6 +260,11 @@ static void render_inflight(sbuf *out, void *ctx)
                 "# HELP recd_http_requests_in_flight Requests received and not yet answered.\n"
                 "# TYPE recd_http_requests_in_flight gauge\nrecd_http_requests_in_flight %ld\n",
                 atomic_load(&srv->inflight));
+    sbuf_printf(out,
+                "# HELP recd_http_request_timeouts_total Connections closed (408) because a request did not "
+                "arrive whole within http.request_timeout_s.\n"
+                "# TYPE recd_http_request_timeouts_total counter\nrecd_http_request_timeouts_total %llu\n",
+                (unsigned long long)http_request_timeouts());
 }
 
 static void usage(FILE *out)
@@ -283,15 +294,24 @@ static int string_array(const json_t *a, const char *what, char ***out, int *n)
     return RC_OK;
 }
 
-int cmd_serve(int argc, char **argv)
+/* In-process use (no loop): POST /v1/models/{name}/reload scans at once on the HTTP thread that asks.
+ * registry_scan must run on one thread at a time: the lock serializes it with server_load_now. */
+static pthread_mutex_t scan_now_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void scan_now(server *srv, const char *model, int force)
 {
-    static server srv_storage;
-    server *srv = &srv_storage;
-    loop_ctx lc_storage, *lc = &lc_storage;
+    pthread_mutex_lock(&scan_now_mu);
+    registry_scan(srv->reg, model, force);
+    pthread_mutex_unlock(&scan_now_mu);
+}
+
+int server_open(server *srv, int argc, char **argv, int *settings_error)
+{
     char **model_names = NULL;
-    int n_models = 0, rc_exit = 1, loop_inited = 0, cfg_inited = 0;
+    int n_models = 0, dummy;
+    int *bad = settings_error ? settings_error : &dummy;
     memset(srv, 0, sizeof *srv);
-    memset(lc, 0, sizeof *lc);
+    *bad = 1;
     api_json_alloc_install(); /* before any jansson use: request parsing then allocates from arenas */
 #ifdef M_MMAP_THRESHOLD
     /* Every hot swap allocates and frees a few large buffers (the packed item matrix: 5-11 MB). glibc
@@ -299,50 +319,32 @@ int cmd_serve(int argc, char **argv)
      * give back: RSS doubled over 50 swaps. A fixed threshold keeps them in mmap, returned on free. */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 #endif
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        }
-    if (cfg_defaults(serve_defs, &srv->cfg) != RC_OK) {
-        fprintf(stderr, "recd serve: %s\n", rc_errmsg());
-        return 1;
+    int rc = cfg_defaults(serve_defs, &srv->cfg);
+    if (rc != RC_OK) {
+        *bad = 0;
+        return rc;
     }
-    cfg_inited = 1;
     const char *config = NULL;
     for (int i = 1; i < argc; i++)
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) config = argv[i + 1];
-    if (config && cfg_load_file(serve_defs, &srv->cfg, config) != RC_OK) {
-        fprintf(stderr, "recd serve: %s\n", rc_errmsg());
-        rc_exit = 2;
-        goto done;
-    }
+    if (config && (rc = cfg_load_file(serve_defs, &srv->cfg, config)) != RC_OK) return rc;
     const char *env;
-    if ((env = getenv("RECD_PORT")) && cfg_set(serve_defs, &srv->cfg, "http.port", env, "RECD_PORT") != RC_OK) {
-        fprintf(stderr, "recd serve: %s\n", rc_errmsg());
-        rc_exit = 2;
-        goto done;
-    }
+    if ((env = getenv("RECD_PORT")) &&
+        (rc = cfg_set(serve_defs, &srv->cfg, "http.port", env, "RECD_PORT")) != RC_OK)
+        return rc;
     if ((env = getenv("RECD_SNAPSHOTS")) &&
-        cfg_set(serve_defs, &srv->cfg, "snapshots.root", env, "RECD_SNAPSHOTS") != RC_OK) {
-        fprintf(stderr, "recd serve: %s\n", rc_errmsg());
-        rc_exit = 2;
-        goto done;
-    }
+        (rc = cfg_set(serve_defs, &srv->cfg, "snapshots.root", env, "RECD_SNAPSHOTS")) != RC_OK)
+        return rc;
     static const char *const keep[] = {"-c", "--config", NULL};
-    if (cfg_parse_args(serve_defs, &srv->cfg, &argc, argv, keep) != RC_OK) {
-        fprintf(stderr, "recd serve: %s (run `recd serve --help`)\n", rc_errmsg());
-        rc_exit = 2;
-        goto done;
-    }
+    if ((rc = cfg_parse_args(serve_defs, &srv->cfg, &argc, argv, keep)) != RC_OK)
+        return rc_error(rc, "%s (run `recd serve --help`)", rc_errmsg());
     log_level = log_level_parse(srv->cfg.log_level);
     if ((env = getenv("RECD_ADMIN_TOKEN")) && *env) srv->admin_token = env;
     else if (srv->cfg.admin_token && *srv->cfg.admin_token) srv->admin_token = srv->cfg.admin_token;
-    if (string_array(srv->cfg.cors_origins, "http.cors_origins", &srv->cors, &srv->n_cors) != RC_OK ||
-        string_array(srv->cfg.models, "snapshots.models", &model_names, &n_models) != RC_OK) {
-        fprintf(stderr, "recd serve: %s\n", rc_errmsg());
-        rc_exit = 2;
-        goto done;
+    if ((rc = string_array(srv->cfg.cors_origins, "http.cors_origins", &srv->cors, &srv->n_cors)) != RC_OK ||
+        (rc = string_array(srv->cfg.models, "snapshots.models", &model_names, &n_models)) != RC_OK) {
+        free(model_names);
+        return rc;
     }
     srv->limits = (api_limits){.max_depth = (int)srv->cfg.max_depth,
                                .k_default = (int)srv->cfg.k_default,
@@ -353,32 +355,81 @@ int cmd_serve(int argc, char **argv)
     if (!getenv("OPENBLAS_NUM_THREADS")) openblas_set_num_threads(1); /* our threads are the parallelism */
 
     srv->reg = registry_new(srv->cfg.snap_root, (const char *const *)model_names, n_models);
-    if (!srv->reg) {
-        fprintf(stderr, "recd serve: %s\n", rc_errmsg());
-        rc_exit = 2;
-        goto done;
-    }
+    free(model_names); /* the registry copied the names */
+    if (!srv->reg) return RC_EINVAL;
+    *bad = 0;
     registry_set_warm(srv->reg, (int)srv->cfg.warm_requests);
     registry_set_prepare(srv->reg, next_prepare, srv);
     sessions_cfg scfg = {.max = (size_t)srv->cfg.sess_max,
                          .ttl_s = (double)srv->cfg.sess_ttl_s,
                          .shards = (int)srv->cfg.sess_shards,
                          .max_seen = (int)srv->cfg.sess_max_seen};
-    if (!(srv->sess = sessions_new(&scfg))) {
-        fprintf(stderr, "recd serve: %s\n", rc_errmsg());
-        goto done;
-    }
+    if (!(srv->sess = sessions_new(&scfg))) return RC_ENOMEM;
     metrics_reset();
-    if (router_init() != RC_OK) {
-        fprintf(stderr, "recd serve: %s\n", rc_errmsg());
-        goto done;
-    }
+    if ((rc = router_init()) != RC_OK) return rc;
     metrics_add_collector(registry_render_metrics, srv->reg);
     metrics_add_collector(sessions_render_metrics, srv->sess);
     metrics_add_collector(next_render_metrics, NULL);
     metrics_add_collector(render_inflight, srv);
-    if (srv->cfg.batch_max > 1 && !(srv->batcher = next_batcher_new(srv))) {
+    if (srv->cfg.batch_max > 1 && !(srv->batcher = next_batcher_new(srv))) return RC_ENOMEM;
+    srv->request_scan = scan_now;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    srv->started_at = (double)ts.tv_sec;
+    return RC_OK;
+}
+
+int server_load_now(server *srv)
+{
+    pthread_mutex_lock(&scan_now_mu);
+    int n = registry_scan(srv->reg, NULL, 0);
+    pthread_mutex_unlock(&scan_now_mu);
+    if (n < 0) return n;
+    for (int i = 0; i < registry_count(srv->reg); i++) {
+        const char *name = registry_name(srv->reg, i);
+        model_version *v = registry_acquire(srv->reg, name, NULL);
+        registry_release(srv->reg, v);
+        if (!v) return rc_error(RC_ENOTFOUND, "model '%s': no valid snapshot under %s/%s", name,
+                                srv->cfg.snap_root, name);
+    }
+    return RC_OK;
+}
+
+void server_close(server *srv)
+{
+    next_batcher_stop(srv->batcher); /* answers the queued requests: no connection stays suspended */
+    http_stop(srv);
+    next_batcher_free(srv->batcher);
+    srv->batcher = NULL;
+    if (srv->reg) metrics_reset(); /* its collectors point into this server */
+    registry_free(srv->reg);
+    srv->reg = NULL;
+    sessions_free(srv->sess);
+    srv->sess = NULL;
+    free(srv->cors);
+    srv->cors = NULL;
+    srv->n_cors = 0;
+    srv->admin_token = NULL;
+    srv->request_scan = NULL;
+    srv->loop_ctx = NULL;
+    cfg_release(serve_defs, &srv->cfg);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    static server srv_storage;
+    server *srv = &srv_storage;
+    loop_ctx lc_storage, *lc = &lc_storage;
+    int rc_exit = 1, loop_inited = 0, settings_error = 0;
+    memset(lc, 0, sizeof *lc);
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+    if (server_open(srv, argc, argv, &settings_error) != RC_OK) {
         fprintf(stderr, "recd serve: %s\n", rc_errmsg());
+        rc_exit = settings_error ? 2 : 1;
         goto done;
     }
 
@@ -412,9 +463,6 @@ int cmd_serve(int argc, char **argv)
     if (srv->cfg.poll_ms > 0) uv_timer_start(&lc->poll, on_poll, (uint64_t)srv->cfg.poll_ms, (uint64_t)srv->cfg.poll_ms);
     arm_watches(lc);
 
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    srv->started_at = (double)ts.tv_sec;
     if (http_start(srv) != RC_OK) {
         log_error("%s", rc_errmsg());
         close_all(lc);
@@ -441,12 +489,6 @@ done:
         uv_loop_close(&lc->loop);
         pthread_mutex_destroy(&lc->mu);
     }
-    http_stop(srv);
-    next_batcher_free(srv->batcher);
-    registry_free(srv->reg);
-    sessions_free(srv->sess);
-    free(srv->cors);
-    free(model_names);
-    if (cfg_inited) cfg_release(serve_defs, &srv->cfg);
+    server_close(srv);
     return rc_exit;
 }

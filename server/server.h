@@ -2,7 +2,9 @@
  *
  * Settings (configs/recd.json, `recd serve --help` lists them with defaults and bounds):
  *   http.bind "0.0.0.0", http.port 8080, http.threads 0 (= one per core), http.max_connections 1024,
- *   http.timeout_s 30, http.max_body_bytes 65536, http.cors_origins [] (origins allowed, "*" = any),
+ *   http.max_connections_per_ip 256 (0: no limit), http.timeout_s 5 (idle keep-alive), http.request_timeout_s
+ *   10 (a whole request must arrive within it), http.admin_port 0 (off; else a second listener for probes,
+ *   metrics and admin routes), http.max_body_bytes 65536, http.cors_origins [] (origins allowed, "*" = any),
  *   admin_token null (or env RECD_ADMIN_TOKEN; admin routes are off without one),
  *   snapshots.root "snapshots", snapshots.models ["gru4rec"] (the first is the default model),
  *   snapshots.watch true, snapshots.poll_ms 5000, snapshots.warm_requests 8,
@@ -29,6 +31,7 @@
 typedef struct server_cfg {
     char *bind;
     long long port, threads, max_connections, timeout_s, max_body;
+    long long max_conn_per_ip, request_timeout_s, admin_port;
     json_t *cors_origins;
     char *admin_token;
     char *snap_root;
@@ -55,8 +58,11 @@ typedef struct server {
     struct registry *reg;
     struct sessions *sess;
     struct next_batcher *batcher;
-    struct MHD_Daemon *mhd;
-    int port; /* bound port */
+    struct MHD_Daemon *mhd;       /* the public listener */
+    struct MHD_Daemon *mhd_admin; /* http.admin_port's listener, or NULL */
+    struct http_watch *watch;     /* request deadlines and memory trimming (http.c) */
+    int port;       /* bound port */
+    int admin_port; /* bound admin port, 0 when off */
     char **cors; /* allowed origins (n_cors); "*" allows any */
     int n_cors;
     const char *admin_token; /* NULL: admin routes off */
@@ -71,5 +77,29 @@ typedef struct server {
 /* `recd serve -c CONFIG [--setting value ...]`: runs until SIGTERM/SIGINT. Exit status 0 after a clean
  * drain, 1 on a runtime failure (port taken, ...), 2 on a usage or config error. */
 int cmd_serve(int argc, char **argv);
+
+/* ---- the server without the loop (cmd_serve, in-process tests and fuzzers) ---- */
+
+/* Build srv (overwritten) from the settings - the defaults, then the config file of `-c FILE` /
+ * `--config FILE` in argv, then RECD_PORT / RECD_SNAPSHOTS / RECD_ADMIN_TOKEN, then `--setting value`
+ * pairs in argv (argv[0] is skipped; consumed pairs are removed from argv) - and everything the server
+ * needs except the libuv loop and signals: the registry (nothing loaded yet), the session store, the
+ * route metrics and metric collectors, the micro-batcher. Also installs the arena allocator of jansson
+ * (api_json_alloc_install) and sets log_level. srv->request_scan is set to a synchronous scan (run on the
+ * calling thread, serialized with server_load_now), so POST /v1/models/{name}/reload works without a
+ * loop; cmd_serve replaces it with one that wakes its loop. Returns RC_OK, or an RC code with the
+ * message set; *settings_error (may be NULL) is then 1 when the settings were refused (a usage or config
+ * error: `recd serve` exits 2), 0 for a runtime failure. Call server_close whatever the result. */
+int server_open(server *srv, int argc, char **argv, int *settings_error);
+
+/* Load the newest valid snapshot of every model now, on the calling thread (registry_scan; serialized
+ * with the in-process reload). RC_OK when every model then serves a version, else RC_ENOTFOUND naming
+ * the first one missing (a refused snapshot is logged by the registry). */
+int server_load_now(server *srv);
+
+/* Stop the HTTP daemon if http_start ran (queued /v1/next requests are answered first), then free
+ * everything server_open built and forget the metric collectors. srv may come from a failed
+ * server_open; calling it twice is harmless. The caller closes its own loop first. */
+void server_close(server *srv);
 
 #endif

@@ -5,12 +5,13 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/hash.h"
 #include "server/sbuf.h"
-
-#define SESS_HASH_SEED 0x5e551025u
 
 typedef struct sess {
     struct sess *hnext;      /* hash chain */
@@ -41,6 +42,7 @@ struct sessions {
     _Atomic size_t count;
     _Atomic uint64_t created, evicted_lru, expired_ttl, reset_model;
     _Atomic unsigned sweep_pos;
+    uint64_t key[2]; /* SipHash key of the id table, random per process: clients cannot aim at a chain */
 };
 
 static int32_t *sess_seen(sess *e)
@@ -61,6 +63,11 @@ sessions *sessions_new(const sessions_cfg *cfg)
     sessions *st = calloc(1, sizeof *st);
     if (!st) goto nomem;
     st->cfg = *cfg;
+    if (getrandom(st->key, sizeof st->key, 0) != (ssize_t)sizeof st->key) { /* never blocks after boot */
+        uint64_t t = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)st;
+        st->key[0] = hash_u64(t, 0x5e551025u);
+        st->key[1] = hash_u64(t, 0x0ddba11u);
+    }
     int n = cfg->shards < 1 ? 1 : cfg->shards;
     if ((size_t)n > cfg->max) n = (int)cfg->max;
     st->nshards = n;
@@ -150,7 +157,7 @@ int sessions_advance(sessions *st, const char *id, size_t n, uint64_t fingerprin
                      int *n_clicks)
 {
     if (n > 65535) return rc_error(RC_EINVAL, "session id longer than 65535 bytes");
-    uint64_t h = hash64(id, n, SESS_HASH_SEED);
+    uint64_t h = hash_sip24(id, n, st->key);
     shard *sh = &st->shards[hash_reduce(h, (uint64_t)st->nshards)];
     pthread_mutex_lock(&sh->mu);
     sess **bucket = &sh->buckets[h & (sh->nbuckets - 1)];

@@ -251,7 +251,7 @@ TEST(server_corrupt_snapshot_refused)
     /* Version 2: a copy of 1 with its data file cut in half, published by rename like the trainer. */
     char out[4096];
     ASSERT_EQ(test_run(out, sizeof out,
-                       "set -e; cd %s/gru4rec; cp -r 1 .tmp-2; sz=$(stat -c %%s .tmp-2/data.mdb); "
+                       "set -e; cd %s/gru4rec; cp -r 1 .tmp-2; chmod -R u+w .tmp-2; sz=$(stat -c %%s .tmp-2/data.mdb); "
                        "truncate -s $((sz / 2)) .tmp-2/data.mdb; mv .tmp-2 2",
                        s.root),
               0);
@@ -263,7 +263,7 @@ TEST(server_corrupt_snapshot_refused)
     json_decref(a);
     /* Version 3: bytes flipped inside (checksums catch what LMDB does not). */
     ASSERT_EQ(test_run(out, sizeof out,
-                       "set -e; cd %s/gru4rec; cp -r 1 .tmp-3; sz=$(stat -c %%s .tmp-3/data.mdb); "
+                       "set -e; cd %s/gru4rec; cp -r 1 .tmp-3; chmod -R u+w .tmp-3; sz=$(stat -c %%s .tmp-3/data.mdb); "
                        "python3 -c \"import sys; f=open('.tmp-3/data.mdb','r+b'); n=$sz; "
                        "[ (f.seek(o), f.write(bytes([(f.read(1) or b'\\\\0')[0] ^ 0x5a])) ) for o in range(n//3, n - 8192, 512)]\"; "
                        "mv .tmp-3 3",

@@ -266,3 +266,51 @@ TEST(server_score_kernels)
         snap_close(s);
     }
 }
+
+/* ---- per-connection slots: one per type, never another type's (issue: rank then next on one
+ * keep-alive connection cast one route's job to the other's type) ---- */
+#include "server/http.h"
+
+static int slot_created, slot_destroyed, slot_trimmed;
+static void *slot_create(void)
+{
+    slot_created++;
+    return calloc(1, 64);
+}
+static void slot_destroy(void *p)
+{
+    slot_destroyed++;
+    free(p);
+}
+static void slot_trim(void *p)
+{
+    (void)p;
+    slot_trimmed++;
+}
+
+TEST(server_http_slots_are_typed)
+{
+    static const http_slot_type types[HTTP_MAX_SLOTS + 1] = {
+        {"a", slot_create, slot_destroy, slot_trim}, {"b", slot_create, slot_destroy, NULL},
+        {"c", slot_create, slot_destroy, NULL},      {"d", slot_create, slot_destroy, NULL},
+        {"e", slot_create, slot_destroy, NULL},      {"f", slot_create, slot_destroy, NULL},
+        {"g", slot_create, slot_destroy, NULL},      {"h", slot_create, slot_destroy, NULL},
+        {"i", slot_create, slot_destroy, NULL},
+    };
+    http_req *r = http_detached_new(NULL);
+    ASSERT(r != NULL);
+    void *a = http_slot(r, &types[0]);
+    void *b = http_slot(r, &types[1]);
+    ASSERT(a && b && a != b);
+    ASSERT(http_slot(r, &types[0]) == a); /* any order, any number of times: each type its own */
+    ASSERT(http_slot(r, &types[1]) == b);
+    ASSERT(http_slot(r, &types[0]) == a);
+    ASSERT_EQ(slot_created, 2);
+    for (int i = 2; i < HTTP_MAX_SLOTS; i++) ASSERT(http_slot(r, &types[i]) != NULL);
+    ASSERT(http_slot(r, &types[HTTP_MAX_SLOTS]) == NULL); /* more types than a connection holds */
+    ASSERT_CONTAINS(rc_errmsg(), "slot types");
+    http_detached_end(r); /* after a request: trim of every type that has one */
+    ASSERT_EQ(slot_trimmed, 1);
+    http_detached_free(r);
+    ASSERT_EQ(slot_destroyed, HTTP_MAX_SLOTS);
+}

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "core/idmap.h"
+#include "core/rng.h"
+#include "models/features.h"
 #include "models/gru4rec.h"
 #include "tests/testlib.h"
 
@@ -40,6 +42,65 @@ uint64_t tsrv_make_snapshot(const char *root, const char *name, int n_items, int
     idmap_free(items);
     free(counts);
     return version;
+}
+
+feat_spec *tsrv_wd_spec(void)
+{
+    json_error_t e;
+    json_t *j = json_loads(TSRV_WD_SPEC, 0, &e);
+    if (!j) FAIL("bad JSON: %s", e.text);
+    feat_spec *s;
+    ASSERT_OK(feat_spec_parse(&s, json_object_get(j, "columns"), json_object_get(j, "features"), "y",
+                              json_object_get(j, "label_positive"), json_object_get(j, "label_negative"), NULL));
+    json_decref(j);
+    ASSERT_OK(feat_spec_finish(s));
+    return s;
+}
+
+wd_hparams tsrv_wd_hparams(wd_variant v)
+{
+    wd_hparams hp;
+    memset(&hp, 0, sizeof hp);
+    hp.variant = v;
+    hp.nhidden = 2;
+    hp.hidden[0] = 6;
+    hp.hidden[1] = 5;
+    hp.ftrl_alpha = 0.1;
+    hp.ftrl_beta = 1;
+    hp.lr = 0.05;
+    hp.adagrad_init = 0.1;
+    hp.adagrad_eps = 1e-8;
+    hp.seed = 7;
+    return hp;
+}
+
+wd_model *tsrv_publish_wd(const char *root, const char *name, uint64_t seed, int h0, int h1, uint64_t *version)
+{
+    feat_spec *sp = tsrv_wd_spec();
+    wd_hparams hp = tsrv_wd_hparams(WD_BOTH);
+    hp.seed = seed;
+    hp.hidden[0] = h0;
+    hp.hidden[1] = h1;
+    wd_model *m;
+    ASSERT_OK(wd_model_new(&m, sp, &hp));
+    rng_t r;
+    rng_seed(&r, seed);
+    for (int64_t j = 0; j <= sp->wide_dim; j++) m->wide_w[j] = (float)(0.5 * rng_normal(&r));
+    mkdir(root, 0755);
+    uint64_t ver = 0;
+    if (strcmp(name, "widedeep") == 0) {
+        ASSERT_OK(wd_save(m, root, 0, NULL, &ver));
+    } else { /* wd_save always writes the folder "widedeep" */
+        char side[1024], from[1200], to[1200];
+        snprintf(side, sizeof side, "%s/side-%s", test_tmpdir(), name);
+        mkdir(side, 0755);
+        ASSERT_OK(wd_save(m, side, 0, NULL, &ver));
+        snprintf(from, sizeof from, "%s/widedeep", side);
+        snprintf(to, sizeof to, "%s/%s", root, name);
+        ASSERT_EQ(rename(from, to), 0);
+    }
+    if (version) *version = ver;
+    return m;
 }
 
 static void sleep_ms(int ms)
@@ -169,20 +230,23 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
     header_value(ptr, n, "X-Request-Id", r->request_id, sizeof r->request_id);
     header_value(ptr, n, "Allow", r->allow, sizeof r->allow);
     header_value(ptr, n, "Access-Control-Allow-Origin", r->acao, sizeof r->acao);
+    header_value(ptr, n, "Connection", r->connection, sizeof r->connection);
     return n;
 }
 
-int tsrv_http(const tsrv *s, const char *method, const char *path, const char *body, size_t body_len,
-              const char *const *headers, tresp *r)
+/* One request on the handle c (reset first: its open connections stay, its options go). */
+static int http_on(CURL *c, const tsrv *s, const char *method, const char *path, const char *body, size_t body_len,
+                   const char *const *headers, tresp *r)
 {
     memset(r, 0, sizeof *r);
-    CURL *c = curl_easy_init();
-    if (!c) return -1;
+    curl_easy_reset(c);
     char url[512];
     snprintf(url, sizeof url, "%s%s", s->base, path);
     struct sink sink = {NULL, 0};
     struct curl_slist *hl = NULL;
-    if (body) hl = curl_slist_append(hl, "Content-Type: application/json");
+    int has_ctype = 0;
+    for (int i = 0; headers && headers[i]; i++) has_ctype |= strncasecmp(headers[i], "Content-Type:", 13) == 0;
+    if (body && !has_ctype) hl = curl_slist_append(hl, "Content-Type: application/json");
     for (int i = 0; headers && headers[i]; i++) hl = curl_slist_append(hl, headers[i]);
     hl = curl_slist_append(hl, "Expect:");
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -201,8 +265,8 @@ int tsrv_http(const tsrv *s, const char *method, const char *path, const char *b
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     CURLcode cc = curl_easy_perform(c);
     if (cc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &r->num_connects);
     curl_slist_free_all(hl);
-    curl_easy_cleanup(c);
     r->body = sink.p ? sink.p : calloc(1, 1);
     r->len = sink.n;
     if (cc != CURLE_OK) {
@@ -211,6 +275,38 @@ int tsrv_http(const tsrv *s, const char *method, const char *path, const char *b
     }
     if (strstr(r->ctype, "json")) r->json = json_loadb(r->body, r->len, 0, NULL);
     return 0;
+}
+
+int tsrv_http(const tsrv *s, const char *method, const char *path, const char *body, size_t body_len,
+              const char *const *headers, tresp *r)
+{
+    memset(r, 0, sizeof *r);
+    CURL *c = curl_easy_init();
+    if (!c) return -1;
+    int rc = http_on(c, s, method, path, body, body_len, headers, r);
+    curl_easy_cleanup(c);
+    return rc;
+}
+
+void tconn_open(tconn *c, const tsrv *s)
+{
+    c->s = s;
+    c->requests = 0;
+    c->curl = curl_easy_init();
+    ASSERT(c->curl != NULL);
+}
+
+int tconn_http(tconn *c, const char *method, const char *path, const char *body, size_t body_len,
+               const char *const *headers, tresp *r)
+{
+    c->requests++;
+    return http_on(c->curl, c->s, method, path, body, body_len, headers, r);
+}
+
+void tconn_close(tconn *c)
+{
+    if (c->curl) curl_easy_cleanup(c->curl);
+    c->curl = NULL;
 }
 
 void tresp_free(tresp *r)
@@ -236,4 +332,18 @@ json_t *tsrv_post(const tsrv *s, const char *path, const char *body, long want_s
     tresp_free(&r);
     if (!j) FAIL("POST %s: answer is not JSON", path);
     return j;
+}
+
+void tsrv_start_two_models(tsrv *s, int n_items, const char *extra_json, wd_model **wd)
+{
+    char root[1024], extra[4096];
+    snprintf(root, sizeof root, "%s/snapshots", test_tmpdir()); /* tsrv_start's root */
+    mkdir(root, 0755);
+    tsrv_make_snapshot(root, "gru4rec", n_items, 16, 11);
+    wd_model *m = tsrv_publish_wd(root, "widedeep", 21, 6, 5, NULL);
+    if (wd) *wd = m;
+    else wd_model_free(m);
+    snprintf(extra, sizeof extra, "\"snapshots.models\":[\"gru4rec\",\"widedeep\"]%s%s",
+             extra_json && *extra_json ? "," : "", extra_json ? extra_json : "");
+    tsrv_start(s, extra, 1);
 }

@@ -8,9 +8,36 @@
 
 #include <jansson.h>
 
+#include "models/widedeep.h"
+
 /* Publish a random gru4rec snapshot ROOT/NAME/<next version> with n_items items "i0".."i<n-1>" (i0 the
  * most popular), hidden size H, from seed. Returns the version. Fails the test on error. */
 uint64_t tsrv_make_snapshot(const char *root, const char *name, int n_items, int H, uint64_t seed);
+
+/* The Wide & Deep spec of the tests, touching every kind of input: two numerics (dense), a vocab
+ * categorical (wide + onehot), a hashed categorical (wide + embedding), a bucketised numeric (wide) and
+ * a cross (wide + embedding). Columns x1, x2, c1, c2 and the label y. */
+#define TSRV_WD_SPEC                                                                                          \
+    "{\"columns\":[\"x1\",\"x2\",\"c1\",\"c2\",\"y\"], \"label\":\"y\", \"label_positive\":[\"1\"],"                 \
+    " \"label_negative\":[\"0\"], \"features\":["                                                                 \
+    "  {\"name\":\"x1\",\"type\":\"numeric\",\"deep\":\"dense\",\"wide\":true},"                                   \
+    "  {\"name\":\"x2\",\"type\":\"numeric\",\"deep\":\"dense\"},"                                                 \
+    "  {\"name\":\"c1\",\"type\":\"categorical\",\"vocab\":[\"a\",\"b\",\"c\",\"d\"],\"wide\":true,\"deep\":\"onehot\"}," \
+    "  {\"name\":\"c2\",\"type\":\"categorical\",\"hash_buckets\":7,\"wide\":true,\"deep\":\"embed\",\"dim\":3},"     \
+    "  {\"name\":\"x1b\",\"type\":\"numeric\",\"column\":\"x1\",\"boundaries\":[-0.5,0,0.5],\"wide\":true},"        \
+    "  {\"name\":\"c1_x_c2\",\"type\":\"crossed\",\"cross\":[\"c1\",\"c2\"],\"hash_buckets\":11,\"wide\":true,"      \
+    "   \"deep\":\"embed\",\"dim\":2}"                                                                          \
+    " ]}"
+
+/* TSRV_WD_SPEC parsed and finished (owned by the caller, or by the model made from it). */
+feat_spec *tsrv_wd_spec(void);
+/* The tests' Wide & Deep hyper-parameters: hidden (6, 5), FTRL and AdaGrad rates, seed 7. */
+wd_hparams tsrv_wd_hparams(wd_variant v);
+/* A random model of TSRV_WD_SPEC (variant both, hidden (h0, h1), weights from seed, non-zero wide
+ * weights) published as ROOT/NAME: name "widedeep" gets the next version there; any other name is
+ * written under a side folder and moved to ROOT/NAME/1 (which must not exist). The model is returned
+ * (wd_model_free) to compute the expected answers; the version in *version when not NULL. */
+wd_model *tsrv_publish_wd(const char *root, const char *name, uint64_t seed, int h0, int h1, uint64_t *version);
 
 typedef struct tsrv {
     pid_t pid;
@@ -40,15 +67,38 @@ typedef struct tresp {
     char request_id[80];
     char allow[128];
     char acao[256];    /* Access-Control-Allow-Origin */
+    char connection[64]; /* Connection header ("close" when the server closes after the answer) */
+    long num_connects; /* connections libcurl opened for this request (0: an open one was reused) */
     json_t *json;      /* parsed body when JSON, else NULL */
 } tresp;
 
-/* One HTTP request. body may be NULL; headers is a NULL-terminated list of "Name: value" or NULL.
- * Returns 0, or -1 when the connection failed (r->status = 0). */
+/* One HTTP request on a new connection. body may be NULL; headers is a NULL-terminated list of
+ * "Name: value" or NULL. A body is sent with "Content-Type: application/json" unless headers name a
+ * Content-Type ("Content-Type:" alone sends none). Returns 0, or -1 when the connection failed
+ * (r->status = 0). */
 int tsrv_http(const tsrv *s, const char *method, const char *path, const char *body, size_t body_len,
               const char *const *headers, tresp *r);
 void tresp_free(tresp *r);
 /* POST JSON text and return the parsed answer; fails the test when the status differs from want. */
 json_t *tsrv_post(const tsrv *s, const char *path, const char *body, long want_status);
+
+/* Start recd serve (as tsrv_start, waiting until ready) with two models: "gru4rec" (n_items items
+ * i0..i<n-1>, hidden 16, seed 11) and "widedeep" (TSRV_WD_SPEC, seed 21), published first. The
+ * widedeep model is returned in *wd when wd is not NULL (wd_model_free), else freed. extra_json as for
+ * tsrv_start (without snapshots.models). */
+void tsrv_start_two_models(tsrv *s, int n_items, const char *extra_json, wd_model **wd);
+
+/* A keep-alive client: one libcurl handle reused for every request, so that libcurl keeps one
+ * connection open across requests (r->num_connects tells whether it did). */
+typedef struct tconn {
+    const tsrv *s;
+    void *curl;   /* CURL * */
+    int requests; /* sent so far */
+} tconn;
+void tconn_open(tconn *c, const tsrv *s);
+/* As tsrv_http, on the connection. */
+int tconn_http(tconn *c, const char *method, const char *path, const char *body, size_t body_len,
+               const char *const *headers, tresp *r);
+void tconn_close(tconn *c);
 
 #endif

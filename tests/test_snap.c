@@ -62,6 +62,7 @@ static char *read_file_all(const char *path, size_t *n)
 
 static void write_file_all(const char *path, const char *buf, size_t n)
 {
+    chmod(path, 0644); /* published read-only: a saboteur makes it writable first */
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(buf, 1, n, f) != n || fclose(f) != 0) FAIL("write %s", path);
 }
@@ -73,6 +74,10 @@ static void edit_env(const char *dir, env_edit_fn fn)
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dm, dt;
+    char file[4200];
+    snprintf(file, sizeof file, "%s/data.mdb", dir);
+    chmod(dir, 0755); /* published read-only: a saboteur makes it writable first */
+    chmod(file, 0644);
     ASSERT_EQ(mdb_env_create(&env), 0);
     ASSERT_EQ(mdb_env_set_maxdbs(env, 4), 0);
     ASSERT_EQ(mdb_env_set_mapsize(env, 256u << 20), 0);
@@ -412,6 +417,7 @@ TEST(snap_refuse_truncated)
     struct stat st;
     ASSERT_EQ(stat(path, &st), 0);
     snap *s = NULL;
+    ASSERT_EQ(chmod(path, 0644), 0);
     ASSERT_EQ(truncate(path, st.st_size / 2), 0);
     ASSERT_RC(snap_open(&s, dir), RC_ECORRUPT);
     ASSERT(s == NULL);
@@ -1206,4 +1212,123 @@ TEST(snap_open_any_takes_model_folder)
     snprintf(bad, sizeof bad, "%s/none", test_tmpdir());
     ASSERT_RC(snap_open_any(&s, bad), RC_ENOTFOUND);
     ASSERT_CONTAINS(rc_errmsg(), "none");
+}
+
+/* ---- issue 9: version names up to 20 digits, read-only publishing, file size checks ---- */
+
+TEST(snap_versions_twenty_digits)
+{
+    const char *root = test_tmpdir();
+    log_level = LOG_LVL_ERROR;
+    uint64_t v;
+    write_small(root, "m", 3, &v);
+    make_dir(root, "18446744073709551616", 0);  /* UINT64_MAX + 1: overflows, not a version */
+    make_dir(root, "99999999999999999999", 0);  /* 20 digits, wraps to 7766279631452241919 */
+    make_dir(root, "100000000000000000000", 0); /* 21 digits */
+    make_dir(root, "0018446744073709551615", 0);
+    ASSERT_OK(snap_latest(root, "m", &v));
+    ASSERT_EQ(v, 3);
+    make_dir(root, "18446744073709551615", 0); /* UINT64_MAX: the largest version */
+    make_dir(root, "10000000000000000000", 0); /* 20 digits, fits */
+    ASSERT_OK(snap_latest(root, "m", &v));
+    ASSERT(v == UINT64_MAX);
+    uint64_t *vs = NULL;
+    size_t n = 0;
+    ASSERT_OK(snap_versions(root, "m", &vs, &n));
+    ASSERT_EQ(n, 3);
+    ASSERT(vs[0] == UINT64_MAX);
+    ASSERT(vs[1] == 10000000000000000000ULL);
+    ASSERT_EQ(vs[2], 3);
+    free(vs);
+    /* its path fits a buffer of exactly the right size, not one byte less */
+    char want[4200], buf[4200];
+    snprintf(want, sizeof want, "%s/m/18446744073709551615", root);
+    ASSERT_OK(snap_path(buf, strlen(want) + 1, root, "m", UINT64_MAX));
+    ASSERT_STR_EQ(buf, want);
+    ASSERT_RC(snap_path(buf, strlen(want), root, "m", UINT64_MAX), RC_ERANGE);
+    /* no version after it: the writer refuses instead of wrapping to 0 or 1 */
+    snap_writer *w = NULL;
+    ASSERT_RC(snap_writer_open(&w, root, "m", 0), RC_ERANGE);
+    ASSERT(w == NULL);
+    ASSERT_RC(snap_writer_open(&w, root, "m", (uint64_t)INT64_MAX + 1), RC_ERANGE);
+    ASSERT(!exists(root, ".tmp-1"));
+    ASSERT(!exists(root, ".tmp-9223372036854775808"));
+    /* no model folder, and an empty one */
+    ASSERT_RC(snap_versions(root, "none", &vs, &n), RC_ENOTFOUND);
+    ASSERT(vs == NULL);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/empty", root);
+    ASSERT_EQ(mkdir(p, 0755), 0);
+    ASSERT_OK(snap_versions(root, "empty", &vs, &n));
+    ASSERT_EQ(n, 0);
+    ASSERT(vs == NULL);
+}
+
+TEST(snap_publish_read_only)
+{
+    const char *root = test_tmpdir();
+    log_level = LOG_LVL_ERROR;
+    uint64_t v;
+    write_small(root, "m", 0, &v);
+    char dir[4096], path[4200];
+    ASSERT_OK(snap_path(dir, sizeof dir, root, "m", v));
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    struct stat st;
+    ASSERT_EQ(stat(path, &st), 0);
+    ASSERT_EQ(st.st_mode & 07777, 0444);
+    ASSERT_EQ(stat(dir, &st), 0);
+    ASSERT_EQ(st.st_mode & 07777, 0555);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    ASSERT(access(path, F_OK) != 0);
+    snap *s = NULL;
+    ASSERT_OK(snap_open(&s, dir)); /* the reader needs no write access */
+    snap_close(s);
+    /* a crashed writer's folder left read-only is still reused (made writable, emptied, removed) */
+    make_dir(root, ".tmp-7", 0);
+    snprintf(path, sizeof path, "%s/m/.tmp-7/data.mdb", root);
+    test_write_file(path, "half written");
+    ASSERT_EQ(chmod(path, 0444), 0);
+    snprintf(path, sizeof path, "%s/m/.tmp-7", root);
+    ASSERT_EQ(chmod(path, 0555), 0);
+    write_small(root, "m", 7, &v);
+    ASSERT_EQ(v, 7);
+    ASSERT(!exists(root, ".tmp-7"));
+}
+
+TEST(snap_refuse_size_not_whole_pages)
+{
+    const char *root = test_tmpdir();
+    log_level = LOG_LVL_ERROR;
+    char dir[4096], path[4200];
+    uint64_t v;
+    write_small(root, "m", 0, &v);
+    ASSERT_OK(snap_path(dir, sizeof dir, root, "m", v));
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    ASSERT_EQ(chmod(path, 0644), 0);
+    struct stat st;
+    ASSERT_EQ(stat(path, &st), 0);
+    off_t size = st.st_size;
+    long psize = sysconf(_SC_PAGESIZE); /* LMDB 0.9's page size is the OS page size */
+    ASSERT_EQ(size % psize, 0);
+    size_t n = 0;
+    char *orig = read_file_all(path, &n);
+    ASSERT_EQ(n, size);
+    snap *s = NULL;
+    /* bytes appended after publishing: refused, not served */
+    ASSERT_EQ(truncate(path, size + 100), 0);
+    ASSERT_RC(snap_open(&s, dir), RC_ECORRUPT);
+    ASSERT_CONTAINS(rc_errmsg(), "whole number");
+    ASSERT_CONTAINS(rc_errmsg(), path);
+    /* cut at every page boundary (and inside the last page): refused before LMDB maps it */
+    for (off_t cut = size - 1; cut > 0; cut -= (cut % psize) ? cut % psize : psize) {
+        write_file_all(path, orig, n);
+        ASSERT_EQ(truncate(path, cut), 0);
+        int rc = snap_open(&s, dir);
+        if (rc != RC_ECORRUPT) FAIL("cut at %lld of %lld: rc %d (%s)", (long long)cut, (long long)size, rc, rc_errmsg());
+        ASSERT_CONTAINS(rc_errmsg(), "truncated");
+    }
+    write_file_all(path, orig, n); /* whole again: served */
+    free(orig);
+    ASSERT_OK(snap_open(&s, dir));
+    snap_close(s);
 }

@@ -12,51 +12,22 @@
 #include "core/snap.h"
 #include "models/features.h"
 #include "models/widedeep.h"
+#include "tests/test_server_util.h"
 #include "tests/testlib.h"
 #include "trainer/train_widedeep.h"
 
-/* A small spec touching every kind of input: two numerics (dense), a vocab categorical (wide + onehot),
- * a hashed categorical (wide + embedding), a bucketised numeric (wide) and a cross (wide + embedding). */
-static const char *SPEC =
-    "{\"columns\":[\"x1\",\"x2\",\"c1\",\"c2\",\"y\"], \"label\":\"y\", \"label_positive\":[\"1\"],"
-    " \"label_negative\":[\"0\"], \"features\":["
-    "  {\"name\":\"x1\",\"type\":\"numeric\",\"deep\":\"dense\",\"wide\":true},"
-    "  {\"name\":\"x2\",\"type\":\"numeric\",\"deep\":\"dense\"},"
-    "  {\"name\":\"c1\",\"type\":\"categorical\",\"vocab\":[\"a\",\"b\",\"c\",\"d\"],\"wide\":true,\"deep\":\"onehot\"},"
-    "  {\"name\":\"c2\",\"type\":\"categorical\",\"hash_buckets\":7,\"wide\":true,\"deep\":\"embed\",\"dim\":3},"
-    "  {\"name\":\"x1b\",\"type\":\"numeric\",\"column\":\"x1\",\"boundaries\":[-0.5,0,0.5],\"wide\":true},"
-    "  {\"name\":\"c1_x_c2\",\"type\":\"crossed\",\"cross\":[\"c1\",\"c2\"],\"hash_buckets\":11,\"wide\":true,"
-    "   \"deep\":\"embed\",\"dim\":2}"
-    " ]}";
+/* The small spec of the server tests (TSRV_WD_SPEC, tests/test_server_util.h), touching every kind of
+ * input, and its hyper-parameters. */
+static const char *SPEC = TSRV_WD_SPEC;
 
 static feat_spec *make_spec(void)
 {
-    json_error_t e;
-    json_t *j = json_loads(SPEC, 0, &e);
-    if (!j) FAIL("bad JSON: %s", e.text);
-    feat_spec *s;
-    ASSERT_OK(feat_spec_parse(&s, json_object_get(j, "columns"), json_object_get(j, "features"), "y",
-                              json_object_get(j, "label_positive"), json_object_get(j, "label_negative"), NULL));
-    json_decref(j);
-    ASSERT_OK(feat_spec_finish(s));
-    return s;
+    return tsrv_wd_spec();
 }
 
 static wd_hparams hparams(wd_variant v)
 {
-    wd_hparams hp;
-    memset(&hp, 0, sizeof hp);
-    hp.variant = v;
-    hp.nhidden = 2;
-    hp.hidden[0] = 6;
-    hp.hidden[1] = 5;
-    hp.ftrl_alpha = 0.1;
-    hp.ftrl_beta = 1;
-    hp.lr = 0.05;
-    hp.adagrad_init = 0.1;
-    hp.adagrad_eps = 1e-8;
-    hp.seed = 7;
-    return hp;
+    return tsrv_wd_hparams(v);
 }
 
 /* Raw values of row r of a deterministic synthetic batch. */
@@ -543,8 +514,6 @@ TEST_TIMEOUT(wd_adult_quirks_and_short_training, 120)
 #include <sys/stat.h>
 #include <time.h>
 
-#include "tests/test_server_util.h"
-
 static void nap_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -554,16 +523,7 @@ static void nap_ms(int ms)
 /* A random-weight model of SPEC with non-zero wide weights, published under root. */
 static wd_model *publish_model(const char *root, uint64_t seed, uint64_t *ver)
 {
-    feat_spec *sp = make_spec();
-    wd_hparams hp = hparams(WD_BOTH);
-    hp.seed = seed;
-    wd_model *m;
-    ASSERT_OK(wd_model_new(&m, sp, &hp));
-    rng_t r;
-    rng_seed(&r, seed);
-    for (int64_t j = 0; j <= sp->wide_dim; j++) m->wide_w[j] = (float)(0.5 * rng_normal(&r));
-    ASSERT_OK(wd_save(m, root, 0, NULL, ver));
-    return m;
+    return tsrv_publish_wd(root, "widedeep", seed, 6, 5, ver);
 }
 
 /* Expected probabilities of the test request's candidates, scored in process. */
@@ -809,29 +769,10 @@ TEST(wd_cli_help_and_usage)
 
 /* ---------------------------------------------------------------- review fixes (reviewer2) */
 
-/* Publish a random model of SPEC with hidden sizes (h0, h1) as ROOT/name/1 (written under a side root,
- * then moved: wd_save always writes the folder "widedeep"). */
+/* Publish a random model of SPEC with hidden sizes (h0, h1) as ROOT/name/1. */
 static wd_model *publish_named(const char *root, const char *name, uint64_t seed, int h0, int h1)
 {
-    char side[1024], from[1200], to[1200];
-    snprintf(side, sizeof side, "%s/side-%s", test_tmpdir(), name);
-    mkdir(side, 0755);
-    feat_spec *sp = make_spec();
-    wd_hparams hp = hparams(WD_BOTH);
-    hp.seed = seed;
-    hp.hidden[0] = h0;
-    hp.hidden[1] = h1;
-    wd_model *m;
-    ASSERT_OK(wd_model_new(&m, sp, &hp));
-    rng_t r;
-    rng_seed(&r, seed);
-    for (int64_t j = 0; j <= sp->wide_dim; j++) m->wide_w[j] = (float)(0.5 * rng_normal(&r));
-    uint64_t ver;
-    ASSERT_OK(wd_save(m, side, 0, NULL, &ver));
-    snprintf(from, sizeof from, "%s/widedeep", side);
-    snprintf(to, sizeof to, "%s/%s", root, name);
-    ASSERT_EQ(rename(from, to), 0);
-    return m;
+    return tsrv_publish_wd(root, name, seed, h0, h1, NULL);
 }
 
 TEST_TIMEOUT(wd_server_rank_alternating_models, 120)
@@ -893,18 +834,18 @@ static void inproc_start(server *srv)
 /* POST body to route_rank as a new connection; the status, the answer in out. */
 static int inproc_rank(server *srv, const char *body, sbuf *out)
 {
-    http_req r;
-    memset(&r, 0, sizeof r);
-    r.srv = srv;
-    r.body = body;
-    r.body_len = strlen(body);
-    r.out = out;
-    r.path = "/v1/rank";
-    strcpy(r.request_id, "t");
+    http_req *r = http_detached_new(srv);
+    ASSERT(r != NULL);
+    r->body = body;
+    r->body_len = strlen(body);
+    r->out = out;
+    r->path = "/v1/rank";
+    strcpy(r->request_id, "t");
     sbuf_reset(out);
-    route_rank(&r);
-    if (r.slot_free) r.slot_free(r.slot);
-    return r.status;
+    route_rank(r);
+    int status = r->status;
+    http_detached_free(r);
+    return status;
 }
 
 TEST(wd_rank_fresh_connection_stale_memory)
