@@ -24,7 +24,7 @@
  *          sockets connected, on average over the run - connected as the client sees it: that includes
  *          connections still in the server's accept queue; reopened: attack sockets reopened after the
  *          server closed them)
- *   bigrank HOST PORT N BYTES PID   N keep-alive connections each send one ~BYTES valid /v1/rank request
+ *   bigrank HOST PORT N BYTES PID   N keep-alive connections (from 127.0.0.11-18) each send one ~BYTES valid /v1/rank request
  *                             (up to next.max_items candidates, k = all) and stay open; VmRSS of PID
  *       -> bigrank conns=N bytes=B ok=K rss_before_mb= rss_peak_mb= rss_idle_open_mb= rss_after_close_mb=
  *          (peak: highest sample while the requests run and the connections are open; idle_open: 1 s after
@@ -1469,7 +1469,10 @@ static int cmd_bigrank(int n, long bytes, long pid)
     c.rss_peak = rss_before;
     slot *slots = calloc((size_t)n, sizeof *slots);
     if (!slots) die("out of memory");
-    for (int i = 0; i < n; i++) slot_init(&slots[i], NULL);
+    /* spread over 8 loopback addresses: many clients, each under http.max_connections_per_ip */
+    static const char *const from[8] = {"127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14",
+                                        "127.0.0.15", "127.0.0.16", "127.0.0.17", "127.0.0.18"};
+    for (int i = 0; i < n; i++) slot_init(&slots[i], from[i % 8]);
     pool_run(slots, n, big_next, big_done, big_tick, &c);
     big_tick(&c);
     /* every connection still open and idle after its answer */

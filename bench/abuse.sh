@@ -16,7 +16,7 @@
 #
 # Environment: RECD (binary, default bin/recd), WORK (default /tmp/recd-abuse), PORT (default 18090),
 # CONFIG (default configs/recd.json), SERVE_FLAGS (extra `recd serve` settings), MIX_N (3000), MUTATE_N
-# (3000), BIG_N (200), BIG_BYTES (60000), SESS_N (20000), NIDLE (600), NTRICKLE (600), EXHAUST_S (20),
+# (3000), BIG_N (1000), BIG_BYTES (58000), SESS_N (100000), NIDLE (1100), NTRICKLE (1100), EXHAUST_S (20),
 # ABUSE_SEED, ABUSE_VERBOSE. The last line: server_died_during=none|ATTACK,... server_alive_at_end=yes|no.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,11 +28,11 @@ SERVE_FLAGS=${SERVE_FLAGS:-}
 CONFIG=${CONFIG:-"$root/configs/recd.json"}
 MIX_N=${MIX_N:-3000}
 MUTATE_N=${MUTATE_N:-3000}
-BIG_N=${BIG_N:-200}
-BIG_BYTES=${BIG_BYTES:-60000}
-SESS_N=${SESS_N:-20000}
-NIDLE=${NIDLE:-600}
-NTRICKLE=${NTRICKLE:-600}
+BIG_N=${BIG_N:-1000}
+BIG_BYTES=${BIG_BYTES:-58000}
+SESS_N=${SESS_N:-100000}
+NIDLE=${NIDLE:-1100}
+NTRICKLE=${NTRICKLE:-1100}
 EXHAUST_S=${EXHAUST_S:-20}
 
 die() { echo "abuse.sh: $*" >&2; exit 1; }

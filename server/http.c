@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received (Linux 4.1) */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +34,7 @@ typedef struct http_listener {
 } http_listener;
 
 #define DEADLINE_CUT UINT64_MAX /* the watchdog closed the connection */
+#define DEADLINE_IDLE (UINT64_MAX - 1) /* between requests: no deadline until a byte of the next one arrives */
 
 typedef struct conn_ctx {
     http_req req; /* first member: http_req * and conn_ctx * convert */
@@ -49,12 +52,21 @@ typedef struct conn_ctx {
         void *p;
     } slots[HTTP_MAX_SLOTS];
     int nslots;
-    /* Request deadline (http.request_timeout_s), monotonic ns: set when the connection opens and when an
-     * answer has been sent, 0 while a received request is served, DEADLINE_CUT once the watchdog closed
-     * the connection. Written by the connection's thread, read and cut by the watchdog. */
+    /* Request deadline (http.request_timeout_s), monotonic ns. DEADLINE_IDLE when the connection opens
+     * and after each answer (idle connections are libmicrohttpd's http.timeout_s business); the
+     * watchdog turns it into now + timeout when it sees the first bytes of the next request arrive
+     * (TCP_INFO's received byte count grew); 0 once a request is received whole and is served;
+     * DEADLINE_CUT once the watchdog closed the connection. Written by the connection's thread with
+     * exchanges and by the watchdog with compare-exchanges. */
     _Atomic uint64_t deadline;
+    _Atomic uint32_t idle_gen; /* bumped each time the connection goes idle (connection's thread) */
     int fd;                        /* the socket, for the watchdog's shutdown() */
-    struct conn_ctx *wprev, *wnext; /* the watchdog's list (under watch->mu) */
+    /* the watchdog's own (under watch->mu): its list, and the received byte count of the idle period
+     * idle_seen_gen when it first looked */
+    struct conn_ctx *wprev, *wnext;
+    uint32_t idle_seen_gen;
+    int idle_seen;
+    uint64_t idle_bytes;
 } conn_ctx;
 
 /* The watchdog: one thread that closes connections whose request did not arrive in time and gives
@@ -77,6 +89,14 @@ static char req_prefix[12];
 uint64_t http_request_timeouts(void)
 {
     return atomic_load_explicit(&n_timeouts, memory_order_relaxed);
+}
+
+void *http_slot_get(http_req *r, const http_slot_type *type)
+{
+    conn_ctx *cc = (conn_ctx *)r;
+    for (int i = 0; i < cc->nslots; i++)
+        if (cc->slots[i].type == type) return cc->slots[i].p;
+    return NULL;
 }
 
 void *http_slot(http_req *r, const http_slot_type *type)
@@ -208,58 +228,65 @@ static int json_content_type(const char *ct)
     return 1;
 }
 
-/* Framing that two parsers could read differently (RFC 9112 section 6.3): Content-Length together with
- * Transfer-Encoding, or Content-Length given twice with different values (or not a number). */
+/* Framing that two parsers could read differently (RFC 9112 section 6): Content-Length together with
+ * Transfer-Encoding, Content-Length given twice with different values, or transfer codings whose list
+ * (all Transfer-Encoding lines together, in order) does not end with exactly one chunked. */
 struct framing {
-    int n_cl, n_te, bad;
-    const char *cl, *te;
+    int n_cl, n_te, bad_cl;
+    const char *cl;
+    int n_chunked, n_other, last_chunked; /* over every coding of every Transfer-Encoding line */
 };
+
+static void framing_codings(struct framing *f, const char *v)
+{
+    while (v && *v) {
+        while (*v == ' ' || *v == '\t' || *v == ',') v++;
+        if (!*v) break;
+        const char *e = v;
+        while (*e && *e != ',') e++;
+        size_t n = (size_t)(e - v);
+        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+        int chunked = n == 7 && strncasecmp(v, "chunked", 7) == 0;
+        f->n_chunked += chunked;
+        f->n_other += !chunked;
+        f->last_chunked = chunked;
+        v = e;
+    }
+}
 
 static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     struct framing *f = cls;
     (void)kind;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
-        if (f->n_cl++ && (!value || !f->cl || strcmp(value, f->cl) != 0)) f->bad = 1;
+        if (f->n_cl++ && (!value || !f->cl || strcmp(value, f->cl) != 0)) f->bad_cl = 1;
         f->cl = value;
     } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
         f->n_te++;
-        f->te = value;
+        f->last_chunked = 0; /* an empty line ends the list with nothing */
+        framing_codings(f, value);
     }
     return MHD_YES;
 }
 
-/* The last coding of a Transfer-Encoding list ("gzip, chunked" -> "chunked"), trimmed: [*p, *p + *n). */
-static void last_coding(const char *te, const char **p, size_t *n)
-{
-    const char *c = strrchr(te, ',');
-    c = c ? c + 1 : te;
-    while (*c == ' ' || *c == '\t') c++;
-    size_t len = strlen(c);
-    while (len && (c[len - 1] == ' ' || c[len - 1] == '\t')) len--;
-    *p = c;
-    *n = len;
-}
-
 /* NULL when the framing is clear; else the reason, with *status 400 (the body's end cannot be known:
- * RFC 9112 section 6.3) or 501 (a transfer coding recd does not decode, section 6.1). */
-static const char *ambiguous_framing(struct MHD_Connection *conn, int *status)
+ * RFC 9112 section 6.3) or 501 (chunked last, after a coding recd does not decode: section 6.1). */
+static const char *ambiguous_framing(struct MHD_Connection *conn, const char *version, int *status)
 {
-    struct framing f = {0, 0, 0, NULL, NULL};
+    struct framing f;
+    memset(&f, 0, sizeof f);
     MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_header, &f);
     *status = 400;
-    if (f.bad) return "two different Content-Length values";
+    if (f.bad_cl) return "two different Content-Length values";
     if (f.n_cl && f.n_te) return "both Content-Length and Transfer-Encoding";
-    if (f.n_te > 1) return "Transfer-Encoding given more than once";
-    if (f.n_te) {
-        const char *c;
-        size_t n;
-        last_coding(f.te ? f.te : "", &c, &n);
-        if (!(n == 7 && strncasecmp(c, "chunked", 7) == 0)) return "a Transfer-Encoding whose last coding is not chunked";
-        if (strchr(f.te, ',')) {
-            *status = 501;
-            return "a transfer coding other than chunked (only chunked is decoded)";
-        }
+    if (!f.n_te) return NULL;
+    if (version && strcmp(version, MHD_HTTP_VERSION_1_0) == 0)
+        return "Transfer-Encoding in an HTTP/1.0 request (section 6.1: faulty framing)";
+    if (!f.last_chunked) return "transfer codings that do not end with chunked";
+    if (f.n_chunked > 1) return "chunked applied more than once";
+    if (f.n_other) {
+        *status = 501;
+        return "a transfer coding other than chunked (only chunked is decoded)";
     }
     return NULL;
 }
@@ -430,7 +457,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     const http_listener *lst = cls;
     server *srv = lst->srv;
-    (void)version;
     conn_ctx *cc = *req_cls;
     if (!cc) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -466,7 +492,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add_explicit(&srv->inflight, 1, memory_order_relaxed);
         *req_cls = cc;
         int amb_status;
-        const char *amb = ambiguous_framing(conn, &amb_status);
+        const char *amb = ambiguous_framing(conn, version, &amb_status);
         if (amb) { /* answered before reading a body whose end is unknown; then the connection closes */
             cc->close_after = 1;
             cc->too_large = 1; /* drop whatever body arrives */
@@ -476,7 +502,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             cc->metric = router_metric(pr);
             http_problem(r, amb_status, amb_status == 400 ? "ambiguous-framing" : "unsupported-transfer-coding",
                          "the request has %s (RFC 9112 section 6)", amb);
-            atomic_store_explicit(&cc->deadline, 0, memory_order_relaxed);
+            if (atomic_exchange_explicit(&cc->deadline, 0, memory_order_relaxed) == DEADLINE_CUT) return MHD_NO;
             return send_answer(cc);
         }
         const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -492,7 +518,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 cc->metric = router_metric(pr);
                 http_problem(r, 413, "body-too-large", "request body over the limit of %lld bytes",
                              srv->cfg.max_body);
-                atomic_store_explicit(&cc->deadline, 0, memory_order_relaxed);
+                if (atomic_exchange_explicit(&cc->deadline, 0, memory_order_relaxed) == DEADLINE_CUT) return MHD_NO;
                 return send_answer(cc);
             }
         }
@@ -539,12 +565,6 @@ static void conn_trim(conn_ctx *cc)
     if (big) atomic_store_explicit(&trim_wanted, 1, memory_order_relaxed);
 }
 
-static uint64_t deadline_from_now(const http_listener *lst)
-{
-    http_watch *w = lst->srv->watch;
-    return w && w->timeout_ns ? http_now_ns() + w->timeout_ns : 0;
-}
-
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe)
 {
     const http_listener *lst = cls;
@@ -559,9 +579,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     cc->in_request = 0;
     metrics_observe(cc->metric, cc->sent_status, http_now_ns() - cc->req.t0_ns);
     conn_trim(cc);
-    /* the next request on this connection must arrive whole within the timeout from now */
+    /* idle until the next request's first bytes arrive (the watchdog then starts its deadline) */
+    atomic_fetch_add_explicit(&cc->idle_gen, 1, memory_order_relaxed);
     uint64_t d = atomic_load_explicit(&cc->deadline, memory_order_relaxed);
-    if (d != DEADLINE_CUT) atomic_compare_exchange_strong(&cc->deadline, &d, deadline_from_now(lst)); /* CUT stays */
+    if (d != DEADLINE_CUT) atomic_compare_exchange_strong(&cc->deadline, &d, DEADLINE_IDLE); /* CUT stays */
     atomic_fetch_sub_explicit(&srv->inflight, 1, memory_order_release);
 }
 
@@ -578,7 +599,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             cc->lst = lst;
             const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
             cc->fd = ci ? ci->connect_fd : -1;
-            atomic_init(&cc->deadline, deadline_from_now(lst));
+            atomic_init(&cc->deadline, DEADLINE_IDLE);
+            atomic_init(&cc->idle_gen, 1);
             if (w && cc->fd >= 0) {
                 pthread_mutex_lock(&w->mu);
                 cc->wnext = w->head;
@@ -642,28 +664,82 @@ void http_detached_free(http_req *r)
 
 /* ---- the watchdog ---- */
 
+/* Bytes the kernel has received on a TCP socket since it opened (TCP_INFO). -1 when unknown. */
+static int tcp_bytes_received(int fd, uint64_t *out)
+{
+    struct tcp_info ti;
+    socklen_t n = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &n) != 0) return -1;
+    if (n < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) return -1;
+    *out = ti.tcpi_bytes_received;
+    return 0;
+}
+
+/* An idle connection (between requests): start its deadline once bytes of a new request arrived. The
+ * first look of an idle period records the received byte count; a later look that finds more starts
+ * the deadline (at most one tick, 100 ms, after the request's first byte). */
+static void watch_idle(http_watch *w, conn_ctx *cc, uint64_t now)
+{
+    uint32_t gen = atomic_load(&cc->idle_gen);
+    uint64_t bytes;
+    if (tcp_bytes_received(cc->fd, &bytes) != 0) { /* not TCP: the deadline runs from the answer */
+        uint64_t d = DEADLINE_IDLE;
+        atomic_compare_exchange_strong(&cc->deadline, &d, now + w->timeout_ns);
+        return;
+    }
+    if (!cc->idle_seen || cc->idle_seen_gen != gen) {
+        cc->idle_seen = 1;
+        cc->idle_seen_gen = gen;
+        cc->idle_bytes = bytes;
+        return;
+    }
+    if (bytes == cc->idle_bytes) return; /* still idle: http.timeout_s (libmicrohttpd) closes it */
+    uint64_t d = DEADLINE_IDLE, t = now + w->timeout_ns;
+    if (!atomic_compare_exchange_strong(&cc->deadline, &d, t)) return; /* received whole meanwhile */
+    if (atomic_load(&cc->idle_gen) != gen) { /* answered and idle again meanwhile: not this period's bytes */
+        atomic_compare_exchange_strong(&cc->deadline, &t, DEADLINE_IDLE);
+        cc->idle_seen = 0;
+    }
+}
+
 /* Close (408, then shutdown) every connection whose request deadline passed. Under w->mu, so the
  * sockets are open: libmicrohttpd calls NOTIFY_CLOSED (which takes w->mu) before closing them. */
 static void watch_cut(http_watch *w, uint64_t now)
 {
-    static const char body[] = "{\"type\":\"urn:recd:problem:request-timeout\",\"title\":\"Request Timeout\","
-                               "\"status\":408,"
-                               "\"detail\":\"the request did not arrive whole within http.request_timeout_s\"}";
-    char answer[512];
-    int an = snprintf(answer, sizeof answer,
-                      "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/problem+json\r\n"
-                      "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
-                      sizeof body - 1, body);
     pthread_mutex_lock(&w->mu);
     for (conn_ctx *cc = w->head; cc; cc = cc->wnext) {
-        uint64_t d = atomic_load_explicit(&cc->deadline, memory_order_relaxed);
+        uint64_t d = atomic_load(&cc->deadline);
+        if (d == DEADLINE_IDLE) {
+            watch_idle(w, cc, now);
+            continue;
+        }
         if (d == 0 || d == DEADLINE_CUT || d > now) continue;
         if (!atomic_compare_exchange_strong(&cc->deadline, &d, DEADLINE_CUT)) continue; /* just arrived */
-        /* The connection's thread is only reading (no answer is being written): 408 goes out whole. */
+        /* The connection's thread is only reading (no answer is being written): the 408 goes out whole
+         * (a few hundred bytes into an empty send buffer). */
+        char rid[HTTP_REQUEST_ID_MAX + 1], date[64], body[384], answer[1024];
+        snprintf(rid, sizeof rid, "%s-%llx", req_prefix,
+                 (unsigned long long)atomic_fetch_add_explicit(&req_counter, 1, memory_order_relaxed));
+        time_t t = time(NULL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        int bn = snprintf(body, sizeof body,
+                          "{\"type\":\"urn:recd:problem:request-timeout\",\"title\":\"Request Timeout\","
+                          "\"status\":408,\"detail\":\"the request did not arrive whole within "
+                          "http.request_timeout_s (%llu s)\",\"request_id\":\"%s\"}\n",
+                          (unsigned long long)(w->timeout_ns / 1000000000ull), rid);
+        int an = snprintf(answer, sizeof answer,
+                          "HTTP/1.1 408 Request Timeout\r\nDate: %s\r\nConnection: close\r\n"
+                          "Content-Type: application/problem+json\r\nX-Request-Id: %s\r\n"
+                          "Cache-Control: no-store\r\nContent-Length: %d\r\n\r\n%s",
+                          date, rid, bn, body);
         ssize_t wr = send(cc->fd, answer, (size_t)an, MSG_DONTWAIT | MSG_NOSIGNAL);
         (void)wr;
         shutdown(cc->fd, SHUT_RDWR); /* libmicrohttpd sees the end of the stream and closes it */
         atomic_fetch_add_explicit(&n_timeouts, 1, memory_order_relaxed);
+        metrics_observe(0, 408, 0); /* under the "unmatched" route: the request never arrived whole */
     }
     pthread_mutex_unlock(&w->mu);
 }
@@ -675,7 +751,7 @@ static void *watch_main(void *arg)
     pthread_mutex_lock(&w->mu);
     while (!w->stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        clock_gettime(CLOCK_MONOTONIC, &ts); /* the condvar's clock (watch_start): NTP steps do not stall it */
         ts.tv_nsec += 100 * 1000000L; /* 10 times a second: deadlines are whole seconds */
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
@@ -727,6 +803,24 @@ static struct MHD_Daemon *start_daemon(server *srv, http_listener *lst, struct s
     return MHD_start_daemon(flags, 0, NULL, NULL, on_request, lst, MHD_OPTION_ARRAY, first, MHD_OPTION_END);
 }
 
+/* http.max_connections sockets need as many descriptors: raise the soft limit (often 1024, below the
+ * default 1024 connections plus snapshots, epoll and the admin port) up to the hard one when short. */
+static void raise_fd_limit(const server *srv)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    rlim_t need = (rlim_t)srv->cfg.max_connections + (srv->cfg.admin_port > 0 ? 64 : 0) + 256;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+        struct rlimit nl = {want, rl.rlim_max};
+        if (want > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &nl) == 0) rl.rlim_cur = want;
+        if (rl.rlim_cur < need)
+            log_warn("open files limited to %llu: http.max_connections %lld cannot all be accepted (raise the hard "
+                     "limit, e.g. LimitNOFILE= in systemd)",
+                     (unsigned long long)rl.rlim_cur, srv->cfg.max_connections);
+    }
+}
+
 int http_start(server *srv)
 {
     struct sockaddr_in6 a6;
@@ -754,10 +848,15 @@ int http_start(server *srv)
     }
     snprintf(req_prefix, sizeof req_prefix, "%08x",
              (unsigned)(((uint64_t)time(NULL) * 2654435761u) ^ ((uint64_t)getpid() << 16) ^ http_now_ns()));
+    raise_fd_limit(srv);
     http_watch *w = calloc(1, sizeof *w);
     if (!w) return rc_error(RC_ENOMEM, "out of memory starting HTTP");
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
     w->pub = (http_listener){srv, 0};
     w->adm = (http_listener){srv, 1};
     w->timeout_ns = (uint64_t)srv->cfg.request_timeout_s * 1000000000ull;

@@ -11,9 +11,12 @@
  * a few KiB whatever it sent before.
  *
  * Limits a client meets (settings in server.h): http.max_connections (all), http.max_connections_per_ip
- * (refused beyond, by libmicrohttpd), http.request_timeout_s (a whole request, from its first byte after
- * the previous answer to its last, must arrive in time: trickling bytes do not extend it; the server
- * answers 408 and closes), http.timeout_s (idle keep-alive connections closed), http.max_body_bytes (413).
+ * (refused beyond, by libmicrohttpd), http.request_timeout_s (a whole request, from its first byte to
+ * its last, must arrive in time: trickling bytes do not extend it; the server answers 408 and closes),
+ * http.timeout_s (idle keep-alive connections closed silently), http.max_body_bytes (413). The request
+ * deadline is kept by a watchdog thread: it sees a request start when the socket's received byte count
+ * (TCP_INFO) grows while the connection is idle (within 100 ms), and cuts with shutdown(): the sockets
+ * stay libmicrohttpd's, removed from the watchdog's list (under its lock) before they are closed.
  * Framing that two parsers could read differently (Content-Length with Transfer-Encoding, or two
  * different Content-Length values; RFC 9112 section 6.3) is answered 400 and the connection closed.
  * Routes flagged ROUTE_JSON answer 415 to a body that is not Content-Type application/json (a
@@ -73,17 +76,21 @@ typedef struct http_slot_type {
 #define HTTP_KEEP_BYTES (16u << 10) /* per-buffer capacity a connection keeps between requests */
 
 /* The connection's slot of `type`, created on first use (type->create). NULL when it cannot be created
- * (out of memory, or more than HTTP_MAX_SLOTS types; message set): answer with http_oom(). The slot is
- * owned by the connection and lives until it closes; the handler may keep using it after http_suspend
- * until its on_resume ran. */
+ * (out of memory, or more than HTTP_MAX_SLOTS types - a programming error; message set): answer with
+ * http_oom(). The slot is owned by the connection and lives until it closes; the handler may keep using
+ * it after http_suspend until its on_resume ran. Call only from the thread running the connection's
+ * request (a handler, or its on_resume): slots are not locked. */
 void *http_slot(http_req *r, const http_slot_type *type);
+/* The connection's slot of `type` if it has one, else NULL (never creates). */
+void *http_slot_get(http_req *r, const http_slot_type *type);
 
 /* A connection context without a socket, to call handlers in-process (tests, benchmarks, fuzzers): the
  * request has srv and out set (out is the context's own buffer; the caller may point it elsewhere) and
  * owns its slots like a connection's. The caller sets path, body, body_len, request_id, and calls one
  * route at a time (no asynchronous route: batch.max 1). NULL on ENOMEM. */
 http_req *http_detached_new(struct server *srv);
-/* End of one request on it: slots trimmed as after a real request. */
+/* End of one request on it: slots trimmed as after a real request; the context's own out buffer is
+ * released when over HTTP_KEEP_BYTES (r->out->data may change). */
 void http_detached_end(http_req *r);
 /* Destroys the slots and frees the context. NULL is a no-op. */
 void http_detached_free(http_req *r);

@@ -325,7 +325,7 @@ static void answer_candidates(next_job *j, next_tls *t)
 /* http_req.on_resume of a batched request: re-rank, render, release the version (HTTP thread). */
 static void next_finish(http_req *r)
 {
-    next_job *j = http_slot(r, &next_slot); /* the request's own job: created by route_next */
+    next_job *j = http_slot_get(r, &next_slot); /* the request's own job: created by route_next */
     if (!j || !j->v) return;
     next_tls *t = tls_get(j->v, 1, j->k);
     if (t) answer_candidates(j, t);

@@ -1,7 +1,9 @@
 /* server/sessions.c - sharded LRU + TTL session store (see sessions.h). */
 #include "server/sessions.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 
 #include "core/err.h"
 #include "core/hash.h"
+#include "core/log.h"
 #include "server/sbuf.h"
 
 typedef struct sess {
@@ -63,10 +66,25 @@ sessions *sessions_new(const sessions_cfg *cfg)
     sessions *st = calloc(1, sizeof *st);
     if (!st) goto nomem;
     st->cfg = *cfg;
-    if (getrandom(st->key, sizeof st->key, 0) != (ssize_t)sizeof st->key) { /* never blocks after boot */
-        uint64_t t = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)st;
+    ssize_t got = 0;
+    for (int tries = 0; got < (ssize_t)sizeof st->key && tries < 8; tries++) { /* EINTR, short reads */
+        ssize_t n = getrandom((char *)st->key + got, sizeof st->key - (size_t)got, 0);
+        if (n > 0) got += n;
+        else if (n < 0 && errno != EINTR) break;
+    }
+    if (got < (ssize_t)sizeof st->key) {
+        FILE *f = fopen("/dev/urandom", "rb");
+        if (f && fread(st->key, 1, sizeof st->key, f) == sizeof st->key) got = (ssize_t)sizeof st->key;
+        if (f) fclose(f);
+    }
+    if (got < (ssize_t)sizeof st->key) { /* no kernel randomness at all: guessable, say so */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t t = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40) ^
+                     (uint64_t)(uintptr_t)st;
         st->key[0] = hash_u64(t, 0x5e551025u);
         st->key[1] = hash_u64(t, 0x0ddba11u);
+        log_warn("sessions: no random source (getrandom, /dev/urandom): session ids hashed with a guessable key");
     }
     int n = cfg->shards < 1 ? 1 : cfg->shards;
     if ((size_t)n > cfg->max) n = (int)cfg->max;

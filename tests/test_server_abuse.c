@@ -481,6 +481,38 @@ TEST_TIMEOUT(server_abuse_admin_port, 90)
     ASSERT_EQ(tsrv_stop(&s), 0);
 }
 
+/* An idle keep-alive connection is http.timeout_s's business: the request deadline starts with a request's
+ * first byte, so a connection idle for longer than http.request_timeout_s gets no unsolicited 408 (a
+ * client reusing it at that moment would read the 408 as the answer to its next request) and serves
+ * its next request. */
+TEST_TIMEOUT(server_abuse_idle_keepalive_not_cut, 60)
+{
+    tsrv s;
+    tsrv_start(&s, "\"http.request_timeout_s\":1,\"http.timeout_s\":60", 0);
+    static const char get[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    int fd = raw_connect(s.port, NULL, 5);
+    ASSERT(fd >= 0);
+    for (int round = 0; round < 2; round++) {
+        raw_send(fd, get, sizeof get - 1);
+        rawans a;
+        raw_answer(fd, 10, &a);
+        ASSERT_EQ(a.status, 200);
+        ASSERT(!a.closed);
+        /* idle for three request timeouts: nothing may arrive and the connection stays open */
+        struct pollfd p = {fd, POLLIN, 0};
+        int ready = poll(&p, 1, 3500);
+        if (ready != 0) {
+            char buf[512];
+            ssize_t n = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+            buf[n > 0 ? n : 0] = '\0';
+            FAIL("idle keep-alive connection (round %d): %s after %d s idle: '%.200s'", round,
+                 n == 0 ? "closed" : "unsolicited bytes", 3, buf);
+        }
+    }
+    close(fd);
+    ASSERT_EQ(tsrv_stop(&s), 0);
+}
+
 /* ------------------------------------------------------------------ ambiguous framing */
 
 /* Sends req on a new connection: expects `want` and the connection closed after it. */
@@ -552,6 +584,22 @@ TEST_TIMEOUT(server_abuse_ambiguous_framing, 60)
              "Transfer-Encoding: gzip, chunked\r\n\r\n16\r\n%s\r\n0\r\n\r\n",
              body);
     expect_status_close(&s, "gzip, chunked", req, 501);
+    /* the same list over two lines: 501; chunked twice: 400; chunked in HTTP/1.0 (RFC 9112 6.1): 400 */
+    snprintf(req, sizeof req,
+             "POST /v1/next HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+             "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n16\r\n%s\r\n0\r\n\r\n",
+             body);
+    expect_status_close(&s, "gzip then chunked on two lines", req, 501);
+    snprintf(req, sizeof req,
+             "POST /v1/next HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+             "Transfer-Encoding: chunked, chunked\r\n\r\n16\r\n%s\r\n0\r\n\r\n",
+             body);
+    expect_400_close(&s, "chunked, chunked", req);
+    snprintf(req, sizeof req,
+             "POST /v1/next HTTP/1.0\r\nHost: t\r\nContent-Type: application/json\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n16\r\n%s\r\n0\r\n\r\n",
+             body);
+    expect_400_close(&s, "chunked in HTTP/1.0", req);
     ASSERT_EQ(healthz_status(s.port, 5.0), 200);
     ASSERT_EQ(tsrv_stop(&s), 0);
 }
