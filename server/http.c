@@ -624,8 +624,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         }
         run_on_resume(&cc->req);
         for (int i = 0; i < cc->nslots; i++) cc->slots[i].type->destroy(cc->slots[i].p);
-        if (cc->body.cap > HTTP_KEEP_BYTES || cc->out.cap > HTTP_KEEP_BYTES)
-            atomic_store_explicit(&trim_wanted, 1, memory_order_relaxed);
+        /* what the connection held (libmicrohttpd's 32 KiB pool comes from malloc too) goes back to the
+         * system at the watchdog's next trim */
+        atomic_store_explicit(&trim_wanted, 1, memory_order_relaxed);
         sbuf_release(&cc->body);
         sbuf_release(&cc->out);
         free(cc);

@@ -451,28 +451,68 @@ uint64_t registry_refused(registry *r, const char *name)
     return m ? atomic_load(&m->refused) : 0;
 }
 
-/* msg without filesystem paths, for clients: "ROOT/" is dropped wherever it appears (what remains is
- * relative to the snapshots root, e.g. "gru4rec/2/data.mdb"), and any other absolute path (a '/'
- * starting a word, up to a space or one of :,;)'"]) becomes "(path)". */
-static void scrub_paths(const char *msg, const char *root, char *out, size_t cap)
+/* A byte that can be part of a path or word: a match starting right after one is in mid-word. */
+static int path_byte(unsigned char c)
 {
-    size_t rl = strlen(root), o = 0;
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80 ||
+           (c && strchr("._-~+@%/", c));
+}
+
+/* A byte that ends an absolute path in a message. */
+static int path_end(unsigned char c)
+{
+    return !c || strchr(" \t\r\n:,;)'\"]}>", c);
+}
+
+/* msg[0..n) without filesystem paths, for clients, appended to out: "ROOT/" starting a word (at the
+ * start of msg or after a byte that is not path_byte) is dropped (what remains is relative to the
+ * snapshots root, e.g. "gru4rec/2/data.mdb"), and any other absolute path (a '/' starting a word, up to
+ * whitespace or one of :,;)'"]}>) becomes "(path)"; a URL's "scheme://" is not a path. Only ASCII bytes
+ * are dropped or added, so valid UTF-8 stays valid; NUL bytes are kept as they are. */
+static void scrub_paths(const char *msg, size_t n, const char *root, sbuf *out)
+{
+    size_t rl = strlen(root);
     while (rl > 1 && root[rl - 1] == '/') rl--;
-    for (size_t i = 0; msg[i] && o + 1 < cap;) {
-        if (rl && strncmp(msg + i, root, rl) == 0 && msg[i + rl] == '/') {
+    for (size_t i = 0; i < n;) {
+        int word_start = i == 0 || !path_byte((unsigned char)msg[i - 1]);
+        if (word_start && rl && n - i > rl && memcmp(msg + i, root, rl) == 0 &&
+            msg[i + rl] == '/') {
             i += rl;
-            while (msg[i] == '/') i++;
+            while (i < n && msg[i] == '/') i++;
             continue;
         }
-        if (msg[i] == '/' && (i == 0 || strchr(" \t(['\"=", msg[i - 1]))) {
-            while (msg[i] && !strchr(" \t:,;)'\"]", msg[i])) i++;
-            const char *rep = "(path)";
-            for (size_t k = 0; rep[k] && o + 1 < cap; k++) out[o++] = rep[k];
+        int url = i > 0 && msg[i - 1] == ':' && i + 1 < n && msg[i + 1] == '/'; /* "scheme://" */
+        if (msg[i] == '/' && word_start && !url) {
+            while (i < n && !path_end((unsigned char)msg[i])) i++;
+            sbuf_adds(out, "(path)");
             continue;
         }
-        out[o++] = msg[i++];
+        sbuf_addc(out, msg[i++]);
     }
-    out[o] = '\0';
+}
+
+/* Every string value in j (objects and arrays walked) scrubbed in place by scrub_paths. -1 when one
+ * could not be (out of memory): the caller must not show j. */
+static int scrub_json(json_t *j, const char *root, sbuf *tmp)
+{
+    if (json_is_string(j)) {
+        sbuf_reset(tmp);
+        scrub_paths(json_string_value(j), json_string_length(j), root, tmp);
+        if (sbuf_failed(tmp)) return -1;
+        return json_string_setn(j, tmp->len ? tmp->data : "", tmp->len);
+    }
+    if (json_is_object(j)) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(j, key, v) if (scrub_json(v, root, tmp) != 0) return -1;
+        return 0;
+    }
+    if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) if (scrub_json(v, root, tmp) != 0) return -1;
+    }
+    return 0;
 }
 
 static void iso_time(double t, char *buf, size_t cap)
@@ -499,11 +539,16 @@ void registry_render_json(registry *r, sbuf *out)
                              "\"load_ms\":%.1f,\"snapshot_bytes\":%zu",
                         v->type_name, v->version_str, when, v->load_ms, snap_bytes(v->snap));
             const json_t *meta = snap_meta(v->snap);
-            /* The snapshot's own description, without the per-tensor table. */
+            /* The snapshot's own description, without the per-tensor table nor filesystem paths (the
+             * trainers write their input and output paths there; `recd inspect` shows them). */
             json_t *copy = meta ? json_deep_copy(meta) : NULL;
+            sbuf tmp;
+            sbuf_init(&tmp);
             if (copy && json_is_object(copy)) {
                 json_object_del(copy, "tensors");
-                char *txt = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+                char *txt = NULL;
+                if (scrub_json(copy, r->root, &tmp) == 0)
+                    txt = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
                 if (txt) {
                     sbuf_adds(out, ",\"meta\":");
                     sbuf_adds(out, txt);
@@ -511,6 +556,7 @@ void registry_render_json(registry *r, sbuf *out)
                 }
             }
             json_decref(copy);
+            sbuf_release(&tmp);
         } else {
             sbuf_adds(out, ",\"loaded\":false");
         }
@@ -521,10 +567,12 @@ void registry_render_json(registry *r, sbuf *out)
         memcpy(err, m->last_error, sizeof err);
         pthread_mutex_unlock(&r->mu);
         if (err[0]) {
-            char pub[sizeof err];
-            scrub_paths(err, r->root, pub, sizeof pub);
+            sbuf pub;
+            sbuf_init(&pub);
+            scrub_paths(err, strlen(err), r->root, &pub);
             sbuf_adds(out, ",\"last_error\":");
-            sbuf_json_str(out, pub, strlen(pub));
+            sbuf_json_str(out, pub.len ? pub.data : "", pub.len);
+            sbuf_release(&pub);
         }
         sbuf_addc(out, '}');
         registry_release(r, v);

@@ -1,15 +1,17 @@
 /* tests/test_server_snap.c - snapshot versions as the server sees them (issue 9): a refused newest
  * version falls back to the newest valid older one (at start, after a restart, on a scan), refusals are
  * remembered until the version's files change, 20-digit version names, truncated files refused, and
- * /v1/models' last_error without filesystem paths. Registry tests run in-process; the others run the
- * real `recd serve`. */
+ * /v1/models' last_error and snapshot meta without filesystem paths. Registry tests run in-process; the
+ * others run the real `recd serve`. */
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/idmap.h"
 #include "core/log.h"
+#include "models/gru4rec.h"
 #include "server/registry.h"
 #include "server/sbuf.h"
 #include "tests/test_server_util.h"
@@ -297,4 +299,196 @@ TEST(server_snap_registry_nothing_valid)
     ASSERT_EQ(serving(r), 3);
     ASSERT_EQ(registry_ready(r), 1);
     registry_free(r);
+}
+
+/* ---- /v1/models' meta without filesystem paths ---- */
+
+/* Fails the test when a string value anywhere in j is or holds an absolute path: starts with '/',
+ * holds "/tmp", the test's folder, or " /" (a path after a space). Returns the strings seen. */
+static int expect_no_paths(const json_t *j, const char *where)
+{
+    if (json_is_string(j)) {
+        const char *v = json_string_value(j);
+        if (v[0] == '/' || strstr(v, "/tmp") || strstr(v, test_tmpdir()) || strstr(v, " /") ||
+            strstr(v, "=/") || strstr(v, ":/b"))
+            FAIL("%s shows a path: \"%s\"", where, v);
+        return 1;
+    }
+    int n = 0;
+    const char *key;
+    size_t i;
+    json_t *v;
+    if (json_is_object(j)) json_object_foreach((json_t *)j, key, v) n += expect_no_paths(v, where);
+    if (json_is_array(j)) json_array_foreach(j, i, v) n += expect_no_paths(v, where);
+    return n;
+}
+
+/* A random gru4rec snapshot ROOT/gru4rec/<next> whose meta holds extra (as the trainers write it). */
+static void publish_with_meta(const char *root, const json_t *extra)
+{
+    idmap *items = idmap_new(20);
+    ASSERT(items != NULL);
+    int64_t counts[20];
+    for (int i = 0; i < 20; i++) {
+        char key[32];
+        int n = snprintf(key, sizeof key, "i%d", i);
+        ASSERT_EQ(idmap_intern(items, key, (size_t)n), i);
+        counts[i] = 100 - i;
+    }
+    gru4rec_hparams hp;
+    gru4rec_hparams_default(&hp);
+    hp.layers[0] = 8;
+    gru4rec *m = NULL;
+    ASSERT_OK(gru4rec_new_random(&m, &hp, items, counts, 5));
+    mkdir(root, 0755);
+    ASSERT_OK(gru4rec_save(m, root, "gru4rec", extra, NULL));
+    gru4rec_free(m);
+    idmap_free(items);
+}
+
+/* The meta of model 0 in registry_render_json's answer (parsed; fails the test on invalid JSON). */
+static json_t *rendered_models(registry *r)
+{
+    sbuf b;
+    sbuf_init(&b);
+    registry_render_json(r, &b);
+    sbuf_adds(&b, "}");
+    json_error_t e;
+    json_t *j = json_loadb(b.data, b.len, 0, &e);
+    if (!j) FAIL("/v1/models is not JSON (%s): %.600s", e.text, b.data);
+    sbuf_release(&b);
+    return j;
+}
+
+/* Strings under the snapshots root become relative to it, any other absolute path "(path)", whatever
+ * the strings hold around them (quotes, backslashes, UTF-8); numbers stay. Before the fix the
+ * meta was shown as written: "/tmp/..." everywhere. */
+TEST(server_snap_models_meta_hides_paths)
+{
+    log_level = LOG_LVL_OFF;
+    char root[1024], p[4][1200];
+    snprintf(root, sizeof root, "%s/snapshots", test_tmpdir());
+    snprintf(p[0], sizeof p[0], "%s/sessions.tsv", test_tmpdir());
+    snprintf(p[1], sizeof p[1], "%s/gru4rec/1", root);
+    snprintf(p[2], sizeof p[2], "from %s/x.tsv, \"quoted\" back\\slash donn\xc3\xa9" "es /tmp/\xc3\xa9t\xc3\xa9/a b",
+             test_tmpdir());
+    snprintf(p[3], sizeof p[3], "PATH=/usr/bin:/b (%s/gru4rec) [/srv/x] {'/etc/passwd'}", root);
+    json_t *extra = json_pack("{s:{s:s, s:{s:s, s:s}}, s:{s:s, s:s, s:s}, s:[s, s, s, s, s, s], s:{s:f, s:f, s:I}}",
+                              "config", "out_dir", root, "data", "path", p[0], "name", "g4",
+                              "run", "train", p[0], "test", "/data/test.tsv", "out", p[1],
+                              "notes", p[2], p[3], "metadata/x", "http://example.com/a/b", "snapshots/x",
+                              "\xe2\x86\x92 \xe2\x9c\x93",
+                              "metrics", "recall@20", 0.5, "mrr@20", 0.25, "n", (json_int_t)123);
+    ASSERT(extra != NULL);
+    publish_with_meta(root, extra);
+    json_decref(extra);
+
+    const char *names[] = {"gru4rec"};
+    registry *r = registry_new(root, names, 1);
+    ASSERT(r != NULL);
+    registry_set_warm(r, 1);
+    ASSERT_EQ(registry_scan(r, NULL, 0), 1);
+    json_t *j = rendered_models(r);
+    const json_t *meta = json_object_get(json_array_get(json_object_get(j, "models"), 0), "meta");
+    ASSERT(json_is_object(meta));
+    ASSERT(expect_no_paths(j, "/v1/models") > 10);
+    /* paths under the root relative to it, others "(path)" */
+    ASSERT_STR_EQ(jstr(json_object_get(meta, "config"), "out_dir"), "(path)");
+    ASSERT_STR_EQ(jstr(json_object_get(json_object_get(meta, "config"), "data"), "path"), "(path)");
+    ASSERT_STR_EQ(jstr(json_object_get(json_object_get(meta, "config"), "data"), "name"), "g4");
+    ASSERT_STR_EQ(jstr(json_object_get(meta, "run"), "train"), "(path)");
+    ASSERT_STR_EQ(jstr(json_object_get(meta, "run"), "test"), "(path)");
+    ASSERT_STR_EQ(jstr(json_object_get(meta, "run"), "out"), "gru4rec/1");
+    const json_t *notes = json_object_get(meta, "notes");
+    ASSERT_STR_EQ(json_string_value(json_array_get(notes, 0)),
+                  "from (path), \"quoted\" back\\slash donn\xc3\xa9" "es (path) b");
+    ASSERT_STR_EQ(json_string_value(json_array_get(notes, 1)),
+                  "PATH=(path):(path) (gru4rec) [(path)] {'(path)'}");
+    ASSERT_STR_EQ(json_string_value(json_array_get(notes, 2)), "metadata/x");
+    ASSERT_STR_EQ(json_string_value(json_array_get(notes, 3)), "http://example.com/a/b");
+    ASSERT_STR_EQ(json_string_value(json_array_get(notes, 4)), "snapshots/x");
+    ASSERT_STR_EQ(json_string_value(json_array_get(notes, 5)), "\xe2\x86\x92 \xe2\x9c\x93");
+    /* the metrics are still there */
+    const json_t *mt = json_object_get(meta, "metrics");
+    ASSERT_NEAR(json_real_value(json_object_get(mt, "recall@20")), 0.5, 1e-12);
+    ASSERT_NEAR(json_real_value(json_object_get(mt, "mrr@20")), 0.25, 1e-12);
+    ASSERT_EQ(json_integer_value(json_object_get(mt, "n")), 123);
+    ASSERT(json_object_get(meta, "tensors") == NULL);
+    json_decref(j);
+    /* the snapshot itself keeps them (recd inspect shows the meta as written) */
+    model_version *v = registry_acquire(r, "gru4rec", NULL);
+    ASSERT_STR_EQ(jstr(json_object_get(snap_meta(v->snap), "config"), "out_dir"), root);
+    registry_release(r, v);
+    registry_free(r);
+}
+
+/* A relative snapshots root ("snapshots") is dropped only where it starts a word: before the fix
+ * "mysnapshots/x" became "myx" and "metasnapshots/y, z" "metay, z". */
+TEST(server_snap_models_root_mid_word)
+{
+    log_level = LOG_LVL_OFF;
+    ASSERT_EQ(chdir(test_tmpdir()), 0); /* each test runs in its own process */
+    json_t *extra = json_pack("{s:[s, s, s, s]}", "notes", "mysnapshots/x", "snapshots/gru4rec/1",
+                              "see snapshots/gru4rec/2 and metasnapshots/y, z", "(snapshots//a)");
+    publish_with_meta("snapshots", extra);
+    json_decref(extra);
+    const char *names[] = {"gru4rec"};
+    registry *r = registry_new("snapshots", names, 1);
+    ASSERT(r != NULL);
+    registry_set_warm(r, 1);
+    ASSERT_EQ(registry_scan(r, NULL, 0), 1);
+    json_t *j = rendered_models(r);
+    const json_t *notes =
+        json_object_get(json_object_get(json_array_get(json_object_get(j, "models"), 0), "meta"), "notes");
+    ASSERT_STR_EQ(json_string_value(json_array_get(notes, 0)), "mysnapshots/x");
+    ASSERT_STR_EQ(json_string_value(json_array_get(notes, 1)), "gru4rec/1");
+    ASSERT_STR_EQ(json_string_value(json_array_get(notes, 2)), "see gru4rec/2 and metasnapshots/y, z");
+    ASSERT_STR_EQ(json_string_value(json_array_get(notes, 3)), "(a)");
+    json_decref(j);
+    registry_free(r);
+}
+
+/* The real trainer's meta (config.out_dir, data.path: absolute paths) through the real server:
+ * /v1/models, with or without the admin token, is valid JSON without any path and still shows the
+ * metrics; the snapshot (recd inspect) keeps the paths. */
+TEST_TIMEOUT(server_snap_models_trained_meta_hides_paths, 120)
+{
+    const char *tmp = test_tmpdir();
+    char data[1024], cfg[1024], root[1024], out[16384];
+    snprintf(data, sizeof data, "%s/sessions.tsv", tmp);
+    snprintf(cfg, sizeof cfg, "%s/g.json", tmp);
+    snprintf(root, sizeof root, "%s/snapshots", tmp);
+    FILE *f = fopen(data, "w");
+    ASSERT(f != NULL);
+    fprintf(f, "sid\titem\tts\n");
+    for (int s = 0; s < 300; s++)
+        for (int k = 0; k < 4; k++)
+            fprintf(f, "%d\tart%d\t%d\n", 1000 + s, (s + k) % 30, 1500000000 + s * 1800 + k * 30);
+    fclose(f);
+    test_write_file(cfg, "{\"layers\": [8], \"batch_size\": 8, \"n_sample\": 8, \"sample_cache\": 100,"
+                         " \"data\": {\"session_col\": \"sid\", \"item_col\": \"item\", \"time_col\": \"ts\"}}\n");
+    int st = test_run(out, sizeof out, "%s train gru4rec -c %s --data %s --epochs 1 --out %s --quiet 2>&1",
+                      test_recd_bin(), cfg, data, root);
+    if (st != 0) FAIL("train exited %d: %s", st, out);
+    st = test_run(out, sizeof out, "%s inspect %s/gru4rec/1 2>&1", test_recd_bin(), root);
+    if (st != 0) FAIL("inspect exited %d: %s", st, out);
+    ASSERT_CONTAINS(out, data); /* the trainer did write absolute paths */
+    tsrv s;
+    tsrv_start(&s, "\"admin_token\":\"s3cret\"", 1);
+    const char *const auth[] = {"Authorization: Bearer s3cret", NULL};
+    for (int k = 0; k < 2; k++) {
+        tresp r;
+        ASSERT_EQ(tsrv_http(&s, "GET", "/v1/models", NULL, 0, k ? auth : NULL, &r), 0);
+        ASSERT_EQ(r.status, 200);
+        if (!r.json) FAIL("/v1/models is not JSON: %.600s", r.body);
+        if (strstr(r.body, "/tmp") || strstr(r.body, tmp)) FAIL("/v1/models shows a path: %.2000s", r.body);
+        const json_t *meta = json_object_get(json_array_get(json_object_get(r.json, "models"), 0), "meta");
+        ASSERT(json_is_object(meta));
+        ASSERT(expect_no_paths(r.json, "/v1/models") > 3);
+        ASSERT_STR_EQ(jstr(json_object_get(meta, "data"), "path"), "(path)");
+        ASSERT_STR_EQ(jstr(json_object_get(meta, "config"), "out_dir"), "(path)");
+        ASSERT(json_is_number(json_object_get(json_object_get(meta, "metrics"), "recall@20")));
+        tresp_free(&r);
+    }
+    ASSERT_EQ(tsrv_stop(&s), 0);
 }

@@ -314,3 +314,67 @@ TEST(server_http_slots_are_typed)
     http_detached_free(r);
     ASSERT_EQ(slot_destroyed, HTTP_MAX_SLOTS);
 }
+
+/* A slot that grows a large buffer in a request and gives it back in its trim (as rank.c's job). */
+typedef struct big_slot {
+    char *buf;
+    size_t cap;
+} big_slot;
+static void *big_create(void)
+{
+    return calloc(1, sizeof(big_slot));
+}
+static void big_destroy(void *p)
+{
+    big_slot *b = p;
+    free(b->buf);
+    free(b);
+}
+static void big_trim(void *p)
+{
+    big_slot *b = p;
+    if (b->cap > HTTP_KEEP_BYTES) {
+        free(b->buf);
+        b->buf = NULL;
+        b->cap = 0;
+    }
+}
+
+/* Per-connection buffers grown by one large request shrink back when it ends: the answer buffer
+ * (grown past 100 KB) is released and the slots trimmed; a small answer's buffer is kept (a warm
+ * connection does not reallocate). Before the fix, r->out kept its 128 KB across requests. */
+TEST(server_http_buffers_shrink_after_large_request)
+{
+    static const http_slot_type big_type = {"big", big_create, big_destroy, big_trim};
+    http_req *r = http_detached_new(NULL);
+    ASSERT(r != NULL);
+    sbuf *own = r->out;
+    for (int round = 0; round < 2; round++) {
+        /* a large answer and a large slot buffer */
+        sbuf_reset(r->out);
+        for (int i = 0; i < 4000; i++) sbuf_printf(r->out, "{\"item_id\":\"c%04d\",\"score\":0.5},", i);
+        ASSERT(!sbuf_failed(r->out));
+        ASSERT(r->out->len > 100 * 1024);
+        big_slot *b = http_slot(r, &big_type);
+        ASSERT(b != NULL);
+        b->cap = 200 * 1024;
+        b->buf = malloc(b->cap);
+        ASSERT(b->buf != NULL);
+        memset(b->buf, 1, b->cap);
+        http_detached_end(r);
+        ASSERT(r->out == own);
+        ASSERT(r->out->cap <= HTTP_KEEP_BYTES);
+        ASSERT_EQ(r->out->len, 0);
+        ASSERT(b->cap <= HTTP_KEEP_BYTES && b->buf == NULL);
+        /* the buffer still works for the next request */
+        sbuf_reset(r->out);
+        sbuf_adds(r->out, "{\"ok\":true}");
+        ASSERT(!sbuf_failed(r->out));
+        ASSERT_STR_EQ(r->out->data, "{\"ok\":true}");
+        size_t cap = r->out->cap;
+        ASSERT(cap > 0 && cap <= HTTP_KEEP_BYTES);
+        http_detached_end(r); /* a small answer: kept */
+        ASSERT_EQ(r->out->cap, cap);
+    }
+    http_detached_free(r);
+}
