@@ -172,29 +172,14 @@ TEST_TIMEOUT(fault_publish_fsync_and_rename_fail, 180)
 
 /* ---- b. LMDB cannot map (or rejects) a new version: refused, the old one keeps serving ---- */
 
-static double metric(const tsrv *s, const char *series)
-{
-    tresp r;
-    ASSERT_EQ(tsrv_http(s, "GET", "/metrics", NULL, 0, NULL, &r), 0);
-    ASSERT_EQ(r.status, 200);
-    double v = -1;
-    size_t n = strlen(series);
-    for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (strncmp(p, series, n) == 0 && p[n] == ' ') {
-            v = atof(p + n + 1);
-            break;
-        }
-    tresp_free(&r);
-    return v;
-}
 
 #define REFUSED "recd_snapshots_refused_total{model=\"gru4rec\"}"
 
 static void wait_refused(const tsrv *s, double n)
 {
-    for (int i = 0; i < 400 && metric(s, REFUSED) < n; i++)
+    for (int i = 0; i < 400 && tsrv_metric(s, REFUSED) < n; i++)
         usleep(50000);
-    ASSERT_EQ(metric(s, REFUSED), n);
+    ASSERT_EQ(tsrv_metric(s, REFUSED), n);
 }
 
 static void wait_version(const tsrv *s, const char *version)

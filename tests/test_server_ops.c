@@ -16,22 +16,6 @@ static const char *jstr(const json_t *o, const char *key)
     return json_string_value(json_object_get(o, key));
 }
 
-/* The value of a metric line "name value" in /metrics (-1 if absent). */
-static double metric(const tsrv *s, const char *series)
-{
-    tresp r;
-    ASSERT_EQ(tsrv_http(s, "GET", "/metrics", NULL, 0, NULL, &r), 0);
-    ASSERT_EQ(r.status, 200);
-    double v = -1;
-    size_t n = strlen(series);
-    for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (strncmp(p, series, n) == 0 && p[n] == ' ') {
-            v = atof(p + n + 1);
-            break;
-        }
-    tresp_free(&r);
-    return v;
-}
 
 /* Wait until the served version of gru4rec is `version` (via /readyz). */
 static void wait_version(const tsrv *s, const char *version)
@@ -71,8 +55,8 @@ TEST(server_admin_token)
     ASSERT_EQ(r.status, 202);
     ASSERT_STR_EQ(jstr(r.json, "serving_version"), "1");
     tresp_free(&r);
-    for (int i = 0; i < 100 && metric(&s, "recd_model_swaps_total{model=\"gru4rec\"}") < 1; i++) usleep(50000);
-    ASSERT_EQ(metric(&s, "recd_model_swaps_total{model=\"gru4rec\"}"), 1);
+    for (int i = 0; i < 100 && tsrv_metric(&s, "recd_model_swaps_total{model=\"gru4rec\"}") < 1; i++) usleep(50000);
+    ASSERT_EQ(tsrv_metric(&s, "recd_model_swaps_total{model=\"gru4rec\"}"), 1);
     ASSERT_EQ(tsrv_stop(&s), 0);
 }
 
@@ -116,8 +100,8 @@ TEST(server_session_eviction_count)
     json_decref(tsrv_post(&s, "/v1/next", "{\"session_id\":\"a\",\"item_id\":\"i3\"}", 200));
     json_decref(tsrv_post(&s, "/v1/next", "{\"session_id\":\"b\",\"item_id\":\"i4\"}", 200));
     json_decref(tsrv_post(&s, "/v1/next", "{\"session_id\":\"c\",\"item_id\":\"i5\"}", 200));
-    ASSERT_EQ(metric(&s, "recd_sessions"), 2);
-    ASSERT_EQ(metric(&s, "recd_session_evictions_total{reason=\"lru\"}"), 1);
+    ASSERT_EQ(tsrv_metric(&s, "recd_sessions"), 2);
+    ASSERT_EQ(tsrv_metric(&s, "recd_session_evictions_total{reason=\"lru\"}"), 1);
     /* "a" was the least recently used: forgotten, so an unknown click leaves it with no known click. */
     json_t *a = tsrv_post(&s, "/v1/next", "{\"session_id\":\"c\",\"item_id\":\"zz\"}", 200);
     ASSERT(json_object_get(a, "fallback") == NULL);
@@ -125,7 +109,7 @@ TEST(server_session_eviction_count)
     a = tsrv_post(&s, "/v1/next", "{\"session_id\":\"a\",\"item_id\":\"zz\"}", 200);
     ASSERT_STR_EQ(jstr(a, "fallback"), "popular");
     json_decref(a);
-    ASSERT_EQ(metric(&s, "recd_session_evictions_total{reason=\"lru\"}"), 2); /* b went for a */
+    ASSERT_EQ(tsrv_metric(&s, "recd_session_evictions_total{reason=\"lru\"}"), 2); /* b went for a */
     ASSERT_EQ(tsrv_stop(&s), 0);
 }
 
@@ -136,11 +120,11 @@ TEST(server_session_eviction_ttl)
     tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 1);
     tsrv_wait_ready(&s);
     json_decref(tsrv_post(&s, "/v1/next", "{\"session_id\":\"a\",\"item_id\":\"i3\"}", 200));
-    ASSERT_EQ(metric(&s, "recd_sessions"), 1);
+    ASSERT_EQ(tsrv_metric(&s, "recd_sessions"), 1);
     usleep(1600000);
-    for (int i = 0; i < 40 && metric(&s, "recd_sessions") != 0; i++) usleep(100000);
-    ASSERT_EQ(metric(&s, "recd_sessions"), 0);
-    ASSERT_EQ(metric(&s, "recd_session_evictions_total{reason=\"ttl\"}"), 1);
+    for (int i = 0; i < 40 && tsrv_metric(&s, "recd_sessions") != 0; i++) usleep(100000);
+    ASSERT_EQ(tsrv_metric(&s, "recd_sessions"), 0);
+    ASSERT_EQ(tsrv_metric(&s, "recd_session_evictions_total{reason=\"ttl\"}"), 1);
     json_t *a = tsrv_post(&s, "/v1/next", "{\"session_id\":\"a\",\"item_id\":\"zz\"}", 200);
     ASSERT_STR_EQ(jstr(a, "fallback"), "popular");
     json_decref(a);
@@ -210,10 +194,10 @@ TEST_TIMEOUT(server_hot_swap_under_load, 120)
     ASSERT_EQ(a.failed + b.failed, 0);
     ASSERT(a.ok > 10 && b.ok > 10);
     ASSERT(a.n_versions >= 2);
-    ASSERT_EQ(metric(&s, "recd_model_swaps_total{model=\"gru4rec\"}"), 4);
-    ASSERT_EQ(metric(&s, "recd_model_version{model=\"gru4rec\"}"), 5);
+    ASSERT_EQ(tsrv_metric(&s, "recd_model_swaps_total{model=\"gru4rec\"}"), 4);
+    ASSERT_EQ(tsrv_metric(&s, "recd_model_version{model=\"gru4rec\"}"), 5);
     /* Same vocabulary and hidden size: sessions were kept across the swaps. */
-    ASSERT_EQ(metric(&s, "recd_session_resets_total"), 0);
+    ASSERT_EQ(tsrv_metric(&s, "recd_session_resets_total"), 0);
     ASSERT_EQ(tsrv_stop(&s), 0);
 }
 
@@ -231,14 +215,14 @@ TEST(server_session_state_across_swaps)
     ASSERT(json_object_get(a, "fallback") == NULL); /* still has its known click */
     ASSERT_EQ(json_array_size(json_object_get(a, "items")), 29); /* i0 excluded */
     json_decref(a);
-    ASSERT_EQ(metric(&s, "recd_session_resets_total"), 0);
+    ASSERT_EQ(tsrv_metric(&s, "recd_session_resets_total"), 0);
     /* Another hidden size: the state cannot carry over, the session is reset (and counted). */
     tsrv_make_snapshot(s.root, "gru4rec", 30, 12, 3);
     wait_version(&s, "3");
     a = tsrv_post(&s, "/v1/next", "{\"session_id\":\"a\",\"item_id\":\"zz\",\"k\":3}", 200);
     ASSERT_STR_EQ(jstr(a, "fallback"), "popular");
     json_decref(a);
-    ASSERT_EQ(metric(&s, "recd_session_resets_total"), 1);
+    ASSERT_EQ(tsrv_metric(&s, "recd_session_resets_total"), 1);
     ASSERT_EQ(tsrv_stop(&s), 0);
 }
 
@@ -255,9 +239,9 @@ TEST(server_corrupt_snapshot_refused)
                        "truncate -s $((sz / 2)) .tmp-2/data.mdb; mv .tmp-2 2",
                        s.root),
               0);
-    for (int i = 0; i < 100 && metric(&s, "recd_snapshots_refused_total{model=\"gru4rec\"}") < 1; i++)
+    for (int i = 0; i < 100 && tsrv_metric(&s, "recd_snapshots_refused_total{model=\"gru4rec\"}") < 1; i++)
         usleep(50000);
-    ASSERT_EQ(metric(&s, "recd_snapshots_refused_total{model=\"gru4rec\"}"), 1);
+    ASSERT_EQ(tsrv_metric(&s, "recd_snapshots_refused_total{model=\"gru4rec\"}"), 1);
     json_t *a = tsrv_post(&s, "/v1/next", "{\"items\":[\"i1\"]}", 200);
     ASSERT_STR_EQ(jstr(a, "version"), "1");
     json_decref(a);
@@ -269,9 +253,9 @@ TEST(server_corrupt_snapshot_refused)
                        "mv .tmp-3 3",
                        s.root),
               0);
-    for (int i = 0; i < 100 && metric(&s, "recd_snapshots_refused_total{model=\"gru4rec\"}") < 2; i++)
+    for (int i = 0; i < 100 && tsrv_metric(&s, "recd_snapshots_refused_total{model=\"gru4rec\"}") < 2; i++)
         usleep(50000);
-    ASSERT_EQ(metric(&s, "recd_snapshots_refused_total{model=\"gru4rec\"}"), 2);
+    ASSERT_EQ(tsrv_metric(&s, "recd_snapshots_refused_total{model=\"gru4rec\"}"), 2);
     a = tsrv_post(&s, "/v1/next", "{\"items\":[\"i1\"]}", 200);
     ASSERT_STR_EQ(jstr(a, "version"), "1");
     json_decref(a);

@@ -22,22 +22,6 @@ static const char *jstr(const json_t *o, const char *key)
     return json_string_value(json_object_get(o, key));
 }
 
-/* The value of a metric line "name value" in /metrics (-1 if absent). */
-static double metric(const tsrv *s, const char *series)
-{
-    tresp r;
-    ASSERT_EQ(tsrv_http(s, "GET", "/metrics", NULL, 0, NULL, &r), 0);
-    ASSERT_EQ(r.status, 200);
-    double v = -1;
-    size_t n = strlen(series);
-    for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (strncmp(p, series, n) == 0 && p[n] == ' ') {
-            v = atof(p + n + 1);
-            break;
-        }
-    tresp_free(&r);
-    return v;
-}
 
 #define REFUSED "recd_snapshots_refused_total{model=\"gru4rec\"}"
 
@@ -65,9 +49,9 @@ static void wait_version(const tsrv *s, const char *version)
 
 static void wait_refused(const tsrv *s, double n)
 {
-    for (int i = 0; i < 400 && metric(s, REFUSED) < n; i++)
+    for (int i = 0; i < 400 && tsrv_metric(s, REFUSED) < n; i++)
         usleep(50000);
-    ASSERT_EQ(metric(s, REFUSED), n);
+    ASSERT_EQ(tsrv_metric(s, REFUSED), n);
 }
 
 /* POST /v1/next answers 200 from `version`. */
@@ -120,7 +104,7 @@ static void fallback_scenario(const char *how)
     char v[64];
     ASSERT_STR_EQ(ready_version(&s, v, sizeof v), "1");
     expect_next_from(&s, "1");
-    ASSERT_EQ(metric(&s, REFUSED), 1);
+    ASSERT_EQ(tsrv_metric(&s, REFUSED), 1);
     ASSERT_EQ(tsrv_stop(&s), 0);
     /* a restart (rolling deploy) comes back ready on version 1 too */
     tsrv_start(&s, "", 1);
@@ -129,7 +113,7 @@ static void fallback_scenario(const char *how)
     ASSERT_EQ(tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 3), 3);
     wait_version(&s, "3");
     expect_next_from(&s, "3");
-    ASSERT_EQ(metric(&s, REFUSED), 1); /* version 2 was not tried again */
+    ASSERT_EQ(tsrv_metric(&s, REFUSED), 1); /* version 2 was not tried again */
     ASSERT_EQ(tsrv_stop(&s), 0);
 }
 
@@ -201,8 +185,8 @@ TEST(server_snap_twenty_digit_version)
     ASSERT_EQ(tsrv_http(&s, "GET", "/v1/models", NULL, 0, NULL, &r), 0);
     ASSERT_STR_EQ(jstr(json_array_get(json_object_get(r.json, "models"), 0), "version"), "18446744073709551615");
     tresp_free(&r);
-    ASSERT(metric(&s, "recd_model_version{model=\"gru4rec\"}") == (double)UINT64_MAX);
-    ASSERT_EQ(metric(&s, REFUSED), 0);
+    ASSERT(tsrv_metric(&s, "recd_model_version{model=\"gru4rec\"}") == (double)UINT64_MAX);
+    ASSERT_EQ(tsrv_metric(&s, REFUSED), 0);
     ASSERT_EQ(tsrv_stop(&s), 0);
     char out[65536];
     test_run(out, sizeof out, "cat %s", s.log);

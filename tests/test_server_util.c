@@ -347,3 +347,19 @@ void tsrv_start_two_models(tsrv *s, int n_items, const char *extra_json, wd_mode
              extra_json && *extra_json ? "," : "", extra_json ? extra_json : "");
     tsrv_start(s, extra, 1);
 }
+
+double tsrv_metric(const tsrv *s, const char *series)
+{
+    tresp r;
+    ASSERT_EQ(tsrv_http(s, "GET", "/metrics", NULL, 0, NULL, &r), 0);
+    ASSERT_EQ(r.status, 200);
+    double v = -1;
+    size_t n = strlen(series);
+    for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, series, n) == 0 && p[n] == ' ') {
+            v = atof(p + n + 1);
+            break;
+        }
+    tresp_free(&r);
+    return v;
+}

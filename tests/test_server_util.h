@@ -101,4 +101,9 @@ int tconn_http(tconn *c, const char *method, const char *path, const char *body,
                const char *const *headers, tresp *r);
 void tconn_close(tconn *c);
 
+/* The value of the metric line "series value" in GET /metrics (series with its labels, e.g.
+ * "recd_snapshots_refused_total{model=\"gru4rec\"}"), or -1 when absent. Fails the test when /metrics
+ * does not answer 200. */
+double tsrv_metric(const tsrv *s, const char *series);
+
 #endif
