@@ -59,14 +59,10 @@ typedef struct conn_ctx {
      * DEADLINE_CUT once the watchdog closed the connection. Written by the connection's thread with
      * exchanges and by the watchdog with compare-exchanges. */
     _Atomic uint64_t deadline;
-    _Atomic uint32_t idle_gen; /* bumped each time the connection goes idle (connection's thread) */
+    _Atomic uint32_t idle_gen;  /* bumped each time the connection goes idle (connection's thread) */
+    _Atomic uint64_t idle_base; /* bytes the socket had received when it went idle (TCP_INFO) */
     int fd;                        /* the socket, for the watchdog's shutdown() */
-    /* the watchdog's own (under watch->mu): its list, and the received byte count of the idle period
-     * idle_seen_gen when it first looked */
-    struct conn_ctx *wprev, *wnext;
-    uint32_t idle_seen_gen;
-    int idle_seen;
-    uint64_t idle_bytes;
+    struct conn_ctx *wprev, *wnext; /* the watchdog's list (under watch->mu) */
 } conn_ctx;
 
 /* The watchdog: one thread that closes connections whose request did not arrive in time and gives
@@ -83,7 +79,9 @@ typedef struct http_watch {
 
 static _Atomic uint64_t req_counter;
 static _Atomic uint64_t n_timeouts;
-static _Atomic int trim_wanted; /* large buffers were freed since the last malloc_trim */
+/* malloc_trim is wanted: 2 after large buffers were freed (trimmed within a second), 1 after connections
+ * closed (within 10 s: under connection churn the trim stays rare) */
+static _Atomic int trim_wanted;
 static char req_prefix[12];
 
 uint64_t http_request_timeouts(void)
@@ -232,7 +230,7 @@ static int json_content_type(const char *ct)
  * Transfer-Encoding, Content-Length given twice with different values, or transfer codings whose list
  * (all Transfer-Encoding lines together, in order) does not end with exactly one chunked. */
 struct framing {
-    int n_cl, n_te, bad_cl;
+    int n_cl, n_te, bad_cl, bad_name;
     const char *cl;
     int n_chunked, n_other, last_chunked; /* over every coding of every Transfer-Encoding line */
 };
@@ -258,6 +256,8 @@ static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const 
 {
     struct framing *f = cls;
     (void)kind;
+    size_t kl = strlen(key);
+    if (kl == 0 || key[kl - 1] == ' ' || key[kl - 1] == '\t') f->bad_name = 1; /* "Name : value" */
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
         if (f->n_cl++ && (!value || !f->cl || strcmp(value, f->cl) != 0)) f->bad_cl = 1;
         f->cl = value;
@@ -277,6 +277,7 @@ static const char *ambiguous_framing(struct MHD_Connection *conn, const char *ve
     memset(&f, 0, sizeof f);
     MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_header, &f);
     *status = 400;
+    if (f.bad_name) return "whitespace between a header name and its colon (RFC 9112 section 5.1)";
     if (f.bad_cl) return "two different Content-Length values";
     if (f.n_cl && f.n_te) return "both Content-Length and Transfer-Encoding";
     if (!f.n_te) return NULL;
@@ -491,6 +492,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         cc->in_request = 1;
         atomic_fetch_add_explicit(&srv->inflight, 1, memory_order_relaxed);
         *req_cls = cc;
+        /* headers are here: the deadline runs if the watchdog has not started it yet (bytes that came
+         * before the previous answer was sent are in the idle baseline, so it could not see them) */
+        http_watch *w = srv->watch;
+        if (w && w->timeout_ns) {
+            uint64_t idle = DEADLINE_IDLE;
+            atomic_compare_exchange_strong(&cc->deadline, &idle, r->t0_ns + w->timeout_ns);
+        }
         int amb_status;
         const char *amb = ambiguous_framing(conn, version, &amb_status);
         if (amb) { /* answered before reading a body whose end is unknown; then the connection closes */
@@ -548,6 +556,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return dispatch(cc);
 }
 
+/* Bytes the kernel has received on a TCP socket since it opened (TCP_INFO). -1 when unknown. */
+static int tcp_bytes_received(int fd, uint64_t *out)
+{
+    struct tcp_info ti;
+    socklen_t n = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &n) != 0) return -1;
+    if (n < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) return -1;
+    *out = ti.tcpi_bytes_received;
+    return 0;
+}
+
 /* Give back what one large request grew: buffers over HTTP_KEEP_BYTES are freed, slots trimmed. */
 static void conn_trim(conn_ctx *cc)
 {
@@ -562,7 +582,7 @@ static void conn_trim(conn_ctx *cc)
     }
     for (int i = 0; i < cc->nslots; i++)
         if (cc->slots[i].type->trim) cc->slots[i].type->trim(cc->slots[i].p);
-    if (big) atomic_store_explicit(&trim_wanted, 1, memory_order_relaxed);
+    if (big) atomic_store_explicit(&trim_wanted, 2, memory_order_relaxed);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe)
@@ -579,8 +599,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     cc->in_request = 0;
     metrics_observe(cc->metric, cc->sent_status, http_now_ns() - cc->req.t0_ns);
     conn_trim(cc);
-    /* idle until the next request's first bytes arrive (the watchdog then starts its deadline) */
-    atomic_fetch_add_explicit(&cc->idle_gen, 1, memory_order_relaxed);
+    /* idle until the next request's first bytes arrive (the watchdog then starts its deadline): what the
+     * socket received so far is the baseline (a pipelined next request already counts as started) */
+    uint64_t base = 0;
+    if (cc->fd >= 0 && tcp_bytes_received(cc->fd, &base) != 0) base = 0;
+    atomic_store(&cc->idle_base, base);
+    atomic_fetch_add(&cc->idle_gen, 1);
     uint64_t d = atomic_load_explicit(&cc->deadline, memory_order_relaxed);
     if (d != DEADLINE_CUT) atomic_compare_exchange_strong(&cc->deadline, &d, DEADLINE_IDLE); /* CUT stays */
     atomic_fetch_sub_explicit(&srv->inflight, 1, memory_order_release);
@@ -601,6 +625,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             cc->fd = ci ? ci->connect_fd : -1;
             atomic_init(&cc->deadline, DEADLINE_IDLE);
             atomic_init(&cc->idle_gen, 1);
+            atomic_init(&cc->idle_base, 0); /* any byte received is a request's */
             if (w && cc->fd >= 0) {
                 pthread_mutex_lock(&w->mu);
                 cc->wnext = w->head;
@@ -626,7 +651,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         for (int i = 0; i < cc->nslots; i++) cc->slots[i].type->destroy(cc->slots[i].p);
         /* what the connection held (libmicrohttpd's 32 KiB pool comes from malloc too) goes back to the
          * system at the watchdog's next trim */
-        atomic_store_explicit(&trim_wanted, 1, memory_order_relaxed);
+        int none = 0;
+        atomic_compare_exchange_strong(&trim_wanted, &none, 1);
         sbuf_release(&cc->body);
         sbuf_release(&cc->out);
         free(cc);
@@ -665,43 +691,19 @@ void http_detached_free(http_req *r)
 
 /* ---- the watchdog ---- */
 
-/* Bytes the kernel has received on a TCP socket since it opened (TCP_INFO). -1 when unknown. */
-static int tcp_bytes_received(int fd, uint64_t *out)
-{
-    struct tcp_info ti;
-    socklen_t n = sizeof ti;
-    memset(&ti, 0, sizeof ti);
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &n) != 0) return -1;
-    if (n < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) return -1;
-    *out = ti.tcpi_bytes_received;
-    return 0;
-}
-
-/* An idle connection (between requests): start its deadline once bytes of a new request arrived. The
- * first look of an idle period records the received byte count; a later look that finds more starts
- * the deadline (at most one tick, 100 ms, after the request's first byte). */
+/* An idle connection (between requests): start its deadline once the socket received bytes beyond the
+ * baseline taken when it went idle (within one tick, 100 ms, of a request's first bytes). Up to 2 bytes
+ * are allowed: a client may send an empty line (CRLF) before a request (RFC 9112 section 2.2). */
 static void watch_idle(http_watch *w, conn_ctx *cc, uint64_t now)
 {
     uint32_t gen = atomic_load(&cc->idle_gen);
-    uint64_t bytes;
-    if (tcp_bytes_received(cc->fd, &bytes) != 0) { /* not TCP: the deadline runs from the answer */
-        uint64_t d = DEADLINE_IDLE;
-        atomic_compare_exchange_strong(&cc->deadline, &d, now + w->timeout_ns);
-        return;
-    }
-    if (!cc->idle_seen || cc->idle_seen_gen != gen) {
-        cc->idle_seen = 1;
-        cc->idle_seen_gen = gen;
-        cc->idle_bytes = bytes;
-        return;
-    }
-    if (bytes == cc->idle_bytes) return; /* still idle: http.timeout_s (libmicrohttpd) closes it */
+    uint64_t base = atomic_load(&cc->idle_base), bytes;
+    if (tcp_bytes_received(cc->fd, &bytes) != 0) bytes = base + 3; /* not TCP: the deadline runs now */
+    if (bytes <= base + 2) return; /* idle: http.timeout_s (libmicrohttpd) closes it, silently */
     uint64_t d = DEADLINE_IDLE, t = now + w->timeout_ns;
     if (!atomic_compare_exchange_strong(&cc->deadline, &d, t)) return; /* received whole meanwhile */
-    if (atomic_load(&cc->idle_gen) != gen) { /* answered and idle again meanwhile: not this period's bytes */
+    if (atomic_load(&cc->idle_gen) != gen) /* answered and idle again meanwhile: not this period's bytes */
         atomic_compare_exchange_strong(&cc->deadline, &t, DEADLINE_IDLE);
-        cc->idle_seen = 0;
-    }
 }
 
 /* Close (408, then shutdown) every connection whose request deadline passed. Under w->mu, so the
@@ -765,7 +767,9 @@ static void *watch_main(void *arg)
         if (w->timeout_ns) watch_cut(w, now);
         /* Memory freed by large requests goes back to the system (glibc keeps freed heap pages until
          * asked). At most once a second, off the request threads. */
-        if (now - last_trim > 1000000000ull && atomic_exchange_explicit(&trim_wanted, 0, memory_order_relaxed)) {
+        int want = atomic_load_explicit(&trim_wanted, memory_order_relaxed);
+        uint64_t gap = want == 2 ? 1000000000ull : 10000000000ull;
+        if (want && now - last_trim > gap && atomic_exchange_explicit(&trim_wanted, 0, memory_order_relaxed)) {
             malloc_trim(0);
             last_trim = now;
         }

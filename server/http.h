@@ -15,8 +15,11 @@
  * its last, must arrive in time: trickling bytes do not extend it; the server answers 408 and closes),
  * http.timeout_s (idle keep-alive connections closed silently), http.max_body_bytes (413). The request
  * deadline is kept by a watchdog thread: it sees a request start when the socket's received byte count
- * (TCP_INFO) grows while the connection is idle (within 100 ms), and cuts with shutdown(): the sockets
- * stay libmicrohttpd's, removed from the watchdog's list (under its lock) before they are closed.
+ * (TCP_INFO) grows past what it had received when its previous answer was sent (or, at the latest,
+ * when the request's headers are complete), and cuts with shutdown(): the sockets stay libmicrohttpd's,
+ * removed from the watchdog's list (under its lock) before they are closed. An empty line (2 bytes) on
+ * an idle connection does not start a deadline. Not covered: a partial request that arrived pipelined
+ * behind a whole one, before its answer was sent, and then stalls: only http.timeout_s closes it.
  * Framing that two parsers could read differently (Content-Length with Transfer-Encoding, or two
  * different Content-Length values; RFC 9112 section 6.3) is answered 400 and the connection closed.
  * Routes flagged ROUTE_JSON answer 415 to a body that is not Content-Type application/json (a

@@ -80,26 +80,27 @@ static void *job_new(void)
     return calloc(1, sizeof(rank_job));
 }
 
-/* After a request: what a large request grew (arena ~ body, candidate features ~ candidates x inputs,
- * ids ~ candidates) goes, so an idle keep-alive connection does not pin it: each array keeps at most 4 KiB
- * (a steady 50-candidate request reuses its arrays). */
+/* After a request: what a large request grew (arena ~ body, candidate features ~ candidates x inputs x
+ * 32 bytes, ids ~ candidates x 8 bytes) goes, so an idle keep-alive connection does not pin it. The
+ * arena and features keep up to HTTP_KEEP_BYTES (a 50-candidate, 8-input request reuses them), the id
+ * arrays 4 KiB each (500 candidates). */
 static void job_trim(void *p)
 {
     rank_job *j = p;
-#define TRIM_(ptr, cap, elem)                                     \
+#define TRIM_(ptr, cap, elem, keep)                               \
     do {                                                          \
-        if ((cap) * (elem) > HTTP_KEEP_BYTES / 4) {               \
+        if ((cap) * (elem) > (keep)) {                            \
             free((void *)(ptr));                                  \
             (ptr) = NULL;                                         \
             (cap) = 0;                                            \
         }                                                         \
     } while (0)
-    TRIM_(j->ctx, j->ctx_cap, sizeof *j->ctx);
-    TRIM_(j->cand, j->cand_cap, sizeof *j->cand);
-    TRIM_(j->ids, j->ids_cap, sizeof *j->ids);
-    TRIM_(j->id_len, j->id_len_cap, sizeof *j->id_len);
-    TRIM_(j->arena, j->arena_cap, 1);
-    TRIM_(j->seen, j->seen_cap, sizeof *j->seen); /* freed stamps read 0 again once regrown (grow_seen) */
+    TRIM_(j->ctx, j->ctx_cap, sizeof *j->ctx, HTTP_KEEP_BYTES);
+    TRIM_(j->cand, j->cand_cap, sizeof *j->cand, HTTP_KEEP_BYTES);
+    TRIM_(j->ids, j->ids_cap, sizeof *j->ids, HTTP_KEEP_BYTES / 4);
+    TRIM_(j->id_len, j->id_len_cap, sizeof *j->id_len, HTTP_KEEP_BYTES / 4);
+    TRIM_(j->arena, j->arena_cap, 1, HTTP_KEEP_BYTES);
+    TRIM_(j->seen, j->seen_cap, sizeof *j->seen, HTTP_KEEP_BYTES); /* freed stamps read 0 again once regrown (grow_seen) */
 #undef TRIM_
 }
 
