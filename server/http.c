@@ -600,9 +600,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     metrics_observe(cc->metric, cc->sent_status, http_now_ns() - cc->req.t0_ns);
     conn_trim(cc);
     /* idle until the next request's first bytes arrive (the watchdog then starts its deadline): what the
-     * socket received so far is the baseline (a pipelined next request already counts as started) */
+     * socket received so far is the baseline, so bytes of a next request already received are not seen
+     * by the watchdog (on_request starts its deadline when its headers are complete). One getsockopt per
+     * request, only when deadlines are on. */
+    http_watch *w = srv->watch;
     uint64_t base = 0;
-    if (cc->fd >= 0 && tcp_bytes_received(cc->fd, &base) != 0) base = 0;
+    if (w && w->timeout_ns && cc->fd >= 0 && tcp_bytes_received(cc->fd, &base) != 0) base = 0;
     atomic_store(&cc->idle_base, base);
     atomic_fetch_add(&cc->idle_gen, 1);
     uint64_t d = atomic_load_explicit(&cc->deadline, memory_order_relaxed);

@@ -307,29 +307,6 @@ static int expect_no_paths(const json_t *j, const char *where)
     return n;
 }
 
-/* A random gru4rec snapshot ROOT/gru4rec/<next> whose meta holds extra (as the trainers write it). */
-static void publish_with_meta(const char *root, const json_t *extra)
-{
-    idmap *items = idmap_new(20);
-    ASSERT(items != NULL);
-    int64_t counts[20];
-    for (int i = 0; i < 20; i++) {
-        char key[32];
-        int n = snprintf(key, sizeof key, "i%d", i);
-        ASSERT_EQ(idmap_intern(items, key, (size_t)n), i);
-        counts[i] = 100 - i;
-    }
-    gru4rec_hparams hp;
-    gru4rec_hparams_default(&hp);
-    hp.layers[0] = 8;
-    gru4rec *m = NULL;
-    ASSERT_OK(gru4rec_new_random(&m, &hp, items, counts, 5));
-    mkdir(root, 0755);
-    ASSERT_OK(gru4rec_save(m, root, "gru4rec", extra, NULL));
-    gru4rec_free(m);
-    idmap_free(items);
-}
-
 /* The meta of model 0 in registry_render_json's answer (parsed; fails the test on invalid JSON). */
 static json_t *rendered_models(registry *r)
 {
@@ -364,7 +341,7 @@ TEST(server_snap_models_meta_hides_paths)
                               "\xe2\x86\x92 \xe2\x9c\x93",
                               "metrics", "recall@20", 0.5, "mrr@20", 0.25, "n", (json_int_t)123);
     ASSERT(extra != NULL);
-    publish_with_meta(root, extra);
+    tsrv_make_snapshot_meta(root, "gru4rec", 20, 8, 5, extra);
     json_decref(extra);
 
     const char *names[] = {"gru4rec"};
@@ -414,7 +391,7 @@ TEST(server_snap_models_root_mid_word)
     ASSERT_EQ(chdir(test_tmpdir()), 0); /* each test runs in its own process */
     json_t *extra = json_pack("{s:[s, s, s, s]}", "notes", "mysnapshots/x", "snapshots/gru4rec/1",
                               "see snapshots/gru4rec/2 and metasnapshots/y, z", "(snapshots//a)");
-    publish_with_meta("snapshots", extra);
+    tsrv_make_snapshot_meta("snapshots", "gru4rec", 20, 8, 5, extra);
     json_decref(extra);
     const char *names[] = {"gru4rec"};
     registry *r = registry_new("snapshots", names, 1);

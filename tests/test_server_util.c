@@ -20,6 +20,12 @@
 
 uint64_t tsrv_make_snapshot(const char *root, const char *name, int n_items, int H, uint64_t seed)
 {
+    return tsrv_make_snapshot_meta(root, name, n_items, H, seed, NULL);
+}
+
+uint64_t tsrv_make_snapshot_meta(const char *root, const char *name, int n_items, int H, uint64_t seed,
+                                 const json_t *extra)
+{
     idmap *items = idmap_new((size_t)n_items);
     ASSERT(items != NULL);
     int64_t *counts = malloc((size_t)n_items * sizeof *counts);
@@ -37,7 +43,7 @@ uint64_t tsrv_make_snapshot(const char *root, const char *name, int n_items, int
     ASSERT_OK(gru4rec_new_random(&m, &hp, items, counts, seed));
     mkdir(root, 0755);
     uint64_t version = 0;
-    ASSERT_OK(gru4rec_save(m, root, name, NULL, &version));
+    ASSERT_OK(gru4rec_save(m, root, name, extra, &version));
     gru4rec_free(m);
     idmap_free(items);
     free(counts);

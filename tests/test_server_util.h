@@ -13,6 +13,10 @@
 /* Publish a random gru4rec snapshot ROOT/NAME/<next version> with n_items items "i0".."i<n-1>" (i0 the
  * most popular), hidden size H, from seed. Returns the version. Fails the test on error. */
 uint64_t tsrv_make_snapshot(const char *root, const char *name, int n_items, int H, uint64_t seed);
+/* The same with extra members merged into the snapshot's meta (as the trainers write their settings);
+ * extra may be NULL. */
+uint64_t tsrv_make_snapshot_meta(const char *root, const char *name, int n_items, int H, uint64_t seed,
+                                 const json_t *extra);
 
 /* The Wide & Deep spec of the tests, touching every kind of input: two numerics (dense), a vocab
  * categorical (wide + onehot), a hashed categorical (wide + embedding), a bucketised numeric (wide) and
