@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/rng.h"
 #include "models/gru4rec.h"
@@ -515,12 +516,6 @@ double gru4rec_batch_grad(gru4rec_trainer *t, const int32_t *in, const int32_t *
     return loss;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int gru4rec_train_epoch(gru4rec_trainer *t, const int32_t *items, const int64_t *offsets, int64_t n_sessions,
                         gru4rec_progress_fn cb, void *ctx, int64_t every, gru4rec_epoch_stats *st)
@@ -529,7 +524,7 @@ int gru4rec_train_epoch(gru4rec_trainer *t, const int32_t *items, const int64_t 
     const size_t S = m->S;
     const int Bmax = t->Bmax;
     memset(st, 0, sizeof *st);
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     int64_t total = 0;
     for (int64_t s = 0; s < n_sessions; s++) {
         int64_t len = offsets[s + 1] - offsets[s];
@@ -595,11 +590,11 @@ int gru4rec_train_epoch(gru4rec_trainer *t, const int32_t *items, const int64_t 
         if (cb && st->events >= next_cb) {
             next_cb += every;
             st->loss = wsum / (double)st->events;
-            st->seconds = now_s() - t0;
+            st->seconds = clock_mono_s() - t0;
             if (cb(ctx, st, total)) break;
         }
     }
     st->loss = st->events ? wsum / (double)st->events : 0;
-    st->seconds = now_s() - t0;
+    st->seconds = clock_mono_s() - t0;
     return RC_OK;
 }

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "api/problem.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "server/metrics.h"
@@ -119,9 +120,7 @@ void *http_slot(http_req *r, const http_slot_type *type)
 
 uint64_t http_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    return clock_mono_ns();
 }
 
 const char *http_query(http_req *r, const char *key)

@@ -34,7 +34,7 @@
 #include <stdint.h>
 
 #include "server/router.h"
-#include "server/sbuf.h"
+#include "core/sbuf.h"
 
 struct server;
 struct MHD_Connection;

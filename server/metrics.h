@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "server/sbuf.h"
+#include "core/sbuf.h"
 
 #define METRICS_MAX_ROUTES 48
 

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "api/validate.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/topk.h"
@@ -661,12 +662,6 @@ static void step_one(void *ctx, float *state)
     gru4rec_step(c->g, state, &c->item, 1, c->sc);
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void add_unknown(next_job *j, const char *s, size_t n)
 {
@@ -747,7 +742,7 @@ int route_next(http_req *r)
         struct step_ctx sc = {g, (int32_t)idx, t->sc};
         int n_seen = 0, n_clicks = 0;
         int rc = sessions_advance(srv->sess, req.session_id.p, req.session_id.n, v->fingerprint, S, (int32_t)idx,
-                                  step_one, &sc, mono_s(), j->h, j->excl, &n_seen, &n_clicks);
+                                  step_one, &sc, clock_mono_s(), j->h, j->excl, &n_seen, &n_clicks);
         if (rc != RC_OK) {
             http_problem(r, 503, "session-store-full", "%s", rc_errmsg());
             goto fail;

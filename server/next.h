@@ -20,7 +20,7 @@
 #ifndef RECD_NEXT_H
 #define RECD_NEXT_H
 
-#include "server/sbuf.h"
+#include "core/sbuf.h"
 
 struct server;
 typedef struct next_batcher next_batcher;

@@ -8,6 +8,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/log.h"
@@ -48,19 +49,6 @@ struct registry {
     void *prepare_ctx;
 };
 
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static int valid_name(const char *s)
 {
@@ -254,7 +242,7 @@ int registry_load(registry *r, const char *name, uint64_t version, model_version
     char dir[4096];
     int rc = snap_path(dir, sizeof dir, r->root, name, version);
     if (rc != RC_OK) return rc;
-    double t0 = mono_ms();
+    double t0 = clock_mono_ms();
     model_version *v = calloc(1, sizeof *v);
     if (!v) return rc_error(RC_ENOMEM, "out of memory loading %s", dir);
     atomic_init(&v->refs, 1);
@@ -290,7 +278,7 @@ int registry_load(registry *r, const char *name, uint64_t version, model_version
         rc_wrap(rc, "%s", dir);
         goto fail;
     }
-    v->load_ms = mono_ms() - t0;
+    v->load_ms = clock_mono_ms() - t0;
     *out = v;
     return RC_OK;
 fail:
@@ -305,7 +293,7 @@ void registry_install(registry *r, model_version *v)
         version_free(v);
         return;
     }
-    v->loaded_at = wall_now();
+    v->loaded_at = clock_wall_s();
     pthread_mutex_lock(&r->mu);
     model_version *old = m->current;
     m->current = v; /* the swap: new requests see v from here on */

@@ -24,7 +24,7 @@
 
 #include "core/snap.h"
 #include "models/model.h"
-#include "server/sbuf.h"
+#include "core/sbuf.h"
 
 typedef struct model_version {
     _Atomic int refs;       /* private: references (the registry's own counts one while installed) */

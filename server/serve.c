@@ -10,6 +10,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -92,12 +93,6 @@ typedef struct loop_ctx {
     int exit_code;
 } loop_ctx;
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Any thread: note a scan request and wake the loop. */
 static void request_scan(server *srv, const char *model, int force)
@@ -199,7 +194,7 @@ static void on_poll(uv_timer_t *t)
 static void on_sweep(uv_timer_t *t)
 {
     loop_ctx *lc = t->data;
-    size_t n = sessions_expire(lc->srv->sess, mono_s(), (size_t)lc->srv->cfg.sweep_slice);
+    size_t n = sessions_expire(lc->srv->sess, clock_mono_s(), (size_t)lc->srv->cfg.sweep_slice);
     if (n) log_debug("expired %zu idle sessions", n);
 }
 

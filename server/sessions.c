@@ -14,7 +14,7 @@
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/log.h"
-#include "server/sbuf.h"
+#include "core/sbuf.h"
 
 typedef struct sess {
     struct sess *hnext;      /* hash chain */

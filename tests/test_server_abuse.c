@@ -32,15 +32,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "tests/test_server_util.h"
 #include "tests/testlib.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void sleep_ms(int ms)
 {
@@ -92,7 +87,7 @@ static int raw_connect(int port, const char *from, double timeout_s)
 /* Send all of data (the socket is non-blocking: waits up to 5 s for room). 0, or -1 (peer gone). */
 static int raw_send(int fd, const char *data, size_t n)
 {
-    double end = now_s() + 5;
+    double end = clock_mono_s() + 5;
     while (n) {
         ssize_t w = send(fd, data, n, MSG_NOSIGNAL);
         if (w > 0) {
@@ -100,7 +95,7 @@ static int raw_send(int fd, const char *data, size_t n)
             n -= (size_t)w;
             continue;
         }
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && now_s() < end) {
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && clock_mono_s() < end) {
             struct pollfd pf = {fd, POLLOUT, 0};
             poll(&pf, 1, 100);
             continue;
@@ -142,7 +137,7 @@ static void header_of(const char *head, const char *name, char *out, size_t cap)
 static void raw_answer(int fd, double timeout_s, rawans *a)
 {
     memset(a, 0, sizeof *a);
-    double end = now_s() + timeout_s;
+    double end = clock_mono_s() + timeout_s;
     for (;;) {
         const char *he = strstr(a->data, "\r\n\r\n");
         if (he) {
@@ -154,7 +149,7 @@ static void raw_answer(int fd, double timeout_s, rawans *a)
             size_t body = a->n - (size_t)(he + 4 - a->data);
             if (!cl[0] || body >= (size_t)atol(cl)) return;
         }
-        double left = end - now_s();
+        double left = end - clock_mono_s();
         if (left <= 0 || a->n + 1 >= sizeof a->data) return;
         struct pollfd pf = {fd, POLLIN, 0};
         if (poll(&pf, 1, (int)(left * 1000) + 1) <= 0) continue;
@@ -176,10 +171,10 @@ static void raw_answer(int fd, double timeout_s, rawans *a)
 /* 1 when the server closes the connection within timeout_s (bytes it sends meanwhile are skipped). */
 static int raw_closed_within(int fd, double timeout_s)
 {
-    double end = now_s() + timeout_s;
+    double end = clock_mono_s() + timeout_s;
     char tmp[4096];
     for (;;) {
-        double left = end - now_s();
+        double left = end - clock_mono_s();
         if (left <= 0) return 0;
         struct pollfd pf = {fd, POLLIN, 0};
         if (poll(&pf, 1, (int)(left * 1000) + 1) <= 0) continue;
@@ -243,7 +238,7 @@ static void *attack_run(void *arg)
     size_t off[N_ATTACK];
     double opened[N_ATTACK], next[N_ATTACK];
     struct pollfd pf[N_ATTACK];
-    double t = now_s();
+    double t = clock_mono_s();
     for (int i = 0; i < N_ATTACK; i++) {
         fd[i] = raw_open(at->port, "127.0.0.2");
         conn[i] = 0;
@@ -252,7 +247,7 @@ static void *attack_run(void *arg)
         next[i] = t + 0.5 * (double)i / N_ATTACK;
     }
     while (!atomic_load(&at->stop)) {
-        t = now_s();
+        t = clock_mono_s();
         long held = 0;
         for (int i = 0; i < N_ATTACK; i++) {
             if (fd[i] < 0 && t >= next[i]) {
@@ -274,7 +269,7 @@ static void *attack_run(void *arg)
         }
         atomic_store(&at->held, held);
         poll(pf, N_ATTACK, 20);
-        t = now_s();
+        t = clock_mono_s();
         for (int i = 0; i < N_ATTACK; i++) {
             if (fd[i] < 0 || !pf[i].revents) continue;
             int gone = 0;
@@ -321,8 +316,8 @@ TEST_TIMEOUT(server_abuse_exhaustion, 120)
     sleep_ms(1000); /* the attack in place */
     int probes = 0, answered = 0;
     char failures[512] = "";
-    double end = now_s() + 10;
-    while (now_s() < end) {
+    double end = clock_mono_s() + 10;
+    while (clock_mono_s() < end) {
         int st = healthz_status(s.port, 3.0);
         probes++;
         if (st == 200) answered++;
@@ -378,16 +373,16 @@ TEST_TIMEOUT(server_abuse_request_deadline, 90)
     ASSERT_EQ(a.status, 200);
     ASSERT(!a.closed);
     /* one byte every 0.5 s on each, until the server closes; deadline 2 s + generous slack */
-    double end = now_s() + 2 + 10;
+    double end = clock_mono_s() + 2 + 10;
     int left = N;
-    while (left && now_s() < end) {
+    while (left && clock_mono_s() < end) {
         for (int i = 0; i < N; i++) {
             if (done[i]) continue;
             if (off[i] < strlen(text[i]) - 1) /* never the last byte: the request stays incomplete */
                 if (send(fd[i], text[i] + off[i], 1, MSG_NOSIGNAL) == 1) off[i]++;
         }
-        double tick_end = now_s() + 0.5;
-        while (left && now_s() < tick_end) {
+        double tick_end = clock_mono_s() + 0.5;
+        while (left && clock_mono_s() < tick_end) {
             struct pollfd pf[N];
             for (int i = 0; i < N; i++) pf[i] = (struct pollfd){done[i] ? -1 : fd[i], POLLIN, 0};
             poll(pf, N, 50);

@@ -13,7 +13,7 @@
 #include "core/log.h"
 #include "models/gru4rec.h"
 #include "server/registry.h"
-#include "server/sbuf.h"
+#include "core/sbuf.h"
 #include "tests/test_server_util.h"
 #include "tests/testlib.h"
 

@@ -7,7 +7,7 @@
 #include "api/validate.h"
 #include "server/metrics.h"
 #include "server/router.h"
-#include "server/sbuf.h"
+#include "core/sbuf.h"
 #include "server/sessions.h"
 #include "tests/testlib.h"
 

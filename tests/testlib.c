@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #define TEST_LSAN 1
 #elif defined(__has_feature)
@@ -150,12 +152,6 @@ int test_free_port(void)
     return ntohs(a.sin_port);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int cmp_tests(const void *a, const void *b)
 {
@@ -190,7 +186,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "testlib: mkdtemp %s: %s\n", tmpdir_path, strerror(errno));
             return 2;
         }
-        double t0 = now_s();
+        double t0 = clock_mono_s();
         fflush(NULL);
         pid_t pid = fork();
         if (pid == 0) {
@@ -210,7 +206,7 @@ int main(int argc, char **argv)
         while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
         }
         kill(-pid, SIGKILL); /* anything the test left running (servers) */
-        double dt = now_s() - t0;
+        double dt = clock_mono_s() - t0;
         if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
             passed++;
             printf("ok    %-44s %6.2fs\n", t->name, dt);

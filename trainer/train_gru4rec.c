@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/hash.h"
@@ -79,12 +80,6 @@ static const cfg_def g4_defs[] = {
     CFG_END,
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static double cpu_s(void)
 {
@@ -178,11 +173,11 @@ static int on_progress(void *ctx, const gru4rec_epoch_stats *st, int64_t total)
 {
     prog_ctx *p = ctx;
     if (p->quiet) return 0;
-    double el = now_s() - p->epoch_t0;
+    double el = clock_mono_s() - p->epoch_t0;
     double rate = el > 0 ? (double)st->events / el : 0;
     double left = rate > 0 ? ((double)(total - st->events) + (double)total * (p->n_epochs - p->epoch)) / rate : 0;
     log_info("epoch %d/%d %5.1f%% loss=%.6f events/s=%.0f elapsed=%.0fs ETA=%.0fs", p->epoch, p->n_epochs,
-             100.0 * (double)st->events / (double)(total ? total : 1), st->loss, rate, now_s() - p->run_t0, left);
+             100.0 * (double)st->events / (double)(total ? total : 1), st->loss, rate, clock_mono_s() - p->run_t0, left);
     return 0;
 }
 
@@ -331,7 +326,7 @@ int gru4rec_cmd_train(int argc, char **argv)
     }
     if (c.threads > 0) openblas_set_num_threads((int)c.threads);
 
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     rc = test ? sess_load_for_eval(&sp, NULL, data, test, &c.data) : sess_prepare(&sp, data, &c.data);
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
@@ -346,7 +341,7 @@ int gru4rec_cmd_train(int argc, char **argv)
     if (!quiet)
         log_info("gru4rec: data ready in %.1fs: train %lld events, %lld sessions, %lld items; test %lld sessions, "
              "%lld predictions",
-             now_s() - t0, (long long)tr->n_events, (long long)tr->n_sessions, (long long)tr->n_items,
+             clock_mono_s() - t0, (long long)tr->n_events, (long long)tr->n_sessions, (long long)tr->n_items,
              (long long)sp.test.n_sessions, (long long)sess_n_predictions(&sp.test));
     counts = malloc((size_t)tr->n_items * sizeof *counts);
     if (!counts) {
@@ -362,14 +357,14 @@ int gru4rec_cmd_train(int argc, char **argv)
     metrics_topk acc;
     memset(&acc, 0, sizeof acc);
     int have_metrics = 0;
-    prog_ctx pc = {.n_epochs = (int)c.n_epochs, .run_t0 = now_s(), .quiet = quiet};
+    prog_ctx pc = {.n_epochs = (int)c.n_epochs, .run_t0 = clock_mono_s(), .quiet = quiet};
     double train_s = 0, last_loss = 0;
     int64_t train_events = 0;
     int64_t every = tr->n_events / 20 + 1;
     for (int e = 0; e < c.n_epochs; e++) {
         gru4rec_epoch_stats st;
         pc.epoch = e + 1;
-        pc.epoch_t0 = now_s();
+        pc.epoch_t0 = clock_mono_s();
         double c0 = cpu_s();
         rc = gru4rec_train_epoch(t, tr->items, tr->offsets, tr->n_sessions, on_progress, &pc, every, &st);
         double ccpu = cpu_s() - c0;
@@ -386,16 +381,16 @@ int gru4rec_cmd_train(int argc, char **argv)
             log_info("epoch %d/%lld done: loss=%.6f events=%lld events/s=%.0f (per CPU-second %.0f) epoch=%.1fs "
                      "elapsed=%.1fs ETA=%.0fs",
                      e + 1, c.n_epochs, st.loss, (long long)st.events, rate, ccpu > 0 ? (double)st.events / ccpu : 0,
-                     st.seconds, now_s() - pc.run_t0, left);
+                     st.seconds, clock_mono_s() - pc.run_t0, left);
         if (c.eval_every_epoch && e + 1 < c.n_epochs && sp.test.n_sessions > 0) {
-            double te = now_s();
+            double te = clock_mono_s();
             if ((rc = evaluate(m, &sp.test, (int)c.eval_lanes, 0, &acc)) != RC_OK) {
                 fprintf(stderr, "%s: evaluation: %s\n", prog, rc_errmsg());
                 goto done;
             }
             char buf[512];
             next_eval_format(&acc, "gru4rec", buf, sizeof buf);
-            log_info("epoch %d eval (%.1fs): %s", e + 1, now_s() - te, buf);
+            log_info("epoch %d eval (%.1fs): %s", e + 1, clock_mono_s() - te, buf);
         }
     }
     if (c.finetune_days > 0 && c.finetune_epochs > 0) {
@@ -413,7 +408,7 @@ int gru4rec_cmd_train(int argc, char **argv)
             gru4rec_epoch_stats st;
             pc.epoch = e + 1;
             pc.n_epochs = (int)c.finetune_epochs;
-            pc.epoch_t0 = now_s();
+            pc.epoch_t0 = clock_mono_s();
             rc = gru4rec_train_epoch(t, tr->items, tr->offsets + s0, tr->n_sessions - s0, NULL, NULL, 0, &st);
             if (rc != RC_OK) {
                 fprintf(stderr, "%s: recency pass: %s\n", prog, rc_errmsg());
@@ -429,13 +424,13 @@ int gru4rec_cmd_train(int argc, char **argv)
     }
     double evps = train_s > 0 ? (double)train_events / train_s : 0;
     if (sp.test.n_sessions > 0) {
-        double te = now_s();
+        double te = clock_mono_s();
         if ((rc = evaluate(m, &sp.test, (int)c.eval_lanes, !quiet, &acc)) != RC_OK) {
             fprintf(stderr, "%s: evaluation: %s\n", prog, rc_errmsg());
             goto done;
         }
         have_metrics = 1;
-        if (!quiet) log_info("evaluation took %.1fs", now_s() - te);
+        if (!quiet) log_info("evaluation took %.1fs", clock_mono_s() - te);
     }
 
     /* snapshot */
@@ -581,12 +576,12 @@ int gru4rec_cmd_eval(int argc, char **argv)
                  "dropped)",
                  (long long)sp.test.n_sessions, (long long)sess_n_predictions(&sp.test), (long long)dropped);
     metrics_topk acc;
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     if (evaluate(m, &sp.test, lanes, so.verbose, &acc) != RC_OK) {
         fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
         goto done;
     }
-    if (so.verbose) log_info("gru4rec eval: %.1fs", now_s() - t0);
+    if (so.verbose) log_info("gru4rec eval: %.1fs", clock_mono_s() - t0);
     print_result(stdout, label, &acc, -1, 0);
     status = 0;
 done:

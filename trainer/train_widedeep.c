@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/csv.h"
 #include "core/dense.h"
@@ -313,12 +314,6 @@ static int file_fingerprint(const char *path, char *out, size_t cap)
     return RC_OK;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int parse_sep(const char *s, char *out)
 {
@@ -439,7 +434,7 @@ int wd_cmd_train(int argc, char **argv)
         goto done;
     }
     dense_set_threads((int)c.blas_threads);
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     reader_opts ro = {sep, header_mode(c.header), c.comment, c.max_bad_rows};
     int64_t nrows, nbad;
     if (!(l = feat_learner_new(spec))) goto fail;
@@ -470,19 +465,19 @@ int wd_cmd_train(int argc, char **argv)
     for (int64_t i = 0; i < train.n; i++) order[i] = i;
     rng_t r;
     rng_seed(&r, (uint64_t)c.seed ^ 0x7261696eULL);
-    log_info("training %s: %lld epochs, batch %lld, read in %.2fs", c.model, c.epochs, c.batch, now_s() - t0);
-    double tt = now_s();
+    log_info("training %s: %lld epochs, batch %lld, read in %.2fs", c.model, c.epochs, c.batch, clock_mono_s() - t0);
+    double tt = clock_mono_s();
     wd_metrics mt;
     memset(&mt, 0, sizeof mt);
     mt.auc = mt.logloss = mt.accuracy = NAN;
     for (long long e = 1; e <= c.epochs; e++) {
-        double te = now_s(), loss;
+        double te = clock_mono_s(), loss;
         if ((rc = wd_train_epoch(m, &o, s, g, &train, &r, order, ybuf, &loss)) != RC_OK) goto fail;
         if (!isfinite(loss)) {
             rc_error(RC_ERANGE, "training diverged at epoch %lld (loss %g): lower lr / ftrl_alpha", e, loss);
             goto fail;
         }
-        double dt = now_s() - te, eta = (now_s() - tt) / (double)e * (double)(c.epochs - e);
+        double dt = clock_mono_s() - te, eta = (clock_mono_s() - tt) / (double)e * (double)(c.epochs - e);
         int do_eval = c.test && ((c.eval_every > 0 && e % c.eval_every == 0) || e == c.epochs);
         if (do_eval) {
             if ((rc = wd_evaluate(m, s, &test, &mt)) != RC_OK) goto fail;
@@ -493,7 +488,7 @@ int wd_cmd_train(int argc, char **argv)
                     (double)train.n / dt, eta);
         }
     }
-    double train_s = now_s() - tt;
+    double train_s = clock_mono_s() - tt;
     extra = json_object();
     json_t *hpj = cfg_to_json(wd_cfg_defs, &c);
     if (!extra || !hpj) {

@@ -1,4 +1,4 @@
-/* server/sbuf.h - a growable byte buffer for building HTTP answers (JSON, Prometheus text).
+/* core/sbuf.h - a growable byte buffer for building HTTP answers (JSON, Prometheus text).
  *
  * One sbuf lives per connection (or per thread) and is reused request after request: sbuf_reset keeps the
  * allocation, so a warm buffer builds an answer without touching malloc. Appends that cannot grow the

@@ -1,5 +1,5 @@
-/* server/sbuf.c - growable byte buffer (see sbuf.h). */
-#include "server/sbuf.h"
+/* core/sbuf.c - growable byte buffer (see sbuf.h). */
+#include "core/sbuf.h"
 
 #include <math.h>
 #include <stdio.h>
