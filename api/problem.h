@@ -12,7 +12,7 @@
 #ifndef RECD_PROBLEM_H
 #define RECD_PROBLEM_H
 
-#include "server/sbuf.h"
+#include "core/sbuf.h"
 
 #define PROBLEM_CONTENT_TYPE "application/problem+json"
 

@@ -60,10 +60,10 @@ if ! published gru4rec || ! published widedeep; then
     head -n 10001 "$WORK/ctr_all.csv" >"$WORK/ctr_train.csv"
     { head -n 1 "$WORK/ctr_all.csv"; tail -n 2000 "$WORK/ctr_all.csv"; } >"$WORK/ctr_test.csv"
     "$RECD" train gru4rec -c "$root/configs/gru4rec.json" --data "$WORK/sessions.tsv" --out "$snaps" --quiet \
-        --layers '[64]' --n_epochs 3 --n_sample 256 --batch_size 32 \
+        --layers '[64]' --epochs 3 --n_sample 256 --batch_size 32 \
         --data.item_col item_id --data.time_col timestamp --data.split_time 0 2>"$WORK/train_gru4rec.log" ||
         { cat "$WORK/train_gru4rec.log" >&2; die "training GRU4Rec failed"; }
-    "$RECD" train widedeep -c "$root/bench/demo_ctr.json" --data "$WORK/ctr_train.csv" \
+    "$RECD" train widedeep -c "$root/bench/demo_ctr.json" --train "$WORK/ctr_train.csv" \
         --test "$WORK/ctr_test.csv" --out "$snaps" 2>"$WORK/train_widedeep.log" ||
         { cat "$WORK/train_widedeep.log" >&2; die "training Wide & Deep failed"; }
 fi

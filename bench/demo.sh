@@ -49,16 +49,16 @@ printf 'sessions.tsv: %s lines (session_id, item_id, timestamp); ctr_train.csv /
     "$(wc -l <"$D/sessions.tsv" | tr -d ' ')"
 
 say "train GRU4Rec (configs/gru4rec.json with a smaller network; test = the last day of sessions)"
-echo "\$ recd train gru4rec -c configs/gru4rec.json --data $D/sessions.tsv --out $D/snapshots --layers '[64]' --n_epochs 3 ..."
+echo "\$ recd train gru4rec -c configs/gru4rec.json --data $D/sessions.tsv --out $D/snapshots --layers '[64]' --epochs 3 ..."
 "$RECD" train gru4rec -c configs/gru4rec.json --data "$D/sessions.tsv" --out "$D/snapshots" --quiet \
-    --layers '[64]' --n_epochs 3 --n_sample 256 --batch_size 32 \
+    --layers '[64]' --epochs 3 --n_sample 256 --batch_size 32 \
     --data.item_col item_id --data.time_col timestamp --data.split_time 0 2>"$D/train_gru4rec.log" ||
     { cat "$D/train_gru4rec.log" >&2; die "training GRU4Rec failed"; }
 echo "baseline on the same split:"
 "$RECD" eval pop --data "$D/sessions.tsv" --quiet
 
 say "train Wide & Deep on synthetic CTR rows (bench/demo_ctr.json)"
-"$RECD" train widedeep -c bench/demo_ctr.json --data "$D/ctr_train.csv" --test "$D/ctr_test.csv" \
+"$RECD" train widedeep -c bench/demo_ctr.json --train "$D/ctr_train.csv" --test "$D/ctr_test.csv" \
     --out "$D/snapshots" 2>"$D/train_widedeep.log" ||
     { cat "$D/train_widedeep.log" >&2; die "training Wide & Deep failed"; }
 

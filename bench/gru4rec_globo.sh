@@ -74,7 +74,7 @@ train_seeds() {
         label=$1
         [ "$n" -gt 1 ] && label="$1-seed$s"
         # shellcheck disable=SC2086
-        "$RECD" train gru4rec -c "$2" --data "$tmp/split/train.tsv" --test "$tmp/split/test.tsv" $cols \
+        "$RECD" train gru4rec -c "$2" --train "$tmp/split/train.tsv" --test "$tmp/split/test.tsv" $cols \
             --epochs "$3" --seed "$s" --threads "$THREADS" --out "$tmp/snap-$1-$s" --name "$label" --quiet |
             tee -a "$tmp/$1.lines"
     done

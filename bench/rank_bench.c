@@ -80,28 +80,31 @@ int main(int argc, char **argv)
     body[n] = '\0';
     sbuf out;
     sbuf_init(&out);
-    http_req r;
-    memset(&r, 0, sizeof r);
-    r.srv = &srv;
-    r.body = body;
-    r.body_len = n;
-    r.out = &out;
-    r.path = "/v1/rank";
-    strcpy(r.request_id, "bench");
+    /* one detached connection for every call: its slots live on, as on a keep-alive connection */
+    http_req *r = http_detached_new(&srv);
+    if (!r) {
+        fprintf(stderr, "rank_bench: out of memory\n");
+        return 1;
+    }
+    r->body = body;
+    r->body_len = n;
+    r->out = &out;
+    r->path = "/v1/rank";
+    strcpy(r->request_id, "bench");
     enum { N = 3000 };
     static double t[N];
     for (int i = 0; i < 200; i++) {
         sbuf_reset(&out);
-        route_rank(&r);
+        route_rank(r);
     }
     for (int i = 0; i < N; i++) {
         sbuf_reset(&out);
         double t0 = now_s();
-        route_rank(&r);
+        route_rank(r);
         t[i] = now_s() - t0;
     }
-    if (r.status != 200) {
-        fprintf(stderr, "rank_bench: status %d: %.*s\n", r.status, (int)out.len, out.data);
+    if (r->status != 200) {
+        fprintf(stderr, "rank_bench: status %d: %.*s\n", r->status, (int)out.len, out.data);
         return 1;
     }
     qsort(t, N, sizeof *t, cmp_d);
@@ -109,7 +112,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < N; i++) sum += t[i];
     printf("route_rank %zu-byte body: p50 %.1f us, p90 %.1f us, p99 %.1f us, mean %.1f us, min %.1f us\n", n,
            t[N / 2] * 1e6, t[N * 9 / 10] * 1e6, t[N * 99 / 100] * 1e6, sum / N * 1e6, t[0] * 1e6);
-    if (r.slot_free) r.slot_free(r.slot);
+    http_detached_free(r);
     registry_free(srv.reg);
     sbuf_release(&out);
     return 0;

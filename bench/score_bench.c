@@ -1,5 +1,6 @@
-/* bench/score_bench.c - the item-scoring kernels of server/score.h on a real snapshot: speed per batch
- * size, and what the bf16 item matrix costs in accuracy on real test sessions.
+/* bench/score_bench.c - the item-scoring kernels of core/itemscore.h on a real GRU4Rec snapshot (its Wy/By,
+ * through the `next` table's item_matrix): speed per batch size, and what the bf16 item matrix costs in
+ * accuracy on real test sessions.
  *
  *   cc -O2 -I. bench/score_bench.c obj/librecd.a $(pkg-config --libs openblas libmicrohttpd jansson lmdb
  *      libuv zlib) -lm -pthread -o score_bench
@@ -17,10 +18,11 @@
 #include <time.h>
 
 #include "core/err.h"
+#include "core/itemscore.h"
 #include "core/snap.h"
 #include "core/topk.h"
 #include "models/gru4rec.h"
-#include "server/score.h"
+#include "models/model.h"
 
 static double cpu_us(void)
 {
@@ -49,44 +51,58 @@ int main(int argc, char **argv)
         return 1;
     }
     size_t N = (size_t)gru4rec_n_items(g), S = gru4rec_state_size(g);
+    const model_type *type = model_type_find("gru4rec");
+    model_item_matrix im;
+    if (!type || !type->next || !type->next->item_matrix || type->next->item_matrix(g, &im) != RC_OK) {
+        fprintf(stderr, "score_bench: no item matrix: %s\n", rc_errmsg());
+        return 1;
+    }
+    const size_t off = im.q_offset; /* the queries are the last layer's slice of each state */
     printf("snapshot %s: N=%zu S=%zu\n", argv[1], N, S);
     float *h = malloc(32 * S * sizeof(float)), *out = malloc(32 * N * sizeof(float));
     for (size_t i = 0; i < 32 * S; i++) h[i] = (float)((i * 2654435761u) % 2000) / 1000.0f - 1.0f;
     gru4rec_scratch *gs = gru4rec_scratch_new(g, 32);
-    const score_kernel ks[] = {SCORE_BLAS,   SCORE_AVX2,   SCORE_AVX2,       SCORE_AVX2,
-                               SCORE_AVX512, SCORE_AVX512, SCORE_AVX512BF16, SCORE_AVX512};
-    const int bfs[] = {0, 0, 1, 2, 0, 1, 1, 2};
+    const itemscore_kernel ks[] = {ITEMSCORE_BLAS,   ITEMSCORE_AVX2,   ITEMSCORE_AVX2,       ITEMSCORE_AVX2,
+                                   ITEMSCORE_AVX512, ITEMSCORE_AVX512, ITEMSCORE_AVX512BF16, ITEMSCORE_AVX512};
+    const itemscore_dtype bfs[] = {ITEMSCORE_F32, ITEMSCORE_F32,  ITEMSCORE_BF16, ITEMSCORE_INT8,
+                                   ITEMSCORE_F32, ITEMSCORE_BF16, ITEMSCORE_BF16, ITEMSCORE_INT8};
     const char *const dtn[] = {"f32", "bf16", "int8"};
     const int Bs[] = {1, 2, 4, 8, 16, 32};
     printf("%-16s", "kernel");
     for (int b = 0; b < 6; b++) printf("   B=%-2d us (/state)", Bs[b]);
     printf("\n");
     for (int k = 0; k < 8; k++) {
-        scorer *sc = scorer_new(s, g, ks[k], bfs[k]);
-        if (scorer_kernel(sc) != ks[k] || scorer_bf16(sc) != bfs[k]) {
-            scorer_free(sc);
+        itemscore *sc = itemscore_new(im.w, im.bias, im.n, im.d, ks[k], bfs[k]);
+        if (!sc || itemscore_kernel_of(sc) != ks[k] || itemscore_dtype_of(sc) != bfs[k]) {
+            itemscore_free(sc);
             continue;
         }
-        printf("%-11s%-5s", score_kernel_name(ks[k]), dtn[bfs[k]]);
+        printf("%-11s%-5s", itemscore_kernel_name(ks[k]), dtn[bfs[k]]);
         for (int b = 0; b < 6; b++) {
             double t[7];
             for (int r = 0; r < 7; r++) {
                 double c = cpu_us();
-                for (int i = 0; i < 10; i++) scorer_score(sc, h, Bs[b], out, gs);
+                for (int i = 0; i < 10; i++) itemscore_score(sc, h + off, S, Bs[b], out);
                 t[r] = (cpu_us() - c) / 10;
             }
             qsort(t, 7, sizeof t[0], cmp_d);
             printf("   %6.0f (%5.1f)  ", t[3], t[3] / Bs[b]);
         }
         printf("\n");
-        scorer_free(sc);
+        itemscore_free(sc);
     }
 
     /* Accuracy on test sessions: f32 (the auto kernel) against its bf16 twin. */
-    scorer *f = scorer_new(s, g, SCORE_AUTO, 0), *bf = scorer_new(s, g, SCORE_AUTO, 1);
-    scorer *dp = scorer_new(s, g, SCORE_AVX512BF16, 1), *q8 = scorer_new(s, g, SCORE_AUTO, 2);
-    int have_q8 = scorer_bf16(q8) == 2;
-    int have_dp = scorer_kernel(dp) == SCORE_AVX512BF16;
+    itemscore *f = itemscore_new(im.w, im.bias, im.n, im.d, ITEMSCORE_AUTO, ITEMSCORE_F32);
+    itemscore *bf = itemscore_new(im.w, im.bias, im.n, im.d, ITEMSCORE_AUTO, ITEMSCORE_BF16);
+    itemscore *dp = itemscore_new(im.w, im.bias, im.n, im.d, ITEMSCORE_AVX512BF16, ITEMSCORE_BF16);
+    itemscore *q8 = itemscore_new(im.w, im.bias, im.n, im.d, ITEMSCORE_AUTO, ITEMSCORE_INT8);
+    if (!f || !bf || !dp || !q8) {
+        fprintf(stderr, "score_bench: %s\n", rc_errmsg());
+        return 1;
+    }
+    int have_q8 = itemscore_dtype_of(q8) == ITEMSCORE_INT8;
+    int have_dp = itemscore_kernel_of(dp) == ITEMSCORE_AVX512BF16;
     FILE *in = fopen(argv[2], "r");
     if (!in) {
         perror(argv[2]);
@@ -116,8 +132,8 @@ int main(int argc, char **argv)
         }
         if (item < 0) continue;
         if (have_prev_item) { /* predict this click from the state so far */
-            scorer_score(f, st, 1, sf, gs);
-            scorer_score(bf, st, 1, sb, gs);
+            itemscore_score(f, st + off, S, 1, sf);
+            itemscore_score(bf, st + off, S, 1, sb);
             int nf = topk_select(sf, (int64_t)N, 20, NULL, topf, NULL);
             int nb = topk_select(sb, (int64_t)N, 20, NULL, topb, NULL);
             n_pred++;
@@ -129,12 +145,8 @@ int main(int argc, char **argv)
                 for (int j = 0; j < nb; j++)
                     if (topf[i] == topb[j]) overlap++;
             if (have_q8) { /* as the server answers: candidates from int8, re-ranked with f32 rows */
-                scorer_score(q8, st, 1, sb, gs);
-                int nc = scorer_candidates(q8, 20), nd = nc < 20 ? nc : 20;
-                nc = topk_select(sb, (int64_t)N, nc, NULL, cand, NULL);
-                scorer_rescore(q8, st, cand, nc, cval);
-                nd = topk_select(cval, nc, 20, NULL, topd, NULL);
-                for (int i = 0; i < nd; i++) topd[i] = cand[topd[i]];
+                itemscore_score(q8, st + off, S, 1, sb);
+                int nd = itemscore_topk(q8, sb, st + off, 20, NULL, topd, NULL, cand, cval);
                 for (int i = 0; i < nd; i++)
                     if (topd[i] == item) hit_q++, mrr_q += 1.0 / (i + 1);
                 for (int i = 0; i < nf; i++)
@@ -142,7 +154,7 @@ int main(int argc, char **argv)
                         if (topf[i] == topd[j]) overlap_q++;
             }
             if (have_dp) {
-                scorer_score(dp, st, 1, sb, gs);
+                itemscore_score(dp, st + off, S, 1, sb);
                 int nd = topk_select(sb, (int64_t)N, 20, NULL, topd, NULL);
                 for (int i = 0; i < nd; i++)
                     if (topd[i] == item) hit_d++, mrr_d += 1.0 / (i + 1);
@@ -167,13 +179,13 @@ int main(int argc, char **argv)
     if (n_pred && have_q8)
         printf("int8 item matrix (per-item scale), %d candidates re-ranked in f32: recall@20=%.4f mrr@20=%.4f | "
                "top-20 overlap with f32 %.4f\n",
-               scorer_candidates(q8, 20), (double)hit_q / n_pred, mrr_q / n_pred, (double)overlap_q / (20.0 * n_pred));
-    scorer_free(q8);
+               itemscore_candidates(q8, 20), (double)hit_q / n_pred, mrr_q / n_pred, (double)overlap_q / (20.0 * n_pred));
+    itemscore_free(q8);
     free(cand);
     free(cval);
-    scorer_free(dp);
-    scorer_free(f);
-    scorer_free(bf);
+    itemscore_free(dp);
+    itemscore_free(f);
+    itemscore_free(bf);
     gru4rec_scratch_free(gs);
     gru4rec_free(g);
     snap_close(s);

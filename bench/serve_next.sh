@@ -63,7 +63,7 @@ else
     snaps="$WORK/trained"
     if ! published "$snaps"; then
         echo "serve_next.sh: training GRU4Rec on the Globo split (1 epoch; cached in $snaps)" >&2
-        "$RECD" train gru4rec -c "$root/configs/gru4rec.json" --data "$split/train.tsv" --test "$split/test.tsv" \
+        "$RECD" train gru4rec -c "$root/configs/gru4rec.json" --train "$split/train.tsv" --test "$split/test.tsv" \
             --data.session_col session_id --data.item_col item_id --data.time_col timestamp --epochs 1 \
             --out "$snaps" --name "$MODEL" --quiet >&2
     fi

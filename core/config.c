@@ -12,6 +12,10 @@
  *     left as they are. Single-dash and positional args are left. A BOOL setting given as `--name`
  *     alone is true; `--name=false` sets it false, and `--name true|false` (exactly these words)
  *     also reads the next word. On error *argc/argv still hold every arg not consumed, in order.
+ *   - Flag names: '-' and '_' are the same character (flag_name_eq, norm_flag); setting names never
+ *     hold '-' (cfg_defaults refuses such a table), so the mapping is one-to-one.
+ *   - A RENAMED entry is found by its old name like any setting and answered with renamed_err; every
+ *     walk over the fields (defaults, release, help, cfg_to_json, suggestions) skips it.
  *   - Line numbers for semantic errors are found, only when an error is reported, by scanning the
  *     file text for the exact path of keys (nesting levels tracked), so a key that also appears
  *     elsewhere is not confused with it; a key written with escapes is not found (no line then).
@@ -39,6 +43,17 @@ static const cfg_def *find_def(const cfg_def *defs, const char *name)
     for (const cfg_def *d = defs; d->name; d++)
         if (strcmp(d->name, name) == 0) return d;
     return NULL;
+}
+
+/* "origin[:line]: [option --flag: ]setting 'old' is now called 'new'[: note]" (RC_EINVAL). line 0: none;
+ * flag NULL: not from a flag. */
+static int renamed_err(const cfg_def *d, const char *origin, int line, const char *flag, size_t flag_len)
+{
+    char at[32] = "", opt[CFG_NAME_MAX + 24] = "";
+    if (line > 0) snprintf(at, sizeof at, ":%d", line);
+    if (flag) snprintf(opt, sizeof opt, " option --%.*s:", (int)(flag_len > 200 ? 200 : flag_len), flag);
+    return rc_error(RC_EINVAL, "%s%s:%s setting '%s' is now called '%s'%s%s", origin, at, opt, d->name,
+                    d->def_str ? d->def_str : "?", d->help ? ": " : "", d->help ? d->help : "");
 }
 
 /* 1 if some setting's name starts with prefix followed by '.'. */
@@ -84,8 +99,14 @@ static const char *suggest(const cfg_def *defs, const char *name, const char *pr
     const char *hit = NULL;
     if (limit < 1) limit = 1, best = 2;
     for (const cfg_def *d = defs; d->name; d++) {
+        if (d->type == CFG_T_RENAMED) continue;
         int e = edit_distance(name, d->name, limit);
         if (e < best) best = e, hit = d->name;
+    }
+    /* else a setting whose last component is the name: "split_time" -> "data.split_time" */
+    for (const cfg_def *d = defs; d->name && !hit; d++) {
+        const char *dot = strrchr(d->name, '.');
+        if (d->type != CFG_T_RENAMED && dot && strcmp(dot + 1, name) == 0) hit = d->name;
     }
     buf[0] = '\0';
     if (hit) snprintf(buf, cap, " (did you mean %s%s%s?)", pre, hit, post);
@@ -112,6 +133,8 @@ static const char *type_name(cfg_type t)
         return "enum";
     case CFG_T_JSON:
         return "json";
+    case CFG_T_RENAMED:
+        return "renamed";
     }
     return "?";
 }
@@ -338,6 +361,8 @@ static int set_from_json(const cfg_def *d, void *obj, const json_t *v, where w)
         *f = copy;
         return RC_OK;
     }
+    case CFG_T_RENAMED:
+        break;
     }
     return set_err(RC_EINVAL, w, d->name, "unknown setting type %d", (int)d->type);
 }
@@ -398,6 +423,8 @@ static int set_from_text(const cfg_def *d, void *obj, const char *s, where w)
         *f = v;
         return RC_OK;
     }
+    case CFG_T_RENAMED:
+        break;
     }
     return set_err(RC_EINVAL, w, d->name, "unknown setting type %d", (int)d->type);
 }
@@ -427,6 +454,9 @@ int cfg_defaults(const cfg_def *defs, void *obj)
         if (d->type == CFG_T_STRING || d->type == CFG_T_ENUM) *FIELD(obj, d, char *) = NULL;
         if (d->type == CFG_T_JSON) *FIELD(obj, d, json_t *) = NULL;
     }
+    for (const cfg_def *d = defs; d->name; d++)
+        if (strchr(d->name, '-'))
+            return rc_error(RC_EINVAL, "setting '%s': a setting name is written with '_', not '-'", d->name);
     for (const cfg_def *d = defs; d->name; d++) {
         switch (d->type) {
         case CFG_T_INT:
@@ -467,6 +497,8 @@ int cfg_defaults(const cfg_def *defs, void *obj)
                 *FIELD(obj, d, json_t *) = v;
             }
             break;
+        case CFG_T_RENAMED:
+            break;
         }
     }
     return RC_OK;
@@ -489,6 +521,7 @@ static int load_object(const cfg_def *defs, void *obj, const json_t *o, const ch
         int n = prefix[0] ? snprintf(full, sizeof full, "%s.%s", prefix, key)
                           : snprintf(full, sizeof full, "%s", key);
         const cfg_def *d = (n > 0 && (size_t)n < sizeof full) ? find_def(defs, full) : NULL;
+        if (d && d->type == CFG_T_RENAMED) return renamed_err(d, origin, key_line(src, path, np + 1), NULL, 0);
         if (d) {
             int rc = set_from_json(d, obj, v, w);
             if (rc) return rc;
@@ -597,17 +630,40 @@ int cfg_set(const cfg_def *defs, void *obj, const char *name, const char *value,
                         name ? name : "(null)",
                         name ? suggest(defs, name, "'", "'", hint, sizeof hint) : "");
     }
+    if (d->type == CFG_T_RENAMED) return renamed_err(d, w.origin, 0, NULL, 0);
     if (!value) return set_err(RC_EINVAL, w, d->name, "missing value");
     return set_from_text(d, obj, value, w);
 }
 
 /* ---- command line ---------------------------------------------------------------------------- */
 
+/* The flag-name rule: a == b (n bytes each) with '-' and '_' the same character. */
+static int flag_name_eq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char x = a[i] == '-' ? '_' : a[i], y = b[i] == '-' ? '_' : b[i];
+        if (x != y) return 0;
+    }
+    return 1;
+}
+
+/* arg (n bytes, "--name" without "=value") is one of keep: "--" and then the names by the flag rule;
+ * other entries ("-c") exactly. */
 static int in_keep(const char *const *keep, const char *arg, size_t n)
 {
-    for (; keep && *keep; keep++)
-        if (strlen(*keep) == n && strncmp(*keep, arg, n) == 0) return 1;
+    for (; keep && *keep; keep++) {
+        if (strlen(*keep) != n) continue;
+        int dashed = n > 2 && strncmp(*keep, "--", 2) == 0 && strncmp(arg, "--", 2) == 0;
+        if (dashed ? flag_name_eq(*keep + 2, arg + 2, n - 2) : strncmp(*keep, arg, n) == 0) return 1;
+    }
     return 0;
+}
+
+/* Copy the flag name s (n bytes) into buf (cap > n) as a setting name: '-' -> '_'. */
+static void norm_flag(char *buf, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) buf[i] = s[i] == '-' ? '_' : s[i];
+    buf[n] = '\0';
 }
 
 /* "name=value" -> cfg_set. */
@@ -620,8 +676,7 @@ static int set_pair(const cfg_def *defs, void *obj, const char *pair)
     size_t n = (size_t)(eq - pair);
     if (n >= sizeof name)
         return rc_error(RC_EINVAL, "command line: unknown setting '%.*s'", (int)n, pair);
-    memcpy(name, pair, n);
-    name[n] = '\0';
+    norm_flag(name, pair, n);
     return cfg_set(defs, obj, name, eq + 1, "command line");
 }
 
@@ -662,15 +717,18 @@ int cfg_parse_args(const cfg_def *defs, void *obj, int *argc, char **argv, const
         char buf[CFG_NAME_MAX];
         const cfg_def *d = NULL;
         if (nl < sizeof buf) {
-            memcpy(buf, name, nl);
-            buf[nl] = '\0';
+            norm_flag(buf, name, nl);
             d = find_def(defs, buf);
         }
         if (!d) {
             char hint[CFG_NAME_MAX + 32] = "";
-            if (nl < sizeof buf) suggest(defs, buf, "--", "", hint, sizeof hint);
-            rc = rc_error(RC_EINVAL, "unknown option --%.*s%s", (int)(nl > 200 ? 200 : nl), name,
+            if (nl < sizeof buf) suggest(defs, buf, "'--", "'", hint, sizeof hint);
+            rc = rc_error(RC_EINVAL, "unknown option '--%.*s'%s", (int)(nl > 200 ? 200 : nl), name,
                           hint);
+            goto done;
+        }
+        if (d->type == CFG_T_RENAMED) {
+            rc = renamed_err(d, "command line", 0, name, nl);
             goto done;
         }
         where w = {"command line", NULL, NULL, 0};
@@ -744,6 +802,7 @@ json_t *cfg_to_json(const cfg_def *defs, const void *obj)
     json_t *root = json_object();
     if (!root) goto fail;
     for (const cfg_def *d = defs; d->name; d++) {
+        if (d->type == CFG_T_RENAMED) continue;
         const char *leaf;
         int clash;
         json_t *parent = parent_of(root, d->name, &leaf, &clash), *v = NULL;
@@ -777,6 +836,8 @@ json_t *cfg_to_json(const cfg_def *defs, const void *obj)
             v = j ? json_deep_copy(j) : json_null();
             break;
         }
+        case CFG_T_RENAMED:
+            break;
         }
         /* json_real refuses non-finite values: store null then (cannot come from a file). */
         if (!v && d->type == CFG_T_DOUBLE) v = json_null();
@@ -806,6 +867,9 @@ static void fmt_default(const cfg_def *d, char *buf, size_t cap)
     case CFG_T_JSON:
         snprintf(buf, cap, "%s", d->def_str ? d->def_str : "(none)");
         break;
+    case CFG_T_RENAMED:
+        buf[0] = '\0';
+        break;
     }
 }
 
@@ -823,6 +887,7 @@ void cfg_print_help(const cfg_def *defs, FILE *out)
     int wn = 6, wd = 7, wr = 5;
     char def[64], range[128];
     for (const cfg_def *d = defs; d->name; d++) {
+        if (d->type == CFG_T_RENAMED) continue;
         int n = (int)strlen(d->name) + 2;
         if (n > wn) wn = n;
         fmt_default(d, def, sizeof def);
@@ -836,6 +901,7 @@ void cfg_print_help(const cfg_def *defs, FILE *out)
     fprintf(out, "  %-*s %-6s %-*s %-*s %s\n", wn, "option", "type", wd, "default", wr, "range",
             "description");
     for (const cfg_def *d = defs; d->name; d++) {
+        if (d->type == CFG_T_RENAMED) continue;
         char opt[CFG_NAME_MAX + 3];
         snprintf(opt, sizeof opt, "--%s", d->name);
         fmt_default(d, def, sizeof def);

@@ -19,7 +19,7 @@
  *     cfg_release(gru_cfg_defs, &c);   // frees strings and JSON values
  *
  * Errors: RC_ENOTFOUND (file missing), RC_EFORMAT (bad JSON, with line and column), RC_EINVAL
- * (unknown setting, wrong type), RC_ERANGE (out of bounds, or not one of an enum's choices). Every
+ * (unknown setting, a renamed setting's old name, wrong type), RC_ERANGE (out of bounds, or not one of an enum's choices). Every
  * message names the file (or origin) and the setting; for file errors also the line where the setting
  * appears.
  */
@@ -31,7 +31,7 @@
 
 #include <jansson.h>
 
-typedef enum { CFG_T_INT, CFG_T_DOUBLE, CFG_T_BOOL, CFG_T_STRING, CFG_T_ENUM, CFG_T_JSON } cfg_type;
+typedef enum { CFG_T_INT, CFG_T_DOUBLE, CFG_T_BOOL, CFG_T_STRING, CFG_T_ENUM, CFG_T_JSON, CFG_T_RENAMED } cfg_type;
 
 typedef struct cfg_def {
     const char *name;    /* dotted path; NULL ends the table */
@@ -40,7 +40,8 @@ typedef struct cfg_def {
     double min, max;     /* bounds for INT / DOUBLE (inclusive) */
     long long def_int;   /* default for INT and BOOL */
     double def_double;   /* default for DOUBLE */
-    const char *def_str; /* default for STRING / ENUM (may be NULL for STRING); JSON text for JSON */
+    const char *def_str; /* default for STRING / ENUM (may be NULL for STRING); JSON text for JSON;
+                            RENAMED: the new name */
     const char *choices; /* ENUM: "a|b|c" */
     const char *help;
 } cfg_def;
@@ -54,9 +55,17 @@ typedef struct cfg_def {
 #define CFG_STRING(n, T, f, d, h) {n, CFG_T_STRING, offsetof(T, f), 0, 0, 0, 0, d, NULL, h}
 #define CFG_ENUM(n, T, f, d, ch, h) {n, CFG_T_ENUM, offsetof(T, f), 0, 0, 0, 0, d, ch, h}
 #define CFG_JSON(n, T, f, d, h) {n, CFG_T_JSON, offsetof(T, f), 0, 0, 0, 0, d, NULL, h}
+/* A setting that was renamed: the old name `o` in a file, a flag or cfg_set is refused with RC_EINVAL
+ * and "setting 'o' is now called 'n'" (plus ": note" when given, e.g. for a flag whose meaning was
+ * inverted: CFG_RENAMED_NOTE("no_sort", "sort_by_time", "write --sort_by_time false")). No field;
+ * never in defaults, help or cfg_to_json. */
+#define CFG_RENAMED(o, n) {o, CFG_T_RENAMED, 0, 0, 0, 0, 0, n, NULL, NULL}
+#define CFG_RENAMED_NOTE(o, n, note) {o, CFG_T_RENAMED, 0, 0, 0, 0, 0, n, NULL, note}
 #define CFG_END {NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL}
 
-/* Fill every field with its default (allocating default strings). RC_ENOMEM on failure. */
+/* Fill every field with its default (allocating default strings). RC_ENOMEM on failure; RC_EINVAL for
+ * a bad table (an ENUM default not among its choices, a JSON default that does not parse, a name
+ * holding '-': setting names are written with '_'). */
 int cfg_defaults(const cfg_def *defs, void *obj);
 /* Read a JSON object from path and set each setting it names. Unknown keys are errors. */
 int cfg_load_file(const cfg_def *defs, void *obj, const char *path);
@@ -67,7 +76,12 @@ int cfg_set(const cfg_def *defs, void *obj, const char *name, const char *value,
 /* Command-line overrides: consumes every `--name value` and `--name=value` whose name is a setting
  * (also `--set name=value`), removes them from argv, updates *argc. Other args are left in order.
  * A `--name` that is not a setting and not in `keep` (NULL-terminated list of flags the caller parses
- * itself, e.g. {"-c", "--data", NULL}) is an error "unknown option --name". */
+ * itself, e.g. {"-c", "--data", NULL}) is an error "unknown option '--name'".
+ * Flag spelling, the one rule of every recd command: a flag is `--` and the setting's name, and in a
+ * flag name '-' and '_' are the same character, so `--split-time`, `--split_time` and
+ * `--data.split-time` name the settings split_time and data.split_time. Names in tables, config
+ * files, --help and messages are written with '_' (file keys must be exact). `keep` entries are
+ * matched with the same rule. */
 int cfg_parse_args(const cfg_def *defs, void *obj, int *argc, char **argv, const char *const *keep);
 /* Effective values as a new JSON object (nested by dotted names). Caller owns it. NULL with a message
  * on ENOMEM, or (RC_EINVAL) for a table naming both "a" and "a.b" (no JSON nests both). */

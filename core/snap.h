@@ -28,6 +28,12 @@
  * reader functions, snap_vocab_load included, may be called from any number of threads at once.
  * snap_open costs one pass over the file (checksums at several GB/s, B-tree structure check).
  * A writer is used by one thread at a time.
+ *
+ * Files: core/snap_write.c is the writer (snap_writer_*, snap_put_*, snap_set_meta, publishing);
+ * core/snap_read.c the reader (snap_open, snap_open_any, tensors, meta, vocabularies);
+ * core/snap_check.c what a valid snapshot is (dtypes, snap_checksum, the check of each tensor record
+ * and of the LMDB file structure that snap_open runs, and the version folders: snap_latest,
+ * snap_versions, snap_path); core/snap_impl.h what they share (the tensor header, the limits).
  */
 #ifndef RECD_SNAP_H
 #define RECD_SNAP_H

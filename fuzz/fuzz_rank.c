@@ -1,8 +1,9 @@
-/* fuzz/fuzz_rank.c - libFuzzer target for POST /v1/rank (server/rank.c): the input is the request body,
- * handled by route_rank against a small random Wide & Deep model (published once into a temporary
- * snapshot root and loaded through the registry). The hand-written JSON reader of rank.c must reject
- * bad bodies with 400/422 and never crash, leak or read past the body; a 200 answer must be JSON that
- * jansson accepts.
+/* fuzz/fuzz_rank.c - libFuzzer target for POST /v1/rank (server/rank.c on api/rank_req.h and the
+ * reader of api/json.h): the input is the request body, handled by route_rank against a small random
+ * Wide & Deep model (published once into a temporary snapshot root and loaded through the registry).
+ * The parser must reject bad bodies with 400/422 (404 for a model name) and never crash, leak or read
+ * past the body (copied into a buffer of exactly its size: nothing after it, not even a NUL); a 200
+ * answer must be JSON that jansson accepts.
  *   make fuzz && ./build-fuzz/bin/fuzz_rank -max_total_time=60 */
 #include <stdint.h>
 #include <stdio.h>
@@ -58,10 +59,9 @@ static void setup(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!srv.reg) setup();
-    char *body = malloc(size + 1);
+    char *body = malloc(size ? size : 1);
     if (!body) return 0;
     memcpy(body, data, size);
-    body[size] = '\0';
     r->body = body;
     r->body_len = size;
     r->path = "/v1/rank";

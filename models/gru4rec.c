@@ -11,6 +11,7 @@
 #include "core/rng.h"
 #include "models/gru4rec_impl.h"
 #include "models/gru4rec_kern.h"
+#include "models/gru4rec_settings.h"
 
 static const char *const loss_names[] = {"cross-entropy", "bpr-max", "top1-max"};
 
@@ -26,25 +27,16 @@ int gru4rec_loss_parse(const char *name)
     return -1;
 }
 
+/* The defaults are written in models/gru4rec_settings.h only (the trainer's settings table uses them). */
 void gru4rec_hparams_default(gru4rec_hparams *hp)
 {
     memset(hp, 0, sizeof *hp);
     hp->n_layers = 1;
-    hp->layers[0] = 224;
-    hp->constrained = 1;
-    hp->embedding = 0;
-    hp->loss = GRU4REC_LOSS_BPRMAX;
-    hp->elu_param = 0.5;
-    hp->bpreg = 1.95;
-    hp->logq = 0.0;
-    hp->batch_size = 80;
-    hp->n_sample = 2048;
-    hp->sample_alpha = 0.4;
-    hp->sample_cache = 10000000;
-    hp->learning_rate = 0.05;
-    hp->momentum = 0.4;
-    hp->dropout_embed = 0.5;
-    hp->dropout_hidden = 0.05;
+    hp->layers[0] = GRU4REC_DEFAULT_LAYER;
+    hp->loss = gru4rec_loss_parse(GRU4REC_DEFAULT_LOSS);
+#define HP_DEFAULT(key, field, def, ...) hp->field = def;
+    GRU4REC_HPARAMS(HP_DEFAULT, HP_DEFAULT, HP_DEFAULT)
+#undef HP_DEFAULT
 }
 
 int gru4rec_hparams_check(const gru4rec_hparams *hp)
@@ -591,9 +583,9 @@ static int type_load(void **handle, const snap *s)
 
 static void type_free(void *handle) { gru4rec_free(handle); }
 
-static int type_warm(void *handle)
+static int type_warm(const void *handle)
 {
-    gru4rec *m = handle;
+    const gru4rec *m = handle;
     gru4rec_scratch *sc = gru4rec_scratch_new(m, 4);
     float *h = calloc(4 * m->S, sizeof(float));
     float *scores = malloc(4 * (size_t)m->N * sizeof(float));
@@ -615,4 +607,44 @@ done:
     return rc;
 }
 
-const model_type gru4rec_type = {"gru4rec", type_load, type_free, type_warm};
+/* ---- the capability table (models/model.h) ---- */
+static uint64_t type_fingerprint(const void *handle) { return gru4rec_state_fingerprint(handle); }
+static const idmap *type_items(const void *handle) { return gru4rec_items(handle); }
+static const int32_t *type_popular(const void *handle) { return gru4rec_popular(handle); }
+static size_t next_state_size(const void *m) { return gru4rec_state_size(m); }
+static void *next_scratch_new(const void *m, int max_batch) { return gru4rec_scratch_new(m, max_batch); }
+static void next_scratch_free(void *sc) { gru4rec_scratch_free(sc); }
+
+static void next_step(const void *m, float *state, const int32_t *items, int B, void *sc)
+{
+    gru4rec_step(m, state, items, B, sc);
+}
+
+static void next_score(const void *m, const float *state, int B, float *scores, void *sc)
+{
+    gru4rec_score(m, state, B, scores, sc);
+}
+
+/* score = h_last . Wy[i] + By[i]: the last layer's slice of the state against Wy (N, H_L). */
+static int next_item_matrix(const void *handle, model_item_matrix *out)
+{
+    const gru4rec *m = handle;
+    *out = (model_item_matrix){.w = m->Wy, .bias = m->By, .n = m->N, .d = m->lay[m->L - 1].H,
+                               .q_offset = m->off[m->L - 1]};
+    return RC_OK;
+}
+
+static const model_next_ops gru4rec_next = {next_state_size, next_scratch_new, next_scratch_free, next_step,
+                                            next_score, next_item_matrix};
+
+const model_type gru4rec_type = {
+    .name = "gru4rec",
+    .help = "GRU4Rec session-based next-item model (Hidasi et al. 2016, 2018)",
+    .load = type_load,
+    .free = type_free,
+    .fingerprint = type_fingerprint,
+    .warm = type_warm,
+    .items = type_items,
+    .popular = type_popular,
+    .next = &gru4rec_next,
+};

@@ -641,9 +641,9 @@ static void wt_free(void *handle)
 }
 
 /* Score a few all-missing rows: touches the code and every layer's weights. */
-static int wt_warm(void *handle)
+static int wt_warm(const void *handle)
 {
-    wd_model *m = handle;
+    const wd_model *m = handle;
     enum { WB = 16 };
     wd_scratch *s = wd_scratch_new(m, WB);
     feat_value *v = calloc((size_t)WB * (size_t)m->spec->ninputs, sizeof *v);
@@ -654,4 +654,28 @@ static int wt_warm(void *handle)
     return rc;
 }
 
-const model_type widedeep_type = {"widedeep", wt_load, wt_free, wt_warm};
+/* ---- the capability table (models/model.h) ---- */
+static const feat_spec *rank_spec(const void *m) { return ((const wd_model *)m)->spec; }
+static void *rank_scratch_new(const void *m, int max_b) { return wd_scratch_new(m, max_b); }
+static void rank_scratch_free(void *s) { wd_scratch_free(s); }
+
+static int rank_score(const void *m, void *scratch, const feat_value *ctx, const feat_value *cand, int B,
+                      const float **logit, const float **prob, int *bad)
+{
+    wd_scratch *s = scratch;
+    int rc = wd_score(m, s, ctx, cand, B, bad);
+    *logit = s->logit;
+    *prob = s->prob;
+    return rc;
+}
+
+static const model_rank_ops widedeep_rank = {rank_spec, rank_scratch_new, rank_scratch_free, rank_score};
+
+const model_type widedeep_type = {
+    .name = "widedeep",
+    .help = "Wide & Deep ranking model (Cheng et al. 2016)",
+    .load = wt_load,
+    .free = wt_free,
+    .warm = wt_warm,
+    .rank = &widedeep_rank,
+};

@@ -1,21 +1,23 @@
-/* server/next.h - POST /v1/next (route_next in router.c) and its micro-batcher.
+/* server/next.h - POST /v1/next (route_next in router.c) for any model with the `next` capability.
  *
- * A request is parsed and validated (api/validate.h), its history turned into a GRU hidden state on the
- * HTTP thread (stateless: every known item of `items` stepped from a zero state; stateful: the
- * session's state advanced by one click in the session store), then scored against every item.
- * Scoring one hidden vector reads the whole item matrix (N x H floats, ~10.7 MB for 11.9k x 224): with
- * the batcher on (batch.max > 1) the connection is suspended and its state queued; scorer threads take
- * every queued state (up to batch.max, waiting at most batch.wait_us for more when fewer are queued) and
- * score them together in one matrix-matrix product, pick each state's candidates and resume its
- * connection; the answer (exact re-ranking, JSON) is built on the HTTP thread (next_finish).
- * With batch.max = 1 the HTTP thread scores inline. batch.split_below > 0 lets a helper thread score
- * half the items of small batches (off by default: it cost more than it saved on the shared 2-core
- * machine). Scoring uses the version's scorer (server/score.h, built by next_prepare); top-k with
- * exclusions uses core/topk.h.
+ * A request is parsed and validated (api/validate.h), the version picked (server/route.h route_acquire:
+ * 422 for a model without `next`), its history turned into a session state on the HTTP thread through
+ * the type's `next` operations (models/model.h; stateless: every known item of `items` stepped from a
+ * zero state; stateful: the session's state advanced by one click in the session store), then every
+ * item scored. A type that describes its item matrix (model_next_ops.item_matrix, e.g. GRU4Rec's Wy/By)
+ * is scored with the packed matrix of core/itemscore.h, built once per version by next_prepare (f32,
+ * bf16 or int8 per score.*, candidates re-ranked in exact f32); other types (itemknn) with their own
+ * score. Scoring one state reads the whole item matrix (N x H floats, ~10.7 MB for 11.9k x 224): with the
+ * batcher on (batch.max > 1) the connection is suspended and its job queued in server/batcher.h, whose
+ * scorer threads score the states of one version together (one matrix-matrix product), pick each
+ * state's candidates and resume its connection; the answer (exact re-ranking, JSON) is built on the HTTP
+ * thread (next_finish). With batch.max = 1 the HTTP thread scores inline. batch.split_below > 0 lets a
+ * helper thread score half the items of small batches (off by default: it cost more than it saved on
+ * the shared 2-core machine). Top-k with exclusions uses core/topk.h.
  *
- * Per-connection buffers (state, exclusions, unknown ids) live in the connection's handler slot and
- * per-thread scratch (model scratch, score rows) in thread-local storage: no allocation per request
- * beyond the response, except when a swap brings a model of another size (buffers regrow once).
+ * Per-connection buffers (state, exclusions, unknown ids, the parser's) live in the connection's handler
+ * slot and per-thread scratch (model scratch, score rows) in route_scratch entries keyed by version: no
+ * allocation per request beyond the response, except when a swap brings a model of another size.
  */
 #ifndef RECD_NEXT_H
 #define RECD_NEXT_H

@@ -12,7 +12,6 @@
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/log.h"
-#include "models/gru4rec.h"
 
 #define REG_MAX_MODELS 16
 
@@ -205,12 +204,16 @@ int registry_ready(registry *r)
     return ready;
 }
 
-/* A few representative requests on a gru4rec model so code paths and pages are hot. */
-static int warm_gru4rec(const gru4rec *g, int n_req)
+/* A few representative requests through the type's `next` operations (session steps from popular
+ * items, full scoring) so code paths and pages are hot; NaN scores refuse the version. */
+static int warm_next(const model_type *t, const void *m, int n_req)
 {
-    int64_t N = gru4rec_n_items(g);
-    size_t S = gru4rec_state_size(g);
-    gru4rec_scratch *sc = gru4rec_scratch_new(g, 1);
+    const model_next_ops *ops = t->next;
+    const idmap *items = t->items ? t->items(m) : NULL;
+    int64_t N = items ? (int64_t)idmap_size(items) : 0;
+    if (N == 0 || n_req <= 0) return RC_OK;
+    size_t S = ops->state_size(m);
+    void *sc = ops->scratch_new(m, 1);
     float *h = calloc(S, sizeof(float));
     float *scores = malloc((size_t)N * sizeof(float));
     int rc = RC_OK;
@@ -218,11 +221,11 @@ static int warm_gru4rec(const gru4rec *g, int n_req)
         rc = rc_error(RC_ENOMEM, "out of memory warming the model");
         goto done;
     }
-    const int32_t *pop = gru4rec_popular(g);
-    for (int i = 0; i < n_req && N > 0; i++) {
-        int32_t item = pop[i % N];
-        gru4rec_step(g, h, &item, 1, sc);
-        gru4rec_score(g, h, 1, scores, sc);
+    const int32_t *pop = t->popular ? t->popular(m) : NULL;
+    for (int i = 0; i < n_req; i++) {
+        int32_t item = pop ? pop[i % N] : (int32_t)(i % N);
+        ops->step(m, h, &item, 1, sc);
+        ops->score(m, h, 1, scores, sc);
     }
     for (int64_t i = 0; i < N; i++)
         if (!(scores[i] == scores[i])) {
@@ -230,7 +233,7 @@ static int warm_gru4rec(const gru4rec *g, int n_req)
             break;
         }
 done:
-    gru4rec_scratch_free(sc);
+    ops->scratch_free(sc);
     free(h);
     free(scores);
     return rc;
@@ -266,12 +269,11 @@ int registry_load(registry *r, const char *name, uint64_t version, model_version
         rc_wrap(rc, "%s: warm-up", dir);
         goto fail;
     }
-    if (strcmp(tname, "gru4rec") == 0) {
-        v->fingerprint = gru4rec_state_fingerprint(v->handle);
-        if ((rc = warm_gru4rec(v->handle, r->warm_requests)) != RC_OK) {
-            rc_wrap(rc, "%s", dir);
-            goto fail;
-        }
+    /* the type's name is mixed in: a state of one type is never handed to another */
+    v->fingerprint = hash_str(tname, v->type->fingerprint ? v->type->fingerprint(v->handle) : 0);
+    if (v->type->next && (rc = warm_next(v->type, v->handle, r->warm_requests)) != RC_OK) {
+        rc_wrap(rc, "%s", dir);
+        goto fail;
     }
     v->serial = atomic_fetch_add(&r->next_serial, 1) + 1;
     if (r->prepare && (rc = r->prepare(v, r->prepare_ctx)) != RC_OK) {

@@ -26,28 +26,35 @@
 #include "models/model.h"
 #include "core/sbuf.h"
 
+/* One loaded snapshot version of a configured model. Every field is set before the version serves and
+ * never changes afterwards (except refs): a holder of a reference may read them without a lock, until it
+ * calls registry_release. */
 typedef struct model_version {
     _Atomic int refs;       /* private: references (the registry's own counts one while installed) */
-    uint64_t serial;        /* unique per load in this process (never reused, unlike addresses) */
+    uint64_t serial;        /* unique per load in this process (never reused, unlike addresses): keys of
+                               per-thread caches (server/route.h route_scratch) */
     char model[64];         /* configured name, e.g. "gru4rec" */
     char type_name[32];     /* model type from the snapshot meta */
     uint64_t version;       /* snapshot version */
     char version_str[24];   /* the same as decimal text */
-    const model_type *type;
-    snap *snap;             /* owned; the handle points into it */
-    void *handle;           /* the model (e.g. gru4rec *) */
+    const model_type *type; /* the type's capability table (models/model.h), static: never NULL */
+    snap *snap;             /* owned; the handle points into its map */
+    void *handle;           /* the model, for the type's operations; owned (type->free) */
     double loaded_at;       /* unix time the version was installed */
     double load_ms;         /* time to open, validate, load and warm */
-    uint64_t fingerprint;   /* gru4rec_state_fingerprint, 0 for other types */
-    void *aux;              /* the server's per-version data (e.g. its scorer), set by the prepare hook */
+    uint64_t fingerprint;   /* session-state compatibility: hash of the type name and type->fingerprint
+                               (sessions keep a state across a swap only when it is equal) */
+    void *aux;              /* the server's per-version data (e.g. its packed item matrix), set by the
+                               prepare hook; owned, freed with aux_free when the version is freed */
     void (*aux_free)(void *aux);
     struct model_version *next_free; /* private: graveyard link */
 } model_version;
 
 typedef struct registry registry;
 
-/* A registry for the named models read from root (ROOT/NAME/VERSION). names is copied. NULL on ENOMEM or
- * an invalid name (message set). */
+/* A registry for the named models read from root (ROOT/NAME/VERSION). root and names are copied (the
+ * caller's strings may go after the call). NULL on ENOMEM or an invalid or repeated name (message set).
+ * Nothing is loaded yet: call registry_scan. */
 registry *registry_new(const char *root, const char *const *names, int n);
 /* Frees everything, current versions included; no reference may be held any more. NULL is a no-op. */
 void registry_free(registry *r);
@@ -65,13 +72,17 @@ void registry_set_notify(registry *r, void (*notify)(void *ctx), void *ctx);
 /* Free the versions whose last reference went. */
 void registry_collect(registry *r);
 
-/* A reference to the version of `name` serving now, or NULL when name is not configured (*known = 0) or
- * not loaded yet (*known = 1). known may be NULL. Pair with registry_release. */
+/* A reference to the version of `name` (NUL-terminated, borrowed for the call) serving now, or NULL when
+ * name is not configured (*known = 0) or not loaded yet (*known = 1). known may be NULL. The version and
+ * everything it points to (handle, snap, aux) stay valid until the matching registry_release, whatever
+ * swaps happen meanwhile. Takes the registry mutex for one pointer read; allocates nothing. Routes use
+ * route_acquire (server/route.h), which adds the capability check and the HTTP answers. */
 model_version *registry_acquire(registry *r, const char *name, int *known);
 void registry_release(registry *r, model_version *v); /* NULL is a no-op */
 
-/* The first configured name (the default model). */
+/* The first configured name. Borrowed: lives as long as r. */
 const char *registry_default(const registry *r);
+/* Number of configured models, and the i-th name (0 <= i < count; borrowed, lives as long as r). */
 int registry_count(const registry *r);
 const char *registry_name(const registry *r, int i);
 /* 1 when every configured model serves a version. */
@@ -87,10 +98,14 @@ int registry_ready(registry *r);
  * name. Failures to load are logged (full message) and counted, not returned. */
 int registry_scan(registry *r, const char *only, int force);
 
-/* Load, validate and warm ROOT/name/version without installing it. RC_OK or the error of snap_open / the
- * model's load (message set); RC_ENOTFOUND for an unknown model type. */
+/* Load, validate and warm ROOT/name/version without installing it: snap_open, the type's load, its warm
+ * hook, a few steps through its `next` operations when it has them (NaN scores refuse it), then the
+ * prepare hook. On RC_OK *out is a version with one reference (the caller's: install it or release it).
+ * Else *out is NULL and the error is that of snap_open / the type's load / warm / prepare (message set;
+ * RC_ENOTFOUND for an unknown model type). */
 int registry_load(registry *r, const char *name, uint64_t version, model_version **out);
-/* Install v as the serving version of its model (takes ownership). The replaced one is released. */
+/* Install v as the serving version of its model (takes the caller's reference). The replaced one is
+ * released: freed once its last holder releases it. A v whose model is not configured is freed. */
 void registry_install(registry *r, model_version *v);
 
 /* Counters for metrics and tests. */

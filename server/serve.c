@@ -307,7 +307,6 @@ int server_open(server *srv, int argc, char **argv, int *settings_error)
     int *bad = settings_error ? settings_error : &dummy;
     memset(srv, 0, sizeof *srv);
     *bad = 1;
-    api_json_alloc_install(); /* before any jansson use: request parsing then allocates from arenas */
 #ifdef M_MMAP_THRESHOLD
     /* Every hot swap allocates and frees a few large buffers (the packed item matrix: 5-11 MB). glibc
      * raises its mmap threshold after the first such free and then serves them from heaps it does not

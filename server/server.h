@@ -84,9 +84,8 @@ int cmd_serve(int argc, char **argv);
  * `--config FILE` in argv, then RECD_PORT / RECD_SNAPSHOTS / RECD_ADMIN_TOKEN, then `--setting value`
  * pairs in argv (argv[0] is skipped; consumed pairs are removed from argv) - and everything the server
  * needs except the libuv loop and signals: the registry (nothing loaded yet), the session store, the
- * route metrics and metric collectors, the micro-batcher. Also installs the arena allocator of jansson
- * (api_json_alloc_install) and sets log_level. srv->request_scan is set to a synchronous scan (run on the
- * calling thread, serialized with server_load_now), so POST /v1/models/{name}/reload works without a
+ * route metrics and metric collectors, the micro-batcher. Also sets log_level. srv->request_scan is set
+ * to a synchronous scan (run on the calling thread, serialized with server_load_now), so POST /v1/models/{name}/reload works without a
  * loop; cmd_serve replaces it with one that wakes its loop. Returns RC_OK, or an RC code with the
  * message set; *settings_error (may be NULL) is then 1 when the settings were refused (a usage or config
  * error: `recd serve` exits 2), 0 for a runtime failure. Call server_close whatever the result. */

@@ -45,7 +45,7 @@ TEST(cli_unknown_flag)
     st = RECD("split sessions --days many --data x --out y 2>&1", test_recd_bin());
     ASSERT_EQ(st, 2);
     ASSERT_ONE_LINE_ERROR(st);
-    ASSERT_CONTAINS(out, "--days");
+    ASSERT_CONTAINS(out, "setting 'days': expected a number, got \"many\"");
     st = RECD("split sessions --data 2>&1", test_recd_bin());
     ASSERT_EQ(st, 2);
     ASSERT_ONE_LINE_ERROR(st);

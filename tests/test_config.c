@@ -382,8 +382,8 @@ TEST(config_parse_args_errors)
         int keep, rc, exact;
         const char *msg;
     } cases[] = {
-        {{"x", "--hidden", "8", "--bogus", "1"}, 1, RC_EINVAL, 1, "unknown option --bogus"},
-        {{"x", "--bogus=3"}, 0, RC_EINVAL, 1, "unknown option --bogus"},
+        {{"x", "--hidden", "8", "--bogus", "1"}, 1, RC_EINVAL, 1, "unknown option '--bogus'"},
+        {{"x", "--bogus=3"}, 0, RC_EINVAL, 1, "unknown option '--bogus'"},
         {{"x", "--lr"}, 1, RC_EINVAL, 1, "command line: setting 'lr': option --lr needs a value"},
         {{"x", "--lr", "abc"}, 1, RC_EINVAL, 1,
          "command line: setting 'lr': expected a number, got \"abc\""},
@@ -516,7 +516,12 @@ TEST(config_unknown_names_suggest)
     char *a[] = {"x", "--suffle", NULL};
     int argc = 2;
     ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a, NULL), RC_EINVAL);
-    ASSERT_STR_EQ(rc_errmsg(), "unknown option --suffle (did you mean --shuffle?)");
+    ASSERT_STR_EQ(rc_errmsg(), "unknown option '--suffle' (did you mean '--shuffle'?)");
+    /* a name that is the last component of a setting: that setting */
+    char *a2[] = {"x", "--ttl_s", "5", NULL};
+    argc = 3;
+    ASSERT_RC(cfg_parse_args(t_defs, &c, &argc, a2, NULL), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "unknown option '--ttl_s' (did you mean '--sessions.ttl_s'?)");
     /* nothing close: no hint */
     ASSERT_RC(cfg_set(t_defs, &c, "zzzzzzzz", "5", "cli"), RC_EINVAL);
     ASSERT_STR_EQ(rc_errmsg(), "cli: unknown setting 'zzzzzzzz'");
@@ -653,4 +658,120 @@ TEST(config_to_json_clash_named)
     ASSERT(j == NULL);
     ASSERT_CONTAINS(rc_errmsg(), "setting 'a' clashes");
     cfg_release(clash_defs, &c);
+}
+
+/* Renamed settings: the old name in a file (with its line), a flag (either spelling) or cfg_set is
+ * refused with RC_EINVAL and a message naming the new one; renamed entries have no field, default,
+ * help line or JSON key, and are never suggested. */
+typedef struct {
+    long long epochs;
+    char *out;
+} r_cfg;
+
+static const cfg_def r_defs[] = {
+    CFG_INT("epochs", r_cfg, epochs, 10, 0, 1000, "training epochs"),
+    CFG_STRING("out", r_cfg, out, "snapshots", "snapshot root"),
+    CFG_RENAMED("n_epochs", "epochs"),
+    CFG_RENAMED("out_dir", "out"),
+    CFG_RENAMED_NOTE("no_sort", "data.sort_by_time", "write --data.sort_by_time false"),
+    CFG_RENAMED("old.deep", "epochs"),
+    CFG_END,
+};
+
+TEST(config_renamed_settings)
+{
+    r_cfg c;
+    memset(&c, 0xAB, sizeof c);
+    ASSERT_OK(cfg_defaults(r_defs, &c));
+    ASSERT_EQ(c.epochs, 10);
+    ASSERT_STR_EQ(c.out, "snapshots");
+    /* file: flat, and a dotted old name written nested */
+    ASSERT_RC(cfg_load_file(r_defs, &c, write_cfg("{\"epochs\": 3,\n  \"n_epochs\": 5}")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:2: setting 'n_epochs' is now called 'epochs'");
+    ASSERT_RC(cfg_load_file(r_defs, &c, write_cfg("{\"old\": {\n\n \"deep\": 1}}")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "c.json:3: setting 'old.deep' is now called 'epochs'");
+    json_t *j = json_pack("{s:s}", "out_dir", "x");
+    ASSERT_RC(cfg_load_json(r_defs, &c, j, "meta"), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "meta: setting 'out_dir' is now called 'out'");
+    json_decref(j);
+    /* cfg_set */
+    ASSERT_RC(cfg_set(r_defs, &c, "out_dir", "/tmp", "cli"), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "cli: setting 'out_dir' is now called 'out'");
+    ASSERT_STR_EQ(c.out, "snapshots");
+    /* flags: both spellings, = form, --set, and a note */
+    const char *forms[][3] = {{"--n_epochs", "4", "--n_epochs"}, {"--n-epochs", "4", "--n-epochs"},
+                              {"--n-epochs=4", NULL, "--n-epochs"}};
+    for (int k = 0; k < 3; k++) {
+        char *a[] = {"x", (char *)forms[k][0], (char *)forms[k][1], NULL};
+        int argc = forms[k][1] ? 3 : 2;
+        ASSERT_RC(cfg_parse_args(r_defs, &c, &argc, a, NULL), RC_EINVAL);
+        char want[128];
+        snprintf(want, sizeof want, "command line: option %s: setting 'n_epochs' is now called 'epochs'", forms[k][2]);
+        ASSERT_STR_EQ(rc_errmsg(), want);
+    }
+    char *s1[] = {"x", "--set", "out_dir=/tmp", NULL};
+    int argc = 3;
+    ASSERT_RC(cfg_parse_args(r_defs, &c, &argc, s1, NULL), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "command line: setting 'out_dir' is now called 'out'");
+    char *s2[] = {"x", "--no-sort", NULL};
+    argc = 2;
+    ASSERT_RC(cfg_parse_args(r_defs, &c, &argc, s2, NULL), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "command line: option --no-sort: setting 'no_sort' is now called "
+                               "'data.sort_by_time': write --data.sort_by_time false");
+    ASSERT_EQ(c.epochs, 3); /* from the first file (keys before the error apply); never 4 */
+    /* not in help, JSON or suggestions */
+    char buf[4096];
+    FILE *f = fmemopen(buf, sizeof buf, "w");
+    cfg_print_help(r_defs, f);
+    fclose(f);
+    ASSERT(strstr(buf, "--epochs") != NULL);
+    ASSERT(strstr(buf, "n_epochs") == NULL && strstr(buf, "out_dir") == NULL && strstr(buf, "renamed") == NULL);
+    json_t *out = cfg_to_json(r_defs, &c);
+    ASSERT(out != NULL);
+    ASSERT_EQ(json_object_size(out), 2);
+    json_decref(out);
+    char *s3[] = {"x", "--out_di", "y", NULL};
+    argc = 3;
+    ASSERT_RC(cfg_parse_args(r_defs, &c, &argc, s3, NULL), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "unknown option '--out_di'");
+    cfg_release(r_defs, &c);
+}
+
+/* The flag spelling rule: '-' and '_' are the same in flag names (settings, --set, the keep list);
+ * file keys are exact; a table naming a setting with '-' is refused. */
+TEST(config_flag_dashes)
+{
+    t_cfg c;
+    ASSERT_OK(cfg_defaults(t_defs, &c));
+    char *a[] = {"x", "--sessions.ttl-s", "7", "--sessions.deep.scale=2", "--set", "sessions.ttl-s=9", "--my-flag",
+                 "v", "--my_flag=w", NULL};
+    int argc = 9;
+    const char *keep[] = {"--my_flag", NULL};
+    ASSERT_OK(cfg_parse_args(t_defs, &c, &argc, a, keep));
+    ASSERT_EQ(c.ttl, 9);
+    ASSERT_NEAR(c.scale, 2, 0);
+    ASSERT_EQ(argc, 4); /* the keep flag in both spellings, with its value */
+    ASSERT_STR_EQ(a[1], "--my-flag");
+    ASSERT_STR_EQ(a[2], "v");
+    ASSERT_STR_EQ(a[3], "--my_flag=w");
+    char *b[] = {"x", "--sessions.ttl-s", "7", NULL};
+    argc = 3;
+    ASSERT_OK(cfg_parse_args(t_defs, &c, &argc, b, NULL));
+    ASSERT_EQ(c.ttl, 7);
+    /* values keep their dashes */
+    char *d[] = {"x", "--loss", "top1-max", NULL};
+    argc = 3;
+    ASSERT_OK(cfg_parse_args(t_defs, &c, &argc, d, NULL));
+    ASSERT_STR_EQ(c.loss, "top1-max");
+    /* a file key is exact */
+    ASSERT_RC(cfg_load_file(t_defs, &c, write_cfg("{\"sessions\": {\"ttl-s\": 5}}")), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "unknown setting 'sessions.ttl-s'");
+    cfg_release(t_defs, &c);
+    typedef struct {
+        long long v;
+    } dash_cfg;
+    static const cfg_def dash[] = {CFG_INT("bad-name", dash_cfg, v, 1, 0, 2, "x"), CFG_END};
+    dash_cfg dc;
+    ASSERT_RC(cfg_defaults(dash, &dc), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "setting 'bad-name': a setting name is written with '_', not '-'");
 }

@@ -45,11 +45,6 @@ static const char *preload_env(char *buf, size_t cap)
     return buf;
 }
 
-static const char *jstr(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
-
 /* ---- a. the trainer publishing under a full disk, failing fsync, failing rename ---- */
 
 /* A tiny click file and GRU4Rec config in the temp dir. */
@@ -172,42 +167,11 @@ TEST_TIMEOUT(fault_publish_fsync_and_rename_fail, 180)
 
 /* ---- b. LMDB cannot map (or rejects) a new version: refused, the old one keeps serving ---- */
 
-
-#define REFUSED "recd_snapshots_refused_total{model=\"gru4rec\"}"
-
-static void wait_refused(const tsrv *s, double n)
-{
-    for (int i = 0; i < 400 && tsrv_metric(s, REFUSED) < n; i++)
-        usleep(50000);
-    ASSERT_EQ(tsrv_metric(s, REFUSED), n);
-}
-
-static void wait_version(const tsrv *s, const char *version)
-{
-    for (int i = 0; i < 400; i++) {
-        tresp r;
-        tsrv_http(s, "GET", "/readyz", NULL, 0, NULL, &r);
-        const char *v = r.json ? jstr(json_object_get(r.json, "models"), "gru4rec") : NULL;
-        int ok = r.status == 200 && v && strcmp(v, version) == 0;
-        tresp_free(&r);
-        if (ok) return;
-        usleep(50000);
-    }
-    FAIL("version %s never served", version);
-}
-
-static void expect_next_from(const tsrv *s, const char *version)
-{
-    json_t *a = tsrv_post(s, "/v1/next", "{\"items\":[\"i1\"],\"k\":3}", 200);
-    ASSERT_STR_EQ(jstr(a, "version"), version);
-    json_decref(a);
-}
-
 static const char *last_error(const tsrv *s, char *buf, size_t cap)
 {
     tresp r;
     ASSERT_EQ(tsrv_http(s, "GET", "/v1/models", NULL, 0, NULL, &r), 0);
-    const char *e = jstr(json_array_get(json_object_get(r.json, "models"), 0), "last_error");
+    const char *e = tsrv_jstr(json_array_get(json_object_get(r.json, "models"), 0), "last_error");
     snprintf(buf, cap, "%s", e ? e : "");
     tresp_free(&r);
     return buf;
@@ -240,19 +204,19 @@ TEST(fault_load_map_fails)
      * mdb_env_open cannot map the file */
     start_under_shim(&s, "path=/gru4rec/2/data.mdb,mmap:2+", NULL, 0);
     ASSERT_EQ(tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 1), 1);
-    wait_version(&s, "1");
+    tsrv_wait_version(&s, "1");
     ASSERT_EQ(tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 2), 2);
-    wait_refused(&s, 1);
+    ASSERT_EQ(tsrv_wait_metric(&s, TSRV_REFUSED, 1, 20000), 1);
     char err[1024], out[65536];
     ASSERT_CONTAINS(last_error(&s, err, sizeof err), "LMDB");
     ASSERT_CONTAINS(err, "gru4rec/2");
     test_run(out, sizeof out, "cat %s", s.log);
     ASSERT_CONTAINS(out, "faultinj: mmap call #2 fails");
-    expect_next_from(&s, "1");
-    wait_version(&s, "1"); /* /readyz 200 */
+    tsrv_expect_next_from(&s, "1");
+    tsrv_wait_version(&s, "1"); /* /readyz 200 */
     ASSERT_EQ(tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 3), 3);
-    wait_version(&s, "3");
-    expect_next_from(&s, "3");
+    tsrv_wait_version(&s, "3");
+    tsrv_expect_next_from(&s, "3");
     ASSERT_EQ(tsrv_stop(&s), 0);
 }
 
@@ -261,7 +225,7 @@ TEST(fault_load_lmdb_rejects)
     tsrv s;
     tsrv_start(&s, "", 0);
     ASSERT_EQ(tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 1), 1);
-    wait_version(&s, "1");
+    tsrv_wait_version(&s, "1");
     /* version 2: a sound LMDB file (it passes recd's structure check) without the tensors database */
     char tmp[1200], final[1200];
     snprintf(tmp, sizeof tmp, "%s/gru4rec/.tmp-2", s.root);
@@ -281,11 +245,11 @@ TEST(fault_load_lmdb_rejects)
     ASSERT_EQ(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
     ASSERT_EQ(rename(tmp, final), 0);
-    wait_refused(&s, 1);
+    ASSERT_EQ(tsrv_wait_metric(&s, TSRV_REFUSED, 1, 20000), 1);
     char err[1024];
     ASSERT_CONTAINS(last_error(&s, err, sizeof err), "tensors");
-    expect_next_from(&s, "1");
-    wait_version(&s, "1");
+    tsrv_expect_next_from(&s, "1");
+    tsrv_wait_version(&s, "1");
     ASSERT_EQ(tsrv_stop(&s), 0);
 }
 
@@ -488,7 +452,7 @@ TEST_TIMEOUT(fault_request_malloc, 240)
         ASSERT_EQ(r.status, 200);
     }
     hc_close(&keep);
-    wait_version(&s, "1");
+    tsrv_wait_version(&s, "1");
     fprintf(stderr, "    answers under failing mallocs: %d ok, %d 503, %d dropped\n", t.ok, t.unavailable, t.dropped);
     /* out of memory in a request answers 503 problem+json with Retry-After (at least once) */
     ASSERT(t.unavailable >= 1);

@@ -5,11 +5,6 @@
 #include "tests/test_server_util.h"
 #include "tests/testlib.h"
 
-static const char *jstr(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
-
 /* The item ids of a /v1/next answer, joined by spaces, into buf. */
 static const char *item_list(const json_t *ans, char *buf, size_t cap)
 {
@@ -20,7 +15,7 @@ static const char *item_list(const json_t *ans, char *buf, size_t cap)
     json_array_foreach(items, i, it)
     {
         size_t n = strlen(buf);
-        snprintf(buf + n, cap - n, "%s%s", n ? " " : "", jstr(it, "item_id"));
+        snprintf(buf + n, cap - n, "%s%s", n ? " " : "", tsrv_jstr(it, "item_id"));
     }
     return buf;
 }
@@ -32,9 +27,9 @@ TEST(server_health_and_models)
     tresp r;
     ASSERT_EQ(tsrv_http(&s, "GET", "/healthz", NULL, 0, NULL, &r), 0);
     ASSERT_EQ(r.status, 200);
-    ASSERT_STR_EQ(jstr(r.json, "status"), "ok");
+    ASSERT_STR_EQ(tsrv_jstr(r.json, "status"), "ok");
     ASSERT(r.request_id[0]);
-    ASSERT_STR_EQ(jstr(r.json, "request_id"), r.request_id);
+    ASSERT_STR_EQ(tsrv_jstr(r.json, "request_id"), r.request_id);
     tresp_free(&r);
     /* No snapshot yet: not ready, /v1/next is 503. */
     ASSERT_EQ(tsrv_http(&s, "GET", "/readyz", NULL, 0, NULL, &r), 0);
@@ -54,15 +49,15 @@ TEST(server_health_and_models)
     ASSERT_EQ(tsrv_http(&s, "GET", "/v1/models", NULL, 0, NULL, &r), 0);
     ASSERT_EQ(r.status, 200);
     const json_t *m = json_array_get(json_object_get(r.json, "models"), 0);
-    ASSERT_STR_EQ(jstr(m, "name"), "gru4rec");
-    ASSERT_STR_EQ(jstr(m, "version"), "1");
+    ASSERT_STR_EQ(tsrv_jstr(m, "name"), "gru4rec");
+    ASSERT_STR_EQ(tsrv_jstr(m, "version"), "1");
     ASSERT(json_is_object(json_object_get(m, "meta")));
     tresp_free(&r);
     json_t *a = tsrv_post(&s, "/v1/next", "{\"items\":[\"i1\",\"i2\"],\"k\":5}", 200);
     ASSERT_EQ(json_array_size(json_object_get(a, "items")), 5);
-    ASSERT_STR_EQ(jstr(a, "model"), "gru4rec");
-    ASSERT_STR_EQ(jstr(a, "version"), "1");
-    ASSERT(jstr(a, "request_id") != NULL);
+    ASSERT_STR_EQ(tsrv_jstr(a, "model"), "gru4rec");
+    ASSERT_STR_EQ(tsrv_jstr(a, "version"), "1");
+    ASSERT(tsrv_jstr(a, "request_id") != NULL);
     json_decref(a);
     ASSERT_EQ(tsrv_http(&s, "GET", "/metrics", NULL, 0, NULL, &r), 0);
     ASSERT_EQ(r.status, 200);
@@ -88,10 +83,10 @@ static void expect_problem(const tsrv *s, const char *method, const char *path, 
         if (!r.json || strcmp(r.ctype, "application/problem+json") != 0)
             FAIL("%s %s: not a problem+json answer (%s): %.300s", method, path, r.ctype, r.body);
         ASSERT_EQ(json_integer_value(json_object_get(r.json, "status")), status);
-        ASSERT(jstr(r.json, "title") != NULL);
-        ASSERT(jstr(r.json, "detail") != NULL);
-        ASSERT(strncmp(jstr(r.json, "type"), "urn:recd:problem:", 17) == 0);
-        ASSERT_STR_EQ(jstr(r.json, "request_id"), r.request_id);
+        ASSERT(tsrv_jstr(r.json, "title") != NULL);
+        ASSERT(tsrv_jstr(r.json, "detail") != NULL);
+        ASSERT(strncmp(tsrv_jstr(r.json, "type"), "urn:recd:problem:", 17) == 0);
+        ASSERT_STR_EQ(tsrv_jstr(r.json, "request_id"), r.request_id);
     }
     tresp_free(&r);
 }
@@ -168,7 +163,7 @@ static void next_semantics(const char *settings)
         snprintf(body, sizeof body, "{\"session_id\":\"s1\",\"item_id\":\"%s\",\"k\":10}", clicks[i]);
         json_decref(st);
         st = tsrv_post(&s, "/v1/next", body, 200);
-        ASSERT_STR_EQ(jstr(st, "session_id"), "s1");
+        ASSERT_STR_EQ(tsrv_jstr(st, "session_id"), "s1");
     }
     json_t *sl = tsrv_post(&s, "/v1/next", "{\"items\":[\"i3\",\"nope\",\"i17\",\"i5\",\"i3\"],\"k\":10}", 200);
     ASSERT_STR_EQ(item_list(st, a, sizeof a), item_list(sl, b, sizeof b));
@@ -198,12 +193,12 @@ static void next_semantics(const char *settings)
     json_decref(sl);
     /* Only unknown clicks: the most popular items, flagged. */
     sl = tsrv_post(&s, "/v1/next", "{\"items\":[\"x1\",\"x2\"],\"k\":3}", 200);
-    ASSERT_STR_EQ(jstr(sl, "fallback"), "popular");
+    ASSERT_STR_EQ(tsrv_jstr(sl, "fallback"), "popular");
     ASSERT_STR_EQ(item_list(sl, a, sizeof a), "i0 i1 i2");
     ASSERT_EQ(json_array_size(json_object_get(sl, "unknown_items")), 2);
     json_decref(sl);
     st = tsrv_post(&s, "/v1/next", "{\"session_id\":\"new\",\"item_id\":\"zz\",\"k\":2}", 200);
-    ASSERT_STR_EQ(jstr(st, "fallback"), "popular");
+    ASSERT_STR_EQ(tsrv_jstr(st, "fallback"), "popular");
     ASSERT_STR_EQ(item_list(st, a, sizeof a), "i0 i1");
     json_decref(st);
     /* Default k is 20. */
@@ -258,7 +253,7 @@ static void long_session_id(const char *settings)
         snprintf(body, sizeof body, "{\"session_id\":\"%s\",\"item_id\":\"%s\",\"k\":3}", id,
                  pass ? "zz" : "i3");
         json_t *st = tsrv_post(&s, "/v1/next", body, 200);
-        ASSERT_STR_EQ(jstr(st, "session_id"), id);
+        ASSERT_STR_EQ(tsrv_jstr(st, "session_id"), id);
         json_decref(st);
     }
     /* a stateless answer carries no session_id */
@@ -283,7 +278,7 @@ TEST(server_request_ids)
     const char *mine[] = {"X-Request-Id: trace-42.a_b", NULL};
     ASSERT_EQ(tsrv_http(&s, "GET", "/healthz", NULL, 0, mine, &r), 0);
     ASSERT_STR_EQ(r.request_id, "trace-42.a_b");
-    ASSERT_STR_EQ(jstr(r.json, "request_id"), "trace-42.a_b");
+    ASSERT_STR_EQ(tsrv_jstr(r.json, "request_id"), "trace-42.a_b");
     tresp_free(&r);
     const char *bad[] = {"X-Request-Id: no spaces<allowed>", NULL};
     ASSERT_EQ(tsrv_http(&s, "GET", "/healthz", NULL, 0, bad, &r), 0);
@@ -293,7 +288,7 @@ TEST(server_request_ids)
     tresp_free(&r);
     ASSERT_EQ(tsrv_http(&s, "GET", "/nowhere", NULL, 0, NULL, &r), 0);
     ASSERT(strcmp(r.request_id, first) != 0); /* unique */
-    ASSERT_STR_EQ(jstr(r.json, "request_id"), r.request_id);
+    ASSERT_STR_EQ(tsrv_jstr(r.json, "request_id"), r.request_id);
     tresp_free(&r);
     ASSERT_EQ(tsrv_http(&s, "GET", "/metrics", NULL, 0, NULL, &r), 0);
     ASSERT(r.request_id[0]); /* also on non-JSON answers, as a header */

@@ -36,13 +36,6 @@
 #include "tests/test_server_util.h"
 #include "tests/testlib.h"
 
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* A non-blocking socket connecting to 127.0.0.1:port from address `from` (NULL: any); -1 on failure. */
 static int raw_open(int port, const char *from)
 {
@@ -313,7 +306,7 @@ TEST_TIMEOUT(server_abuse_exhaustion, 120)
     attack at = {.port = s.port};
     pthread_t th;
     ASSERT_EQ(pthread_create(&th, NULL, attack_run, &at), 0);
-    sleep_ms(1000); /* the attack in place */
+    tsrv_sleep_ms(1000); /* the attack in place */
     int probes = 0, answered = 0;
     char failures[512] = "";
     double end = clock_mono_s() + 10;
@@ -323,7 +316,7 @@ TEST_TIMEOUT(server_abuse_exhaustion, 120)
         if (st == 200) answered++;
         else if (strlen(failures) < sizeof failures - 16)
             snprintf(failures + strlen(failures), sizeof failures - strlen(failures), " %d", st);
-        sleep_ms(200);
+        tsrv_sleep_ms(200);
     }
     long held = atomic_load(&at.held), reopened = atomic_load(&at.reopened);
     atomic_store(&at.stop, 1);
@@ -445,7 +438,7 @@ TEST_TIMEOUT(server_abuse_admin_port, 90)
     for (int i = 0; i < NHOLD; i++) hold[i] = raw_open(s.port, NULL);
     int full = 0;
     for (int i = 0; i < 20 && !full; i++) {
-        sleep_ms(250);
+        tsrv_sleep_ms(250);
         full = healthz_status(s.port, 2.0) != 200;
     }
     if (!full) FAIL("the public port still answers with %d idle sockets and http.max_connections 8", NHOLD);
@@ -470,7 +463,7 @@ TEST_TIMEOUT(server_abuse_admin_port, 90)
     int st = 0;
     for (int i = 0; i < 40 && st != 200; i++) {
         st = healthz_status(s.port, 2.0);
-        if (st != 200) sleep_ms(250);
+        if (st != 200) tsrv_sleep_ms(250);
     }
     ASSERT_EQ(st, 200);
     ASSERT_EQ(tsrv_stop(&s), 0);

@@ -59,11 +59,6 @@ typedef struct mix {
     const char *count_names[64];
 } mix;
 
-static const char *jstr(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
-
 /* ---------------------------------------------------------------- failures with their context */
 
 static void mix_fail(mix *m, int c, int line, const char *fmt, ...)
@@ -214,18 +209,18 @@ static void mix_send(mix *m, int c, const char *kind, const char *method, const 
         MCHECK(m, c, json_is_object(r->json), "%s %s: the answer is not a JSON object: %.300s",
                method, path, r->body);
         MCHECK(m, c,
-               jstr(r->json, "request_id") &&
-                   strcmp(jstr(r->json, "request_id"), r->request_id) == 0,
+               tsrv_jstr(r->json, "request_id") &&
+                   strcmp(tsrv_jstr(r->json, "request_id"), r->request_id) == 0,
                "%s %s: request_id %s in the body, %s in the header", method, path,
-               jstr(r->json, "request_id") ? jstr(r->json, "request_id") : "(none)", r->request_id);
+               tsrv_jstr(r->json, "request_id") ? tsrv_jstr(r->json, "request_id") : "(none)", r->request_id);
         if (w->sh == SH_PROBLEM) {
             MCHECK(m, c, json_integer_value(json_object_get(r->json, "status")) == w->status,
                    "%s %s: problem status field: %.300s", method, path, r->body);
             MCHECK(m, c,
-                   jstr(r->json, "type") &&
-                       strncmp(jstr(r->json, "type"), "urn:recd:problem:", 17) == 0,
+                   tsrv_jstr(r->json, "type") &&
+                       strncmp(tsrv_jstr(r->json, "type"), "urn:recd:problem:", 17) == 0,
                    "%s %s: problem type: %.300s", method, path, r->body);
-            MCHECK(m, c, jstr(r->json, "title") && jstr(r->json, "detail"),
+            MCHECK(m, c, tsrv_jstr(r->json, "title") && tsrv_jstr(r->json, "detail"),
                    "%s %s: problem title/detail: %.300s", method, path, r->body);
         }
         break;
@@ -241,8 +236,8 @@ static void expect_problem(mix *m, int c, const char *kind, const char *method, 
     want w = {status, SH_PROBLEM, NULL, NULL, 0};
     tresp r;
     mix_send(m, c, kind, method, path, body, body ? strlen(body) : 0, headers, &w, &r);
-    MCHECK(m, c, strstr(jstr(r.json, "detail"), detail) != NULL,
-           "%s %s: detail \"%s\" lacks \"%s\"", method, path, jstr(r.json, "detail"), detail);
+    MCHECK(m, c, strstr(tsrv_jstr(r.json, "detail"), detail) != NULL,
+           "%s %s: detail \"%s\" lacks \"%s\"", method, path, tsrv_jstr(r.json, "detail"), detail);
     tresp_free(&r);
 }
 
@@ -273,13 +268,13 @@ static const json_t *next_reference(mix *m, int c, const char *body)
 static void check_next(mix *m, int c, const json_t *a, int k, const json_t *expected,
                        const char *session_id, const char *const *unknown, int n_unknown)
 {
-    MCHECK(m, c, jstr(a, "model") && strcmp(jstr(a, "model"), "gru4rec") == 0, "/v1/next: model %s",
-           jstr(a, "model"));
-    MCHECK(m, c, jstr(a, "version") && strcmp(jstr(a, "version"), "1") == 0, "/v1/next: version %s",
-           jstr(a, "version"));
+    MCHECK(m, c, tsrv_jstr(a, "model") && strcmp(tsrv_jstr(a, "model"), "gru4rec") == 0, "/v1/next: model %s",
+           tsrv_jstr(a, "model"));
+    MCHECK(m, c, tsrv_jstr(a, "version") && strcmp(tsrv_jstr(a, "version"), "1") == 0, "/v1/next: version %s",
+           tsrv_jstr(a, "version"));
     if (session_id)
-        MCHECK(m, c, jstr(a, "session_id") && strcmp(jstr(a, "session_id"), session_id) == 0,
-               "/v1/next: session_id %s", jstr(a, "session_id"));
+        MCHECK(m, c, tsrv_jstr(a, "session_id") && strcmp(tsrv_jstr(a, "session_id"), session_id) == 0,
+               "/v1/next: session_id %s", tsrv_jstr(a, "session_id"));
     else
         MCHECK(m, c, json_object_get(a, "session_id") == NULL,
                "/v1/next: a session_id in a stateless answer");
@@ -295,14 +290,14 @@ static void check_next(mix *m, int c, const json_t *a, int k, const json_t *expe
     MCHECK(m, c, json_is_array(items) && json_array_size(items) == (size_t)k,
            "/v1/next: %zu items, wanted k=%d", json_array_size(items), k);
     if (!expected) {
-        MCHECK(m, c, jstr(a, "fallback") && strcmp(jstr(a, "fallback"), "popular") == 0,
+        MCHECK(m, c, tsrv_jstr(a, "fallback") && strcmp(tsrv_jstr(a, "fallback"), "popular") == 0,
                "/v1/next: no fallback flag");
         for (int i = 0; i < k; i++) {
             char id[16];
             snprintf(id, sizeof id, "i%d", i);
             const json_t *it = json_array_get(items, (size_t)i);
-            MCHECK(m, c, jstr(it, "item_id") && strcmp(jstr(it, "item_id"), id) == 0,
-                   "/v1/next fallback: item %d is %s", i, jstr(it, "item_id"));
+            MCHECK(m, c, tsrv_jstr(it, "item_id") && strcmp(tsrv_jstr(it, "item_id"), id) == 0,
+                   "/v1/next fallback: item %d is %s", i, tsrv_jstr(it, "item_id"));
             MCHECK(m, c, json_is_null(json_object_get(it, "score")),
                    "/v1/next fallback: a score that is not null");
         }
@@ -316,9 +311,9 @@ static void check_next(mix *m, int c, const json_t *a, int k, const json_t *expe
     for (int i = 0; i < k; i++) {
         const json_t *it = json_array_get(items, (size_t)i),
                      *wt = json_array_get(want_items, (size_t)i);
-        MCHECK(m, c, jstr(it, "item_id") && strcmp(jstr(it, "item_id"), jstr(wt, "item_id")) == 0,
-               "/v1/next: item %d is %s, the same request alone answers %s", i, jstr(it, "item_id"),
-               jstr(wt, "item_id"));
+        MCHECK(m, c, tsrv_jstr(it, "item_id") && strcmp(tsrv_jstr(it, "item_id"), tsrv_jstr(wt, "item_id")) == 0,
+               "/v1/next: item %d is %s, the same request alone answers %s", i, tsrv_jstr(it, "item_id"),
+               tsrv_jstr(wt, "item_id"));
         double got = json_number_value(json_object_get(it, "score")),
                exp = json_number_value(json_object_get(wt, "score"));
         MCHECK(m, c, json_is_number(json_object_get(it, "score")) && fabs(got - exp) <= 1e-4,
@@ -364,7 +359,7 @@ static void k_next_stateless(mix *m, int c)
     if (excl) /* none of the history comes back */
         for (int i = 0; i < k; i++) {
             const char *id =
-                jstr(json_array_get(json_object_get(r.json, "items"), (size_t)i), "item_id");
+                tsrv_jstr(json_array_get(json_object_get(r.json, "items"), (size_t)i), "item_id");
             for (int h = 0; h < n; h++) {
                 char hid[16];
                 snprintf(hid, sizeof hid, "i%d", items[h]);
@@ -454,9 +449,9 @@ static void k_next_errors(mix *m, int c)
         {"{\"session_id\":\"s\"}", 422, ""},
         {"{\"items\":[\"i1\"],\"color\":\"red\"}", 422, "unknown field 'color'"},
         {"{\"items\":[\"i1\"],\"model\":\"nope\"}", 404, "no model 'nope'"},
-        {"{\"items\":[\"i1\"],\"model\":\"widedeep\"}", 422, "needs a gru4rec model"},
+        {"{\"items\":[\"i1\"],\"model\":\"widedeep\"}", 422, "cannot answer /v1/next (no `next`)"},
         {"{\"session_id\":\"mix-wrong\",\"item_id\":\"i1\",\"model\":\"widedeep\"}", 422,
-         "needs a gru4rec model"},
+         "cannot answer /v1/next (no `next`)"},
     };
     int i = (int)rng_below(&m->rng, sizeof E / sizeof E[0]);
     expect_problem(m, c, "next_error", "POST", "/v1/next", E[i].body, NULL, E[i].status,
@@ -515,14 +510,14 @@ static void k_rank(mix *m, int c, const char *const *headers, const char *kind)
     mix_send(m, c, kind, "POST", "/v1/rank", body, strlen(body), headers, &w, &r);
     const json_t *a = r.json;
     int kk = k < n ? k : n;
-    MCHECK(m, c, jstr(a, "model") && strcmp(jstr(a, "model"), "widedeep") == 0,
-           "/v1/rank: model %s", jstr(a, "model"));
-    MCHECK(m, c, jstr(a, "version") && strcmp(jstr(a, "version"), "1") == 0, "/v1/rank: version %s",
-           jstr(a, "version"));
+    MCHECK(m, c, tsrv_jstr(a, "model") && strcmp(tsrv_jstr(a, "model"), "widedeep") == 0,
+           "/v1/rank: model %s", tsrv_jstr(a, "model"));
+    MCHECK(m, c, tsrv_jstr(a, "version") && strcmp(tsrv_jstr(a, "version"), "1") == 0, "/v1/rank: version %s",
+           tsrv_jstr(a, "version"));
     char uid[16];
     snprintf(uid, sizeof uid, "u%d", c);
-    MCHECK(m, c, jstr(a, "user_id") && strcmp(jstr(a, "user_id"), uid) == 0, "/v1/rank: user_id %s",
-           jstr(a, "user_id"));
+    MCHECK(m, c, tsrv_jstr(a, "user_id") && strcmp(tsrv_jstr(a, "user_id"), uid) == 0, "/v1/rank: user_id %s",
+           tsrv_jstr(a, "user_id"));
     const json_t *items = json_object_get(a, "items");
     MCHECK(m, c, json_is_array(items) && json_array_size(items) == (size_t)kk,
            "/v1/rank: %zu items, wanted %d of %d", json_array_size(items), kk, n);
@@ -530,7 +525,7 @@ static void k_rank(mix *m, int c, const char *const *headers, const char *kind)
     double last = 2;
     for (int i = 0; i < kk; i++) {
         const json_t *it = json_array_get(items, (size_t)i);
-        const char *id = jstr(it, "item_id");
+        const char *id = tsrv_jstr(it, "item_id");
         int j = id && id[0] == 'c' ? atoi(id + 1) : -1;
         MCHECK(m, c, j >= 0 && j < n && !taken[j],
                "/v1/rank: item %d is %s: not a candidate, or twice", i, id ? id : "(none)");
@@ -584,7 +579,7 @@ static void k_rank_errors(mix *m, int c)
         {"{\"candidates\":[{\"item_id\":\"a\"}],\"colour\":1}", 422, "unknown field 'colour'"},
         {"{\"model\":\"nope\",\"candidates\":[{\"item_id\":\"a\"}]}", 404, "no model 'nope'"},
         {"{\"model\":\"gru4rec\",\"candidates\":[{\"item_id\":\"a\"}]}", 422,
-         "needs a widedeep model"},
+         "cannot answer /v1/rank (no `rank`)"},
     };
     int i = (int)rng_below(&m->rng, sizeof E / sizeof E[0]);
     expect_problem(m, c, "rank_error", "POST", "/v1/rank", E[i].body, NULL, E[i].status,
@@ -603,13 +598,13 @@ static void k_models(mix *m, int c)
     static const char *names[] = {"gru4rec", "widedeep"};
     for (size_t i = 0; i < 2; i++) {
         const json_t *e = json_array_get(ms, i);
-        MCHECK(m, c, jstr(e, "name") && strcmp(jstr(e, "name"), names[i]) == 0,
-               "/v1/models[%zu]: name %s", i, jstr(e, "name"));
-        MCHECK(m, c, jstr(e, "type") && strcmp(jstr(e, "type"), names[i]) == 0,
-               "/v1/models[%zu]: type %s", i, jstr(e, "type"));
+        MCHECK(m, c, tsrv_jstr(e, "name") && strcmp(tsrv_jstr(e, "name"), names[i]) == 0,
+               "/v1/models[%zu]: name %s", i, tsrv_jstr(e, "name"));
+        MCHECK(m, c, tsrv_jstr(e, "type") && strcmp(tsrv_jstr(e, "type"), names[i]) == 0,
+               "/v1/models[%zu]: type %s", i, tsrv_jstr(e, "type"));
         MCHECK(m, c, json_is_true(json_object_get(e, "loaded")), "/v1/models[%zu]: not loaded", i);
-        MCHECK(m, c, jstr(e, "version") && strcmp(jstr(e, "version"), "1") == 0,
-               "/v1/models[%zu]: version %s", i, jstr(e, "version"));
+        MCHECK(m, c, tsrv_jstr(e, "version") && strcmp(tsrv_jstr(e, "version"), "1") == 0,
+               "/v1/models[%zu]: version %s", i, tsrv_jstr(e, "version"));
         MCHECK(m, c, json_is_object(json_object_get(e, "meta")), "/v1/models[%zu]: no meta", i);
     }
     tresp_free(&r);
@@ -643,13 +638,13 @@ static void k_reload(mix *m, int c)
     want w = {202, SH_JSON, NULL, NULL, 0};
     tresp r;
     mix_send(m, c, "reload_202", "POST", path, "", 0, good, &w, &r);
-    MCHECK(m, c, jstr(r.json, "model") && strcmp(jstr(r.json, "model"), model) == 0,
-           "reload: model %s", jstr(r.json, "model"));
-    MCHECK(m, c, jstr(r.json, "status") && strcmp(jstr(r.json, "status"), "reload scheduled") == 0,
-           "reload: status %s", jstr(r.json, "status"));
+    MCHECK(m, c, tsrv_jstr(r.json, "model") && strcmp(tsrv_jstr(r.json, "model"), model) == 0,
+           "reload: model %s", tsrv_jstr(r.json, "model"));
+    MCHECK(m, c, tsrv_jstr(r.json, "status") && strcmp(tsrv_jstr(r.json, "status"), "reload scheduled") == 0,
+           "reload: status %s", tsrv_jstr(r.json, "status"));
     MCHECK(m, c,
-           jstr(r.json, "serving_version") && strcmp(jstr(r.json, "serving_version"), "1") == 0,
-           "reload: serving_version %s", jstr(r.json, "serving_version"));
+           tsrv_jstr(r.json, "serving_version") && strcmp(tsrv_jstr(r.json, "serving_version"), "1") == 0,
+           "reload: serving_version %s", tsrv_jstr(r.json, "serving_version"));
     tresp_free(&r);
 }
 
@@ -658,9 +653,9 @@ static void k_healthz(mix *m, int c)
     want w = {200, SH_JSON, NULL, NULL, 0};
     tresp r;
     mix_send(m, c, "healthz", "GET", "/healthz", NULL, 0, NULL, &w, &r);
-    MCHECK(m, c, jstr(r.json, "status") && strcmp(jstr(r.json, "status"), "ok") == 0,
-           "/healthz: status %s", jstr(r.json, "status"));
-    MCHECK(m, c, jstr(r.json, "version") != NULL, "/healthz: no version");
+    MCHECK(m, c, tsrv_jstr(r.json, "status") && strcmp(tsrv_jstr(r.json, "status"), "ok") == 0,
+           "/healthz: status %s", tsrv_jstr(r.json, "status"));
+    MCHECK(m, c, tsrv_jstr(r.json, "version") != NULL, "/healthz: no version");
     MCHECK(m, c, json_is_number(json_object_get(r.json, "uptime_s")), "/healthz: no uptime_s");
     tresp_free(&r);
 }
@@ -670,13 +665,13 @@ static void k_readyz(mix *m, int c)
     want w = {200, SH_JSON, NULL, NULL, 0};
     tresp r;
     mix_send(m, c, "readyz", "GET", "/readyz", NULL, 0, NULL, &w, &r);
-    MCHECK(m, c, jstr(r.json, "status") && strcmp(jstr(r.json, "status"), "ready") == 0,
-           "/readyz: status %s", jstr(r.json, "status"));
+    MCHECK(m, c, tsrv_jstr(r.json, "status") && strcmp(tsrv_jstr(r.json, "status"), "ready") == 0,
+           "/readyz: status %s", tsrv_jstr(r.json, "status"));
     const json_t *ms = json_object_get(r.json, "models");
-    MCHECK(m, c, jstr(ms, "gru4rec") && strcmp(jstr(ms, "gru4rec"), "1") == 0,
-           "/readyz: gru4rec %s", jstr(ms, "gru4rec"));
-    MCHECK(m, c, jstr(ms, "widedeep") && strcmp(jstr(ms, "widedeep"), "1") == 0,
-           "/readyz: widedeep %s", jstr(ms, "widedeep"));
+    MCHECK(m, c, tsrv_jstr(ms, "gru4rec") && strcmp(tsrv_jstr(ms, "gru4rec"), "1") == 0,
+           "/readyz: gru4rec %s", tsrv_jstr(ms, "gru4rec"));
+    MCHECK(m, c, tsrv_jstr(ms, "widedeep") && strcmp(tsrv_jstr(ms, "widedeep"), "1") == 0,
+           "/readyz: widedeep %s", tsrv_jstr(ms, "widedeep"));
     tresp_free(&r);
 }
 
@@ -799,8 +794,8 @@ static void k_framing(mix *m, int c)
     int te = (int)rng_below(&m->rng, 2);
     mix_send(m, c, te ? "framing_cl_te" : "framing_cl_cl", "POST", path, body, strlen(body),
              te ? cl_te : cl_cl, &w, &r);
-    MCHECK(m, c, strstr(jstr(r.json, "type"), "ambiguous-framing") != NULL, "framing: type %s",
-           jstr(r.json, "type"));
+    MCHECK(m, c, strstr(tsrv_jstr(r.json, "type"), "ambiguous-framing") != NULL, "framing: type %s",
+           tsrv_jstr(r.json, "type"));
     tresp_free(&r);
 }
 
@@ -910,10 +905,10 @@ TEST_TIMEOUT(server_mix_rank_then_next, 120)
     k_rank_valid(m, 2);
     expect_problem(m, 2, "next_error", "POST", "/v1/next",
                    "{\"items\":[\"i1\"],\"model\":\"widedeep\"}", NULL, 422,
-                   "needs a gru4rec model");
+                   "cannot answer /v1/next (no `next`)");
     expect_problem(m, 2, "rank_error", "POST", "/v1/rank",
                    "{\"model\":\"gru4rec\",\"candidates\":[{\"item_id\":\"a\"}]}", NULL, 422,
-                   "needs a widedeep model");
+                   "cannot answer /v1/rank (no `rank`)");
     k_next_stateful(m, 2);
     k_rank_valid(m, 2);
     /* and back on the first two, alternating */

@@ -11,27 +11,6 @@
 #include "tests/test_server_util.h"
 #include "tests/testlib.h"
 
-static const char *jstr(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
-
-
-/* Wait until the served version of gru4rec is `version` (via /readyz). */
-static void wait_version(const tsrv *s, const char *version)
-{
-    for (int i = 0; i < 400; i++) {
-        tresp r;
-        tsrv_http(s, "GET", "/readyz", NULL, 0, NULL, &r);
-        const char *v = r.json ? jstr(json_object_get(r.json, "models"), "gru4rec") : NULL;
-        int ok = v && strcmp(v, version) == 0;
-        tresp_free(&r);
-        if (ok) return;
-        usleep(50000);
-    }
-    FAIL("version %s never served", version);
-}
-
 TEST(server_admin_token)
 {
     tsrv s;
@@ -53,10 +32,9 @@ TEST(server_admin_token)
     /* A forced reload loads the same version again: a swap, same version. */
     ASSERT_EQ(tsrv_http(&s, "POST", "/v1/models/gru4rec/reload", "", 0, good, &r), 0);
     ASSERT_EQ(r.status, 202);
-    ASSERT_STR_EQ(jstr(r.json, "serving_version"), "1");
+    ASSERT_STR_EQ(tsrv_jstr(r.json, "serving_version"), "1");
     tresp_free(&r);
-    for (int i = 0; i < 100 && tsrv_metric(&s, "recd_model_swaps_total{model=\"gru4rec\"}") < 1; i++) usleep(50000);
-    ASSERT_EQ(tsrv_metric(&s, "recd_model_swaps_total{model=\"gru4rec\"}"), 1);
+    ASSERT_EQ(tsrv_wait_metric(&s, "recd_model_swaps_total{model=\"gru4rec\"}", 1, 5000), 1);
     ASSERT_EQ(tsrv_stop(&s), 0);
 }
 
@@ -107,7 +85,7 @@ TEST(server_session_eviction_count)
     ASSERT(json_object_get(a, "fallback") == NULL);
     json_decref(a);
     a = tsrv_post(&s, "/v1/next", "{\"session_id\":\"a\",\"item_id\":\"zz\"}", 200);
-    ASSERT_STR_EQ(jstr(a, "fallback"), "popular");
+    ASSERT_STR_EQ(tsrv_jstr(a, "fallback"), "popular");
     json_decref(a);
     ASSERT_EQ(tsrv_metric(&s, "recd_session_evictions_total{reason=\"lru\"}"), 2); /* b went for a */
     ASSERT_EQ(tsrv_stop(&s), 0);
@@ -126,7 +104,7 @@ TEST(server_session_eviction_ttl)
     ASSERT_EQ(tsrv_metric(&s, "recd_sessions"), 0);
     ASSERT_EQ(tsrv_metric(&s, "recd_session_evictions_total{reason=\"ttl\"}"), 1);
     json_t *a = tsrv_post(&s, "/v1/next", "{\"session_id\":\"a\",\"item_id\":\"zz\"}", 200);
-    ASSERT_STR_EQ(jstr(a, "fallback"), "popular");
+    ASSERT_STR_EQ(tsrv_jstr(a, "fallback"), "popular");
     json_decref(a);
     ASSERT_EQ(tsrv_stop(&s), 0);
 }
@@ -158,7 +136,7 @@ static void *client_loop(void *p)
             continue;
         }
         a->ok++;
-        const char *v = jstr(r.json, "version");
+        const char *v = tsrv_jstr(r.json, "version");
         int seen = 0;
         for (int k = 0; k < a->n_versions; k++)
             if (strcmp(a->versions[k], v) == 0) seen = 1;
@@ -184,7 +162,7 @@ TEST_TIMEOUT(server_hot_swap_under_load, 120)
         tsrv_make_snapshot(s.root, "gru4rec", 30, 8, (uint64_t)v);
         char want[16];
         snprintf(want, sizeof want, "%d", v);
-        wait_version(&s, want);
+        tsrv_wait_version(&s, want);
     }
     usleep(300000);
     atomic_store(&a.stop, 1);
@@ -210,7 +188,7 @@ TEST(server_session_state_across_swaps)
     json_decref(tsrv_post(&s, "/v1/next", "{\"session_id\":\"a\",\"item_id\":\"i0\"}", 200));
     /* Same vocabulary and H: the session keeps its state and seen items. */
     tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 2);
-    wait_version(&s, "2");
+    tsrv_wait_version(&s, "2");
     json_t *a = tsrv_post(&s, "/v1/next", "{\"session_id\":\"a\",\"item_id\":\"zz\",\"k\":29,\"exclude_seen\":true}", 200);
     ASSERT(json_object_get(a, "fallback") == NULL); /* still has its known click */
     ASSERT_EQ(json_array_size(json_object_get(a, "items")), 29); /* i0 excluded */
@@ -218,9 +196,9 @@ TEST(server_session_state_across_swaps)
     ASSERT_EQ(tsrv_metric(&s, "recd_session_resets_total"), 0);
     /* Another hidden size: the state cannot carry over, the session is reset (and counted). */
     tsrv_make_snapshot(s.root, "gru4rec", 30, 12, 3);
-    wait_version(&s, "3");
+    tsrv_wait_version(&s, "3");
     a = tsrv_post(&s, "/v1/next", "{\"session_id\":\"a\",\"item_id\":\"zz\",\"k\":3}", 200);
-    ASSERT_STR_EQ(jstr(a, "fallback"), "popular");
+    ASSERT_STR_EQ(tsrv_jstr(a, "fallback"), "popular");
     json_decref(a);
     ASSERT_EQ(tsrv_metric(&s, "recd_session_resets_total"), 1);
     ASSERT_EQ(tsrv_stop(&s), 0);
@@ -239,11 +217,9 @@ TEST(server_corrupt_snapshot_refused)
                        "truncate -s $((sz / 2)) .tmp-2/data.mdb; mv .tmp-2 2",
                        s.root),
               0);
-    for (int i = 0; i < 100 && tsrv_metric(&s, "recd_snapshots_refused_total{model=\"gru4rec\"}") < 1; i++)
-        usleep(50000);
-    ASSERT_EQ(tsrv_metric(&s, "recd_snapshots_refused_total{model=\"gru4rec\"}"), 1);
+    ASSERT_EQ(tsrv_wait_metric(&s, TSRV_REFUSED, 1, 5000), 1);
     json_t *a = tsrv_post(&s, "/v1/next", "{\"items\":[\"i1\"]}", 200);
-    ASSERT_STR_EQ(jstr(a, "version"), "1");
+    ASSERT_STR_EQ(tsrv_jstr(a, "version"), "1");
     json_decref(a);
     /* Version 3: bytes flipped inside (checksums catch what LMDB does not). */
     ASSERT_EQ(test_run(out, sizeof out,
@@ -253,23 +229,30 @@ TEST(server_corrupt_snapshot_refused)
                        "mv .tmp-3 3",
                        s.root),
               0);
-    for (int i = 0; i < 100 && tsrv_metric(&s, "recd_snapshots_refused_total{model=\"gru4rec\"}") < 2; i++)
-        usleep(50000);
-    ASSERT_EQ(tsrv_metric(&s, "recd_snapshots_refused_total{model=\"gru4rec\"}"), 2);
+    ASSERT_EQ(tsrv_wait_metric(&s, TSRV_REFUSED, 2, 5000), 2);
     a = tsrv_post(&s, "/v1/next", "{\"items\":[\"i1\"]}", 200);
-    ASSERT_STR_EQ(jstr(a, "version"), "1");
+    ASSERT_STR_EQ(tsrv_jstr(a, "version"), "1");
     json_decref(a);
     tresp r;
     ASSERT_EQ(tsrv_http(&s, "GET", "/v1/models", NULL, 0, NULL, &r), 0);
-    ASSERT(jstr(json_array_get(json_object_get(r.json, "models"), 0), "last_error") != NULL);
+    ASSERT(tsrv_jstr(json_array_get(json_object_get(r.json, "models"), 0), "last_error") != NULL);
     tresp_free(&r);
     /* A good version 4 is taken. */
     tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 4);
-    wait_version(&s, "4");
+    tsrv_wait_version(&s, "4");
     ASSERT_EQ(tsrv_stop(&s), 0);
 }
 
 /* ---- SIGTERM while requests are in flight ---- */
+#define INFLIGHT "recd_http_requests_in_flight"
+
+/* Wait until n requests are in flight (the gauge counts the /metrics request too), up to 10 s. */
+static void wait_in_flight(const tsrv *s, int n)
+{
+    double v = tsrv_wait_metric(s, INFLIGHT, n + 1, 10000);
+    if (v != n + 1) FAIL("%s is %g, not %d + 1 (this request), after 10 s", INFLIGHT, v, n);
+}
+
 struct inflight_arg {
     const tsrv *s;
     int id;
@@ -302,7 +285,7 @@ TEST(server_sigterm_drains)
         a[i] = (struct inflight_arg){&s, i, -1};
         pthread_create(&th[i], NULL, one_request, &a[i]);
     }
-    usleep(100000);
+    wait_in_flight(&s, N);
     kill(s.pid, SIGTERM);
     for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
     for (int i = 0; i < N; i++) ASSERT_EQ(a[i].status, 200);
@@ -326,7 +309,7 @@ TEST(server_sigterm_no_drain_with_queued_requests)
         a[i] = (struct inflight_arg){&s, i, -1};
         pthread_create(&th[i], NULL, one_request, &a[i]);
     }
-    usleep(200000);
+    wait_in_flight(&s, N);
     kill(s.pid, SIGTERM);
     for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
     ASSERT_EQ(tsrv_wait(&s), 0);
@@ -401,14 +384,14 @@ TEST(server_sighup_rescans)
     tsrv_start(&s, "\"snapshots.watch\":false,\"snapshots.poll_ms\":0", 0);
     tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 1);
     kill(s.pid, SIGHUP);
-    wait_version(&s, "1");
+    tsrv_wait_version(&s, "1");
     tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 2);
     usleep(300000);
     json_t *a = tsrv_post(&s, "/v1/next", "{\"items\":[\"i1\"]}", 200);
-    ASSERT_STR_EQ(jstr(a, "version"), "1");
+    ASSERT_STR_EQ(tsrv_jstr(a, "version"), "1");
     json_decref(a);
     kill(s.pid, SIGHUP);
-    wait_version(&s, "2");
+    tsrv_wait_version(&s, "2");
     ASSERT_EQ(tsrv_stop(&s), 0);
 }
 

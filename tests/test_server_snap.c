@@ -17,51 +17,6 @@
 #include "tests/test_server_util.h"
 #include "tests/testlib.h"
 
-static const char *jstr(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
-
-
-#define REFUSED "recd_snapshots_refused_total{model=\"gru4rec\"}"
-
-/* The version of gru4rec that /readyz reports (into buf; "" when none). */
-static const char *ready_version(const tsrv *s, char *buf, size_t cap)
-{
-    tresp r;
-    tsrv_http(s, "GET", "/readyz", NULL, 0, NULL, &r);
-    const char *v = r.json ? jstr(json_object_get(r.json, "models"), "gru4rec") : NULL;
-    snprintf(buf, cap, "%s", v ? v : "");
-    tresp_free(&r);
-    return buf;
-}
-
-/* Wait until the served version of gru4rec is `version`. */
-static void wait_version(const tsrv *s, const char *version)
-{
-    char got[64] = "";
-    for (int i = 0; i < 400; i++) {
-        if (strcmp(ready_version(s, got, sizeof got), version) == 0) return;
-        usleep(50000);
-    }
-    FAIL("version %s never served (last: '%s')", version, got);
-}
-
-static void wait_refused(const tsrv *s, double n)
-{
-    for (int i = 0; i < 400 && tsrv_metric(s, REFUSED) < n; i++)
-        usleep(50000);
-    ASSERT_EQ(tsrv_metric(s, REFUSED), n);
-}
-
-/* POST /v1/next answers 200 from `version`. */
-static void expect_next_from(const tsrv *s, const char *version)
-{
-    json_t *a = tsrv_post(s, "/v1/next", "{\"items\":[\"i1\"],\"k\":3}", 200);
-    ASSERT_STR_EQ(jstr(a, "version"), version);
-    json_decref(a);
-}
-
 static void sh(const char *fmt, const char *a, const char *b)
 {
     char cmd[8192], out[4096];
@@ -102,18 +57,18 @@ static void fallback_scenario(const char *how)
     tsrv s;
     tsrv_start(&s, "", 1); /* before the fix: never ready (503 forever) */
     char v[64];
-    ASSERT_STR_EQ(ready_version(&s, v, sizeof v), "1");
-    expect_next_from(&s, "1");
-    ASSERT_EQ(tsrv_metric(&s, REFUSED), 1);
+    ASSERT_STR_EQ(tsrv_ready_version(&s, v, sizeof v), "1");
+    tsrv_expect_next_from(&s, "1");
+    ASSERT_EQ(tsrv_metric(&s, TSRV_REFUSED), 1);
     ASSERT_EQ(tsrv_stop(&s), 0);
     /* a restart (rolling deploy) comes back ready on version 1 too */
     tsrv_start(&s, "", 1);
-    ASSERT_STR_EQ(ready_version(&s, v, sizeof v), "1");
-    expect_next_from(&s, "1");
+    ASSERT_STR_EQ(tsrv_ready_version(&s, v, sizeof v), "1");
+    tsrv_expect_next_from(&s, "1");
     ASSERT_EQ(tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 3), 3);
-    wait_version(&s, "3");
-    expect_next_from(&s, "3");
-    ASSERT_EQ(tsrv_metric(&s, REFUSED), 1); /* version 2 was not tried again */
+    tsrv_wait_version(&s, "3");
+    tsrv_expect_next_from(&s, "3");
+    ASSERT_EQ(tsrv_metric(&s, TSRV_REFUSED), 1); /* version 2 was not tried again */
     ASSERT_EQ(tsrv_stop(&s), 0);
 }
 
@@ -142,14 +97,14 @@ TEST(server_snap_truncated_refused_models_hide_paths)
     tsrv_make_snapshot(s.root, "gru4rec", 30, 8, 1);
     tsrv_wait_ready(&s);
     make_bad_version(s.root, "2", "truncated");
-    wait_refused(&s, 1);
-    expect_next_from(&s, "1");
+    ASSERT_EQ(tsrv_wait_metric(&s, TSRV_REFUSED, 1, 20000), 1);
+    tsrv_expect_next_from(&s, "1");
     const char *const auth[] = {"Authorization: Bearer s3cret", NULL};
     for (int k = 0; k < 2; k++) {
         tresp r;
         ASSERT_EQ(tsrv_http(&s, "GET", "/v1/models", NULL, 0, k ? auth : NULL, &r), 0);
         ASSERT_EQ(r.status, 200);
-        const char *err = jstr(json_array_get(json_object_get(r.json, "models"), 0), "last_error");
+        const char *err = tsrv_jstr(json_array_get(json_object_get(r.json, "models"), 0), "last_error");
         ASSERT(err != NULL);
         ASSERT_CONTAINS(err, "truncated");
         ASSERT_CONTAINS(err, "gru4rec/2/data.mdb");
@@ -177,16 +132,16 @@ TEST(server_snap_twenty_digit_version)
     tsrv s;
     tsrv_start(&s, "", 1);
     char v[64];
-    ASSERT_STR_EQ(ready_version(&s, v, sizeof v), "1");
+    ASSERT_STR_EQ(tsrv_ready_version(&s, v, sizeof v), "1");
     sh("set -e; cd %s/gru4rec; cp -r 1 .tmp-copy; mv .tmp-copy 18446744073709551615%s", root, "");
-    wait_version(&s, "18446744073709551615");
-    expect_next_from(&s, "18446744073709551615");
+    tsrv_wait_version(&s, "18446744073709551615");
+    tsrv_expect_next_from(&s, "18446744073709551615");
     tresp r;
     ASSERT_EQ(tsrv_http(&s, "GET", "/v1/models", NULL, 0, NULL, &r), 0);
-    ASSERT_STR_EQ(jstr(json_array_get(json_object_get(r.json, "models"), 0), "version"), "18446744073709551615");
+    ASSERT_STR_EQ(tsrv_jstr(json_array_get(json_object_get(r.json, "models"), 0), "version"), "18446744073709551615");
     tresp_free(&r);
     ASSERT(tsrv_metric(&s, "recd_model_version{model=\"gru4rec\"}") == (double)UINT64_MAX);
-    ASSERT_EQ(tsrv_metric(&s, REFUSED), 0);
+    ASSERT_EQ(tsrv_metric(&s, TSRV_REFUSED), 0);
     ASSERT_EQ(tsrv_stop(&s), 0);
     char out[65536];
     test_run(out, sizeof out, "cat %s", s.log);
@@ -251,7 +206,7 @@ TEST(server_snap_registry_falls_back_and_remembers)
     json_error_t e;
     json_t *j = json_loadb(b.data, b.len, 0, &e);
     ASSERT(j != NULL);
-    const char *err = jstr(json_array_get(json_object_get(j, "models"), 0), "last_error");
+    const char *err = tsrv_jstr(json_array_get(json_object_get(j, "models"), 0), "last_error");
     ASSERT(err != NULL);
     ASSERT_CONTAINS(err, "gru4rec/3/data.mdb"); /* 4 is refused first, then 3 */
     if (strstr(err, root)) FAIL("last_error shows the root: %s", err);
@@ -354,12 +309,12 @@ TEST(server_snap_models_meta_hides_paths)
     ASSERT(json_is_object(meta));
     ASSERT(expect_no_paths(j, "/v1/models") > 10);
     /* paths under the root relative to it, others "(path)" */
-    ASSERT_STR_EQ(jstr(json_object_get(meta, "config"), "out_dir"), "(path)");
-    ASSERT_STR_EQ(jstr(json_object_get(json_object_get(meta, "config"), "data"), "path"), "(path)");
-    ASSERT_STR_EQ(jstr(json_object_get(json_object_get(meta, "config"), "data"), "name"), "g4");
-    ASSERT_STR_EQ(jstr(json_object_get(meta, "run"), "train"), "(path)");
-    ASSERT_STR_EQ(jstr(json_object_get(meta, "run"), "test"), "(path)");
-    ASSERT_STR_EQ(jstr(json_object_get(meta, "run"), "out"), "gru4rec/1");
+    ASSERT_STR_EQ(tsrv_jstr(json_object_get(meta, "config"), "out_dir"), "(path)");
+    ASSERT_STR_EQ(tsrv_jstr(json_object_get(json_object_get(meta, "config"), "data"), "path"), "(path)");
+    ASSERT_STR_EQ(tsrv_jstr(json_object_get(json_object_get(meta, "config"), "data"), "name"), "g4");
+    ASSERT_STR_EQ(tsrv_jstr(json_object_get(meta, "run"), "train"), "(path)");
+    ASSERT_STR_EQ(tsrv_jstr(json_object_get(meta, "run"), "test"), "(path)");
+    ASSERT_STR_EQ(tsrv_jstr(json_object_get(meta, "run"), "out"), "gru4rec/1");
     const json_t *notes = json_object_get(meta, "notes");
     ASSERT_STR_EQ(json_string_value(json_array_get(notes, 0)),
                   "from (path), \"quoted\" back\\slash donn\xc3\xa9" "es (path) b");
@@ -378,7 +333,7 @@ TEST(server_snap_models_meta_hides_paths)
     json_decref(j);
     /* the snapshot itself keeps them (recd inspect shows the meta as written) */
     model_version *v = registry_acquire(r, "gru4rec", NULL);
-    ASSERT_STR_EQ(jstr(json_object_get(snap_meta(v->snap), "config"), "out_dir"), root);
+    ASSERT_STR_EQ(tsrv_jstr(json_object_get(snap_meta(v->snap), "config"), "out_dir"), root);
     registry_release(r, v);
     registry_free(r);
 }
@@ -409,7 +364,7 @@ TEST(server_snap_models_root_mid_word)
     registry_free(r);
 }
 
-/* The real trainer's meta (config.out_dir, data.path: absolute paths) through the real server:
+/* The real trainer's meta (config.out, data.path: absolute paths) through the real server:
  * /v1/models, with or without the admin token, is valid JSON without any path and still shows the
  * metrics; the snapshot (recd inspect) keeps the paths. */
 TEST_TIMEOUT(server_snap_models_trained_meta_hides_paths, 120)
@@ -446,8 +401,8 @@ TEST_TIMEOUT(server_snap_models_trained_meta_hides_paths, 120)
         const json_t *meta = json_object_get(json_array_get(json_object_get(r.json, "models"), 0), "meta");
         ASSERT(json_is_object(meta));
         ASSERT(expect_no_paths(r.json, "/v1/models") > 3);
-        ASSERT_STR_EQ(jstr(json_object_get(meta, "data"), "path"), "(path)");
-        ASSERT_STR_EQ(jstr(json_object_get(meta, "config"), "out_dir"), "(path)");
+        ASSERT_STR_EQ(tsrv_jstr(json_object_get(meta, "data"), "path"), "(path)");
+        ASSERT_STR_EQ(tsrv_jstr(json_object_get(meta, "config"), "out"), "(path)"); /* setting out (was out_dir) */
         ASSERT(json_is_number(json_object_get(json_object_get(meta, "metrics"), "recall@20")));
         tresp_free(&r);
     }

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "api/problem.h"
 #include "api/validate.h"
 #include "server/metrics.h"
@@ -76,10 +78,8 @@ static int parse(const char *body, next_req *req, char *detail)
     api_limits lim = api_limits_default();
     lim.max_items = 3;
     lim.max_id_len = 8;
-    json_t *doc = NULL;
-    int st = next_req_parse(body, strlen(body), &lim, &doc, req, detail, 200);
-    json_decref(doc);
-    return st;
+    static api_scratch scr; /* reused like a connection's (the strings of *req live in it) */
+    return next_req_parse(body, strlen(body), &lim, &scr, req, detail, 200);
 }
 
 TEST(server_validate_next)
@@ -204,67 +204,6 @@ TEST(server_metrics_render)
     ASSERT_CONTAINS(b.data, "recd_http_request_duration_seconds_bucket{route=\"/v1/next\",le=\"+Inf\"} 4\n");
     ASSERT_CONTAINS(b.data, "recd_http_request_duration_seconds_count{route=\"/v1/next\"} 4\n");
     sbuf_release(&b);
-}
-
-#include "core/idmap.h"
-#include "models/gru4rec.h"
-#include "server/score.h"
-#include "tests/test_server_util.h"
-
-/* Every kernel (f32, bf16, int8) against gru4rec_score, for batch sizes around the 4x4 blocking and item
- * counts that leave a remainder. */
-TEST(server_score_kernels)
-{
-    char root[1200];
-    snprintf(root, sizeof root, "%s/snaps", test_tmpdir());
-    const int shapes[][2] = {{37, 16}, {64, 32}, {30, 8}, {131, 7}};
-    for (int sh = 0; sh < 4; sh++) {
-        uint64_t ver = tsrv_make_snapshot(root, "m", shapes[sh][0], shapes[sh][1], 3);
-        char dir[1300];
-        snprintf(dir, sizeof dir, "%s/m/%llu", root, (unsigned long long)ver);
-        snap *s;
-        ASSERT_OK(snap_open(&s, dir));
-        gru4rec *g;
-        ASSERT_OK(gru4rec_load(&g, s));
-        size_t N = (size_t)gru4rec_n_items(g), S = gru4rec_state_size(g);
-        float *h = malloc(9 * S * sizeof(float)), *a = malloc(9 * N * sizeof(float)), *b = malloc(9 * N * sizeof(float));
-        for (size_t i = 0; i < 9 * S; i++) h[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
-        gru4rec_scratch *gs = gru4rec_scratch_new(g, 9);
-        const score_kernel ks[] = {SCORE_BLAS, SCORE_AVX2, SCORE_AVX512, SCORE_AVX512BF16, SCORE_AUTO};
-        for (int ki = 0; ki < 5; ki++)
-            for (int bf = 0; bf < 3; bf++) {
-                scorer *sc = scorer_new(s, g, ks[ki], bf);
-                ASSERT(sc != NULL);
-                for (int B = 1; B <= 9; B++) {
-                    scorer_score(sc, h, B, a, gs);
-                    gru4rec_score(g, h, B, b, gs);
-                    double tol = scorer_kernel(sc) == SCORE_AVX512BF16 ? 6e-2 : scorer_bf16(sc) ? 3e-2 : 1e-4;
-                    for (size_t i = 0; i < (size_t)B * N; i++)
-                        if (fabs(a[i] - b[i]) > tol * (1 + fabs(b[i])))
-                            FAIL("kernel %s bf16=%d N=%zu H=%d B=%d: score %zu is %g, gru4rec_score says %g",
-                                 score_kernel_name(scorer_kernel(sc)), scorer_bf16(sc), N, shapes[sh][1], B, i, a[i],
-                                 b[i]);
-                }
-                /* Re-ranking: candidates bounded by N, exact f32 scores for an approximate matrix. */
-                int kc = scorer_candidates(sc, 5);
-                ASSERT(kc >= (int)(5 < N ? 5 : N) && kc <= (int)N);
-                ASSERT_EQ(scorer_approx(sc), scorer_bf16(sc) != 0);
-                if (scorer_approx(sc)) {
-                    int32_t idx[3] = {0, (int32_t)N - 1, (int32_t)N / 2};
-                    float ex[3];
-                    gru4rec_score(g, h + S, 1, b, gs);
-                    scorer_rescore(sc, h + S, idx, 3, ex);
-                    for (int i = 0; i < 3; i++) ASSERT_NEAR(ex[i], b[idx[i]], 1e-4 * (1 + fabs(b[idx[i]])));
-                }
-                scorer_free(sc);
-            }
-        gru4rec_scratch_free(gs);
-        free(h);
-        free(a);
-        free(b);
-        gru4rec_free(g);
-        snap_close(s);
-    }
 }
 
 /* ---- per-connection slots: one per type, never another type's (issue: rank then next on one

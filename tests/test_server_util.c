@@ -109,7 +109,7 @@ wd_model *tsrv_publish_wd(const char *root, const char *name, uint64_t seed, int
     return m;
 }
 
-static void sleep_ms(int ms)
+void tsrv_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -123,7 +123,7 @@ void tsrv_wait_ready(const tsrv *s)
         long st = r.status;
         tresp_free(&r);
         if (st == 200) return;
-        sleep_ms(50);
+        tsrv_sleep_ms(50);
     }
     FAIL("server never became ready");
 }
@@ -168,7 +168,7 @@ void tsrv_start(tsrv *s, const char *extra_json, int wait_ready)
             s->pid = 0;
             FAIL("recd serve exited early (status %d): %s", WIFEXITED(st) ? WEXITSTATUS(st) : -1, out);
         }
-        sleep_ms(50);
+        tsrv_sleep_ms(50);
     }
     FAIL("recd serve did not become %s on port %d", wait_ready ? "ready" : "alive", s->port);
 }
@@ -189,7 +189,7 @@ int tsrv_wait(tsrv *s)
             s->pid = 0;
             return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
         }
-        sleep_ms(50);
+        tsrv_sleep_ms(50);
     }
     kill(s->pid, SIGKILL);
     waitpid(s->pid, &st, 0);
@@ -368,4 +368,46 @@ double tsrv_metric(const tsrv *s, const char *series)
         }
     tresp_free(&r);
     return v;
+}
+
+double tsrv_wait_metric(const tsrv *s, const char *series, double at_least, int timeout_ms)
+{
+    double v = tsrv_metric(s, series);
+    for (int waited = 0; v < at_least && waited < timeout_ms; waited += 10) {
+        tsrv_sleep_ms(10);
+        v = tsrv_metric(s, series);
+    }
+    return v;
+}
+
+const char *tsrv_jstr(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+const char *tsrv_ready_version(const tsrv *s, char *buf, size_t cap)
+{
+    tresp r;
+    tsrv_http(s, "GET", "/readyz", NULL, 0, NULL, &r);
+    const char *v = r.status == 200 && r.json ? tsrv_jstr(json_object_get(r.json, "models"), "gru4rec") : NULL;
+    snprintf(buf, cap, "%s", v ? v : "");
+    tresp_free(&r);
+    return buf;
+}
+
+void tsrv_wait_version(const tsrv *s, const char *version)
+{
+    char got[64] = "";
+    for (int i = 0; i < 400; i++) {
+        if (strcmp(tsrv_ready_version(s, got, sizeof got), version) == 0) return;
+        tsrv_sleep_ms(50);
+    }
+    FAIL("version %s never served (last: '%s')", version, got);
+}
+
+void tsrv_expect_next_from(const tsrv *s, const char *version)
+{
+    json_t *a = tsrv_post(s, "/v1/next", "{\"items\":[\"i1\"],\"k\":3}", 200);
+    ASSERT_STR_EQ(tsrv_jstr(a, "version"), version);
+    json_decref(a);
 }

@@ -109,5 +109,25 @@ void tconn_close(tconn *c);
  * "recd_snapshots_refused_total{model=\"gru4rec\"}"), or -1 when absent. Fails the test when /metrics
  * does not answer 200. */
 double tsrv_metric(const tsrv *s, const char *series);
+/* Poll tsrv_metric(s, series) every 10 ms until it is at least `at_least` or timeout_ms passed; returns
+ * the last value read (the caller asserts on it). Note that GET /metrics is itself a request in flight:
+ * recd_http_requests_in_flight reads n + 1 while n other requests are. */
+double tsrv_wait_metric(const tsrv *s, const char *series, double at_least, int timeout_ms);
+
+/* The refusals of gru4rec snapshots, as the server counts them. */
+#define TSRV_REFUSED "recd_snapshots_refused_total{model=\"gru4rec\"}"
+/* The version of gru4rec that GET /readyz reports, into buf (NUL-terminated, "" when none); buf. */
+const char *tsrv_ready_version(const tsrv *s, char *buf, size_t cap);
+/* Wait (up to 20 s) until GET /readyz answers 200 and reports `version` for gru4rec; fails the test
+ * otherwise, naming the last version seen. */
+void tsrv_wait_version(const tsrv *s, const char *version);
+/* POST /v1/next {"items":["i1"],"k":3} answers 200 from gru4rec `version`; fails the test otherwise. */
+void tsrv_expect_next_from(const tsrv *s, const char *version);
+
+/* json_string_value of o's member key: NULL when o is NULL, the member is absent or not a string.
+ * Borrowed from o. */
+const char *tsrv_jstr(const json_t *o, const char *key);
+/* Sleep ms milliseconds. */
+void tsrv_sleep_ms(int ms);
 
 #endif

@@ -92,7 +92,7 @@ TEST(sess_load_sort_and_order)
     ASSERT_STR_EQ(sess_id(&d, 1), "s9");
     sess_free(&d);
 
-    /* --no-sort keeps file order inside a session. */
+    /* sort_by_time false keeps file order inside a session. */
     test_write_file(p, "session_id,item_id,timestamp\n1,a,9\n1,b,3\n");
     o2.sort_by_time = 0;
     ASSERT_OK(sess_load(&d, p, &o2));
@@ -751,7 +751,7 @@ TEST(sess_split_cutoff_saturates)
 }
 
 /* recentpop with a window reaching past INT64_MIN counts every click (saturated, no overflow), and
- * `--window-days` refuses a window that cannot be expressed in time units. */
+ * `--window-days` (window_days) refuses a window that cannot be expressed in time units. */
 TEST(sess_recentpop_window_saturates)
 {
     const int lens[] = {2};
@@ -770,43 +770,115 @@ TEST(sess_recentpop_window_saturates)
     char out[2048];
     int st = test_run(out, sizeof out, "%s eval recentpop --data x --window-days 1e300 2>&1", test_recd_bin());
     ASSERT_EQ(st, 2);
-    ASSERT_CONTAINS(out, "--window-days");
+    ASSERT_CONTAINS(out, "setting 'window_days': value 1e+300 out of range");
 }
 
-/* The flag matching shared by the session commands: "NAME v" and "NAME=v", a longer flag is not NAME,
- * a missing value is -1 (stderr message); sess_parse_flag goes through it for its valued flags. */
-TEST(sess_flag_value_forms)
-{
-    char *argv[] = {"cmd", "--data", "a.csv", "--data=b.csv", "--database", "x", "--days=2.5", "--min-item-support",
-                    "--data", NULL};
-    int argc = 9;
-    char *v = NULL;
-    int i = 1;
-    ASSERT_EQ(sess_flag_value(argc, argv, &i, "--data", "t", &v), 1);
-    ASSERT_STR_EQ(v, "a.csv");
-    ASSERT_EQ(i, 2);
-    i = 3;
-    ASSERT_EQ(sess_flag_value(argc, argv, &i, "--data", "t", &v), 1);
-    ASSERT_STR_EQ(v, "b.csv");
-    ASSERT_EQ(i, 3);
-    i = 4;
-    v = NULL;
-    ASSERT_EQ(sess_flag_value(argc, argv, &i, "--data", "t", &v), 0);
-    ASSERT_EQ(i, 4);
-    ASSERT(v == NULL);
-    i = 8; /* last argument, no value */
-    ASSERT_EQ(sess_flag_value(argc, argv, &i, "--data", "t", &v), -1);
-    ASSERT(v == NULL);
+/* The settings of the click-file commands (`recd split sessions`, `recd eval MODEL`): a table with
+ * SESS_FLAG_ENTRIES read by cfg_parse_args. "--NAME v" and "--NAME=v", a longer flag is not NAME, a
+ * missing value is an error, '-' and '_' are the same in flag names, and the old --no-sort and
+ * --keep-repeats are refused with the setting that replaces them. */
+typedef struct {
+    char *data;
+    sess_opts so;
+} flag_cfg;
 
-    sess_opts o;
-    sess_opts_default(&o);
-    i = 6;
-    ASSERT_EQ(sess_parse_flag(&o, argc, argv, &i, "t"), 1);
-    ASSERT_NEAR(o.days, 2.5, 0);
-    i = 7; /* --min-item-support --data: "--data" is taken as its value and refused */
-    ASSERT_EQ(sess_parse_flag(&o, argc, argv, &i, "t"), -1);
-    ASSERT_EQ(o.min_item_support, 5);
-    i = 1;
-    ASSERT_EQ(sess_parse_flag(&o, argc, argv, &i, "t"), 0);
-    ASSERT_EQ(i, 1);
+static const cfg_def flag_defs[] = {
+    CFG_STRING("data", flag_cfg, data, NULL, "click file"),
+    SESS_FLAG_ENTRIES(flag_cfg, so),
+    CFG_END,
+};
+
+/* Parse the NULL-terminated args after "cmd" into fresh defaults; returns the rc, c keeps the values. */
+static int parse_flags(flag_cfg *c, char **args)
+{
+    char *argv[16] = {"cmd"};
+    int argc = 1;
+    while (*args && argc < 15) argv[argc++] = *args++;
+    argv[argc] = NULL;
+    cfg_release(flag_defs, c);
+    if (cfg_defaults(flag_defs, c) != RC_OK) return -1;
+    int rc = cfg_parse_args(flag_defs, c, &argc, argv, NULL);
+    if (rc == RC_OK && argc != 1) return -2; /* something left over */
+    return rc;
+}
+
+TEST(sess_flag_settings_forms)
+{
+    flag_cfg c;
+    memset(&c, 0, sizeof c);
+    ASSERT_OK(parse_flags(&c, (char *[]){"--data", "a.csv", NULL}));
+    ASSERT_STR_EQ(c.data, "a.csv");
+    ASSERT_OK(parse_flags(&c, (char *[]){"--data=b.csv", NULL}));
+    ASSERT_STR_EQ(c.data, "b.csv");
+    ASSERT_RC(parse_flags(&c, (char *[]){"--database", "x", NULL}), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "unknown option '--database'");
+    ASSERT(c.data == NULL);
+    ASSERT_RC(parse_flags(&c, (char *[]){"--data", NULL}), RC_EINVAL); /* last argument, no value */
+    ASSERT_CONTAINS(rc_errmsg(), "needs a value");
+    ASSERT(c.data == NULL);
+
+    ASSERT_OK(parse_flags(&c, (char *[]){"--days=2.5", NULL}));
+    ASSERT_NEAR(c.so.days, 2.5, 0);
+    /* --min-item-support --data: "--data" is taken as its value and refused */
+    ASSERT_RC(parse_flags(&c, (char *[]){"--min-item-support", "--data", NULL}), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "min_item_support");
+    ASSERT_EQ(c.so.min_item_support, 5);
+    /* dashes and underscores name the same setting */
+    ASSERT_OK(parse_flags(&c, (char *[]){"--split-time", "17", "--session_col", "sid", "--item-col=it", "--time-unit",
+                                         "s", "--min_session-len", "3", "--sort-by-time", "false", NULL}));
+    ASSERT_EQ(c.so.split_time, 17);
+    ASSERT_STR_EQ(c.so.session_col, "sid");
+    ASSERT_STR_EQ(c.so.item_col, "it");
+    ASSERT_STR_EQ(c.so.time_unit, "s");
+    ASSERT_EQ(c.so.min_session_len, 3);
+    ASSERT_EQ(c.so.sort_by_time, 0);
+    ASSERT_RC(parse_flags(&c, (char *[]){"--time-unit", "hours", NULL}), RC_ERANGE);
+    ASSERT_CONTAINS(rc_errmsg(), "auto|ms|s");
+    /* the old inverted flags name their replacement */
+    ASSERT_RC(parse_flags(&c, (char *[]){"--no-sort", NULL}), RC_EINVAL);
+    ASSERT_STR_EQ(rc_errmsg(), "command line: option --no-sort: setting 'no_sort' is now called 'sort_by_time': write "
+                               "--sort_by_time false");
+    ASSERT_RC(parse_flags(&c, (char *[]){"--keep-repeats", NULL}), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "setting 'keep_repeats' is now called 'drop_repeats'");
+    cfg_release(flag_defs, &c);
+}
+
+/* The defaults are written once (SESS_CFG_ENTRIES_AT): sess_opts_default, a trainer's data.* table and
+ * a command's table agree on every field. */
+TEST(sess_defaults_one_source)
+{
+    sess_opts d;
+    sess_opts_default(&d);
+    ASSERT_STR_EQ(d.session_col, "session_id");
+    ASSERT_STR_EQ(d.item_col, "item_id");
+    ASSERT_STR_EQ(d.time_col, "timestamp");
+    ASSERT_STR_EQ(d.time_unit, "auto");
+    ASSERT_EQ(d.split_time, 0);
+    ASSERT_NEAR(d.days, 1.0, 0);
+    ASSERT_EQ(d.sort_by_time, 1);
+    ASSERT_EQ(d.drop_repeats, 1);
+    ASSERT_EQ(d.min_session_len, 2);
+    ASSERT_EQ(d.min_item_support, 5);
+    ASSERT_EQ(d.verbose, 1);
+    flag_cfg c;
+    memset(&c, 0, sizeof c);
+    ASSERT_OK(cfg_defaults(flag_defs, &c));
+    embed_cfg e;
+    memset(&e, 0, sizeof e);
+    ASSERT_OK(cfg_defaults(embed_defs, &e));
+    const sess_opts *o[2] = {&c.so, &e.data};
+    for (int k = 0; k < 2; k++) {
+        ASSERT_STR_EQ(o[k]->session_col, d.session_col);
+        ASSERT_STR_EQ(o[k]->item_col, d.item_col);
+        ASSERT_STR_EQ(o[k]->time_col, d.time_col);
+        ASSERT_STR_EQ(o[k]->time_unit, d.time_unit);
+        ASSERT_EQ(o[k]->split_time, d.split_time);
+        ASSERT_NEAR(o[k]->days, d.days, 0);
+        ASSERT_EQ(o[k]->sort_by_time, d.sort_by_time);
+        ASSERT_EQ(o[k]->drop_repeats, d.drop_repeats);
+        ASSERT_EQ(o[k]->min_session_len, d.min_session_len);
+        ASSERT_EQ(o[k]->min_item_support, d.min_item_support);
+    }
+    cfg_release(flag_defs, &c);
+    cfg_release(embed_defs, &e);
 }

@@ -11,16 +11,18 @@
  * count equals sess_n_predictions(test). Rows are packed: when fewer than B sessions remain, B shrinks
  * and lanes[] tells which slot each row is; a lane's slot number never changes while it walks a session.
  *
- * A GRU4Rec scorer keeps h (B_max,S); on reset[b] it zeroes h[lanes[b]], steps rows with items[b]
- * (gathering h rows by lanes[b]) and calls gru4rec_score. A baseline ignores items and copies one
- * static score row into every row.
+ * A model scorer (next_model_scorer: any model with the `next` capability) keeps h (B_max,S); on
+ * reset[b] it zeroes the row of lanes[b], steps rows with items[b] (gathering h rows by lanes[b]) and
+ * scores them. A baseline ignores items and copies one static score row into every row.
  */
 #ifndef RECD_EVAL_NEXT_H
 #define RECD_EVAL_NEXT_H
 
 #include <stdint.h>
 
+#include "core/itemscore.h"
 #include "core/metrics.h"
+#include "models/model.h"
 #include "trainer/sessions.h"
 
 typedef struct next_scorer {
@@ -57,6 +59,42 @@ int next_eval(const sess_data *test, const next_scorer *sc, const next_eval_opts
 
 /* Format acc as "NAME recall@5=0.1234 ... mrr@5=... ... predictions=N" into buf (cap bytes). */
 void next_eval_format(const metrics_topk *acc, const char *name, char *buf, size_t cap);
+/* The trainers' result line: "NAME recall@20=.. mrr@20=.. recall@10=.. mrr@10=.. recall@5=.. mrr@5=..
+ * predictions=N" (pairs by cutoff, largest first) into buf (cap bytes). */
+void next_eval_format_pairs(const metrics_topk *acc, const char *name, char *buf, size_t cap);
+
+/* ---- any model with the `next` capability (models/model.h) -------------------------------------- */
+
+/* The scorer of a loaded `next` model: per-lane states (S words each, all zero bits = new session,
+ * copied with memcpy so int32 states survive), stepped with type->next->step, scored with the core item
+ * scorer (core/itemscore.h) when type->next->item_matrix describes one, else with type->next->score.
+ * Fields are private to eval_next.c. */
+typedef struct next_model_scorer {
+    const model_type *type; /* borrowed */
+    const void *m;          /* the loaded handle, borrowed */
+    const model_next_ops *ops;
+    itemscore *isc;         /* owned; NULL: type->next->score */
+    size_t q_offset;        /* the query's first float in a state (item matrix) */
+    void *scratch;          /* type->next scratch for `lanes` states (begin .. end) */
+    float *h;               /* (lanes,S) per-lane state */
+    float *hb;              /* (lanes,S) gathered rows */
+    size_t S;
+    int lanes;
+    int64_t n_items;
+} next_model_scorer;
+
+/* Fill ms and sc (sc->ctx = ms) to evaluate handle m of type (both borrowed: they must outlive ms).
+ * When type->next->item_matrix describes the scores, they come from an item scorer built with kernel and
+ * dt (ITEMSCORE_BLAS + ITEMSCORE_F32: bit-identical to gru4rec_score for GRU4Rec), after a check that
+ * it agrees with type->next->score on a few stepped states (else, with a warning, type->next->score).
+ * The harness's test data must hold exactly the model's items (N of type->items, or of the item matrix):
+ * re-index it with sess_reindex. RC_OK; RC_EINVAL (type without `next`), RC_ENOMEM (messages set).
+ * Release with next_model_scorer_free (also after a failed init; ms zeroed first). */
+int next_model_scorer_init(next_model_scorer *ms, next_scorer *sc, const model_type *type, const void *m,
+                           itemscore_kernel kernel, itemscore_dtype dt);
+void next_model_scorer_free(next_model_scorer *ms); /* NULL or zeroed: no-op; safe twice */
+/* The item kernel in use (ITEMSCORE_BLAS... ), or -1 when scores come from type->next->score. */
+int next_model_scorer_kernel(const next_model_scorer *ms);
 
 /* ---- baselines -------------------------------------------------------------------------------- */
 
@@ -80,5 +118,17 @@ void next_recentpop_scores(const sess_data *train, int64_t window, float *scores
  * next_eval_format line on stdout. Exit status 0 / 1 (runtime) / 2 (usage). */
 int eval_pop_cmd(int argc, char **argv);
 int eval_recentpop_cmd(int argc, char **argv);
+
+/* `recd eval MODEL --snapshot DIR (--test F | --train F --test F | --data F) [settings]` for any model
+ * with `next` (argv[0] is MODEL, the snapshot's meta "model" must be it): loads the snapshot (DIR a
+ * version folder or a model folder: its newest version), reads the clicks (--test alone: an already
+ * split test file; --train/--test: files of `recd split sessions`; --data: preprocessed and split with
+ * the session settings of SESS_FLAG_ENTRIES (--item-col, --split-time, ...), whose defaults are the
+ * snapshot's own meta config.data), re-indexes the test
+ * sessions to the model's item vocabulary (clicks on unknown items dropped, then sessions shorter than
+ * 2), evaluates with next_model_scorer (--score_kernel, --score_dtype; default blas/f32) and prints
+ * next_eval_format_pairs's line (label --name, default MODEL) on stdout. Settings through a core/config.h
+ * table (--help lists them). Exit status 0 / 1 (runtime) / 2 (usage). */
+int next_eval_cmd(int argc, char **argv);
 
 #endif

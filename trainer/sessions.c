@@ -14,23 +14,39 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/config.h"
 #include "core/csv.h"
 #include "core/err.h"
 #include "core/log.h"
 
+typedef struct sess_holder {
+    sess_opts o;
+} sess_holder;
+static const cfg_def sess_defs[] = {SESS_CFG_ENTRIES_AT("", sess_holder, o), CFG_END};
+
 void sess_opts_default(sess_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->session_col = (char *)"session_id";
-    o->item_col = (char *)"item_id";
-    o->time_col = (char *)"timestamp";
-    o->time_unit = (char *)"auto";
-    o->split_time = 0;
-    o->days = 1.0;
-    o->sort_by_time = 1;
-    o->drop_repeats = 1;
-    o->min_session_len = 2;
-    o->min_item_support = 5;
+    for (const cfg_def *d = sess_defs; d->name; d++) {
+        char *f = (char *)o + d->offset;
+        switch (d->type) {
+        case CFG_T_INT:
+            *(long long *)f = d->def_int;
+            break;
+        case CFG_T_DOUBLE:
+            *(double *)f = d->def_double;
+            break;
+        case CFG_T_BOOL:
+            *(int *)f = d->def_int != 0;
+            break;
+        case CFG_T_STRING:
+        case CFG_T_ENUM:
+            *(char **)f = (char *)d->def_str; /* static literal: not freed (see sessions.h) */
+            break;
+        default:
+            break;
+        }
+    }
     o->verbose = 1;
 }
 
@@ -762,103 +778,6 @@ int sess_write_tsv(const sess_data *d, const char *path)
     if (rc == RC_OK && (cl != 0 || bad)) rc = rc_error(RC_EIO, "%s: write error: %s", path, strerror(err));
     if (rc != RC_OK && regular) remove(path); /* no half-written file left behind */
     return rc;
-}
-
-/* ------------------------------------------------------------------------------------------------ */
-/* Command-line helpers */
-
-const char sess_flags_help[] =
-    "  --session-col NAME      session id column (default session_id)\n"
-    "  --item-col NAME         item id column (default item_id)\n"
-    "  --time-col NAME         timestamp column (default timestamp)\n"
-    "  --time-unit auto|ms|s   unit of the timestamps (default auto: ms if the largest is >= 1e11)\n"
-    "  --split-time T          split time T in that unit (default: the largest timestamp)\n"
-    "  --days N                test = sessions starting at or after T - N days (default 1)\n"
-    "  --min-session-len N     drop shorter sessions (default 2)\n"
-    "  --min-item-support N    drop items with fewer clicks (default 5)\n"
-    "  --no-sort               keep each session's file order (default: stable sort by time)\n"
-    "  --keep-repeats          keep immediate repeats of an item (default: drop them)\n"
-    "  --quiet                 no counts on stderr\n";
-
-int sess_flag_value(int argc, char **argv, int *i, const char *name, const char *prog, char **value)
-{
-    const char *a = argv[*i];
-    size_t l = strlen(name);
-    if (strncmp(a, name, l) != 0 || (a[l] != '\0' && a[l] != '=')) return 0;
-    if (a[l] == '=') {
-        *value = argv[*i] + l + 1;
-        return 1;
-    }
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "%s: option %s needs a value\n", prog, name);
-        return -1;
-    }
-    *value = argv[++*i];
-    return 1;
-}
-
-int sess_parse_flag(sess_opts *o, int argc, char **argv, int *i, const char *prog)
-{
-    static const char *const with_value[] = {"--session-col", "--item-col", "--time-col", "--time-unit",
-                                             "--split-time", "--days", "--min-session-len",
-                                             "--min-item-support", NULL};
-    const char *a = argv[*i];
-    if (strcmp(a, "--no-sort") == 0) {
-        o->sort_by_time = 0;
-        return 1;
-    }
-    if (strcmp(a, "--keep-repeats") == 0) {
-        o->drop_repeats = 0;
-        return 1;
-    }
-    if (strcmp(a, "--quiet") == 0) {
-        o->verbose = 0;
-        return 1;
-    }
-    for (int k = 0; with_value[k]; k++) {
-        char *v;
-        int r = sess_flag_value(argc, argv, i, with_value[k], prog, &v);
-        if (r < 0) return -1;
-        if (r == 0) continue;
-        int64_t x = 0;
-        double dv = 0;
-        switch (k) {
-        case 0: o->session_col = v; break;
-        case 1: o->item_col = v; break;
-        case 2: o->time_col = v; break;
-        case 3:
-            if (strcmp(v, "auto") && strcmp(v, "ms") && strcmp(v, "s")) {
-                fprintf(stderr, "%s: --time-unit: expected auto, ms or s, got '%s'\n", prog, v);
-                return -1;
-            }
-            o->time_unit = v;
-            break;
-        case 4:
-            if (csv_parse_i64(v, &x) != RC_OK || x <= 0) {
-                fprintf(stderr, "%s: --split-time: expected a positive integer timestamp, got '%s'\n", prog, v);
-                return -1;
-            }
-            o->split_time = x;
-            break;
-        case 5:
-            if (csv_parse_double(v, &dv) != RC_OK || dv < 0 || dv > 1e6) {
-                fprintf(stderr, "%s: --days: expected a number of days >= 0, got '%s'\n", prog, v);
-                return -1;
-            }
-            o->days = dv;
-            break;
-        default:
-            if (csv_parse_i64(v, &x) != RC_OK || x < 0 || x > 1000000000) {
-                fprintf(stderr, "%s: %s: expected a count >= 0, got '%s'\n", prog, with_value[k], v);
-                return -1;
-            }
-            if (k == 6) o->min_session_len = x;
-            else o->min_item_support = x;
-            break;
-        }
-        return 1;
-    }
-    return 0;
 }
 
 int sess_load_for_eval(sess_split *sp, const char *data_path, const char *train_path, const char *test_path,

@@ -2,7 +2,7 @@
  * the time split, and the evaluation protocol (DESIGN.md section 7).
  *
  * A sess_data holds sessions contiguously: the clicks of session s are items[offsets[s] ..
- * offsets[s+1]) in time order (file order with --no-sort), sessions ordered by the time of their first click (ties by id).
+ * offsets[s+1]) in time order (file order when sort_by_time is false), sessions ordered by the time of their first click (ties by id).
  * Items are dense indices into `items_vocab` (external ids kept as strings: never narrowed).
  */
 #ifndef RECD_SESSIONS_H
@@ -36,40 +36,54 @@ void sess_free(sess_data *d);
  * types so a trainer can embed it in its own settings struct with SESS_CFG_ENTRIES (see below).
  * ------------------------------------------------------------------------------------------------- */
 typedef struct sess_opts {
-    char *session_col;          /* header name of the session column ("session_id") */
-    char *item_col;             /* header name of the item column ("item_id") */
-    char *time_col;             /* header name of the time column ("timestamp") */
+    char *session_col;          /* header name of the session column */
+    char *item_col;             /* header name of the item column */
+    char *time_col;             /* header name of the time column */
     char *time_unit;            /* "auto" | "ms" | "s": unit of the time column. auto: ms when the largest
                                    timestamp is >= 1e11 (year 5138 in seconds), else s */
     long long split_time;       /* T, in the file's unit; 0 = the largest timestamp */
-    double days;                /* N: test window length in days (default 1) */
-    int sort_by_time;           /* 1: stable-sort each session's clicks by time (default 1) */
-    int drop_repeats;           /* 1: drop immediate repeats of an item in a session (default 1) */
-    long long min_session_len;  /* sessions shorter than this are dropped (default 2; <=1 disables) */
-    long long min_item_support; /* items with fewer clicks are dropped (default 5; <=1 disables) */
-    int verbose;                /* 1: report each step's counts on stderr (log_info) (default 1) */
+    /* (defaults: SESS_CFG_ENTRIES_AT below) */
+    double days;                /* N: test window length in days */
+    int sort_by_time;           /* 1: stable-sort each session's clicks by time */
+    int drop_repeats;           /* 1: drop immediate repeats of an item in a session */
+    long long min_session_len;  /* sessions shorter than this are dropped (<=1 disables) */
+    long long min_item_support; /* items with fewer clicks are dropped (<=1 disables) */
+    int verbose;                /* 1: report each step's counts on stderr (log_info) */
 } sess_opts;
 
-/* Defaults as documented above. Strings point to static literals: do not free them through
- * cfg_release unless they were set through core/config (which replaces them with owned copies). */
+/* The defaults of the table below (the one place they are written): strings point to the table's
+ * static literals, never to be freed (cfg_defaults on a table with SESS_CFG_ENTRIES gives owned copies
+ * instead, freed by cfg_release); verbose = 1. */
 void sess_opts_default(sess_opts *o);
 
-/* cfg_def entries for a sess_opts embedded as member M of settings struct T, named "data.<field>":
- * data.session_col, data.item_col, data.time_col, data.time_unit, data.split_time, data.days,
- * data.sort_by_time, data.drop_repeats, data.min_session_len, data.min_item_support.
- * Use inside a cfg_def table: { ..., SESS_CFG_ENTRIES(my_cfg, data), ..., CFG_END }.
- * Needs core/config.h included before use. */
-#define SESS_CFG_ENTRIES(T, M)                                                                        \
-    CFG_STRING("data.session_col", T, M.session_col, "session_id", "session id column"),              \
-    CFG_STRING("data.item_col", T, M.item_col, "item_id", "item id column"),                          \
-    CFG_STRING("data.time_col", T, M.time_col, "timestamp", "timestamp column"),                      \
-    CFG_ENUM("data.time_unit", T, M.time_unit, "auto", "auto|ms|s", "unit of the timestamp column"),  \
-    CFG_INT("data.split_time", T, M.split_time, 0, 0, 9.2e18, "split time T (0: largest timestamp)"), \
-    CFG_DOUBLE("data.days", T, M.days, 1, 0, 1e6, "test window: sessions starting at or after T - days"), \
-    CFG_BOOL("data.sort_by_time", T, M.sort_by_time, 1, "sort each session by time"),                 \
-    CFG_BOOL("data.drop_repeats", T, M.drop_repeats, 1, "drop immediate repeats in a session"),       \
-    CFG_INT("data.min_session_len", T, M.min_session_len, 2, 0, 1e9, "drop shorter sessions"),        \
-    CFG_INT("data.min_item_support", T, M.min_item_support, 5, 0, 1e9, "drop items with fewer clicks")
+/* cfg_def entries for a sess_opts embedded as member M of settings struct T, each name prefixed by the
+ * string literal P: P"session_col", P"item_col", P"time_col", P"time_unit", P"split_time", P"days",
+ * P"sort_by_time", P"drop_repeats", P"min_session_len", P"min_item_support" (verbose is not a setting:
+ * commands have `quiet`). Needs core/config.h included before use. The defaults and bounds of every
+ * session setting are written here only.
+ *   SESS_CFG_ENTRIES(T, M): prefix "data." for the trainers (a "data" object in the config file, and
+ *     `--data.item_col item_id` on the command line; the snapshot's meta config.data keeps them).
+ *   SESS_FLAG_ENTRIES(T, M): no prefix, for the commands whose input is click files (`recd split
+ *     sessions`, `recd eval MODEL`: `--item-col click_article_id --split-time T`; a snapshot's meta
+ *     config.data object loads into such a table with cfg_load_json), plus the old flags --no-sort and
+ *     --keep-repeats refused with the setting that replaces them. */
+#define SESS_CFG_ENTRIES_AT(P, T, M)                                                                  \
+    CFG_STRING(P "session_col", T, M.session_col, "session_id", "session id column"),                 \
+    CFG_STRING(P "item_col", T, M.item_col, "item_id", "item id column"),                             \
+    CFG_STRING(P "time_col", T, M.time_col, "timestamp", "timestamp column"),                         \
+    CFG_ENUM(P "time_unit", T, M.time_unit, "auto", "auto|ms|s",                                      \
+             "unit of the timestamps (auto: ms if the largest is >= 1e11, else s)"),                  \
+    CFG_INT(P "split_time", T, M.split_time, 0, 0, 9.2e18, "split time T in that unit (0: the largest timestamp)"), \
+    CFG_DOUBLE(P "days", T, M.days, 1, 0, 1e6, "test = sessions starting at or after T - days"),      \
+    CFG_BOOL(P "sort_by_time", T, M.sort_by_time, 1, "stable-sort each session by time (false: file order)"), \
+    CFG_BOOL(P "drop_repeats", T, M.drop_repeats, 1, "drop immediate repeats of an item in a session"), \
+    CFG_INT(P "min_session_len", T, M.min_session_len, 2, 0, 1e9, "drop shorter sessions (<= 1: off)"), \
+    CFG_INT(P "min_item_support", T, M.min_item_support, 5, 0, 1e9, "drop items with fewer clicks (<= 1: off)")
+#define SESS_CFG_ENTRIES(T, M) SESS_CFG_ENTRIES_AT("data.", T, M)
+#define SESS_FLAG_ENTRIES(T, M)                                                                       \
+    SESS_CFG_ENTRIES_AT("", T, M),                                                                    \
+    CFG_RENAMED_NOTE("no_sort", "sort_by_time", "write --sort_by_time false"),                        \
+    CFG_RENAMED_NOTE("keep_repeats", "drop_repeats", "write --drop_repeats false")
 
 /* ---------------------------------------------------------------------------------------------------
  * Loading and preprocessing
@@ -157,22 +171,8 @@ int sess_write_tsv(const sess_data *d, const char *path);
 int64_t sess_day_units(const sess_opts *o, int64_t max_time);
 
 /* ---------------------------------------------------------------------------------------------------
- * Command-line helpers (recd split sessions, recd eval pop|recentpop, and any trainer that reads clicks)
+ * Evaluation input (recd eval MODEL; the command-line settings are SESS_FLAG_ENTRIES above)
  * ------------------------------------------------------------------------------------------------- */
-/* Shared by `recd split sessions` and the baseline commands: parse the data flags (--session-col,
- * --item-col, --time-col, --split-time, --days, --time-unit, --min-session-len, --min-item-support,
- * --no-sort, --keep-repeats, --quiet; "--flag value" or "--flag=value") at argv[*i] into o, advancing
- * *i past the value. String values point into argv. Returns 1 if argv[*i] was one of them, 0 if not, or -1 (message printed on stderr,
- * prefixed by prog) for a missing or bad value. */
-int sess_parse_flag(sess_opts *o, int argc, char **argv, int *i, const char *prog);
-/* One "NAME value" or "NAME=value" flag at argv[*i] (the matching of sess_parse_flag, for a command's
- * own flags): returns 1 with *value pointing into argv (and *i advanced past a separate value), 0 if
- * argv[*i] is not NAME (a longer flag such as NAME + "x" is not NAME), or -1 (message printed on
- * stderr, prefixed by prog) when the value is missing. */
-int sess_flag_value(int argc, char **argv, int *i, const char *name, const char *prog, char **value);
-/* The help text of those flags (for --help outputs). */
-extern const char sess_flags_help[];
-
 /* Load data for evaluation: either (train_path, test_path) both set, read as already-preprocessed
  * click files (no filtering: test re-indexed to train's vocabulary), or data_path, run through
  * sess_prepare. Exactly one of the two forms must be given (RC_EINVAL otherwise). */

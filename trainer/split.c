@@ -1,6 +1,6 @@
 /* trainer/split.c - `recd split sessions`: the GRU4Rec time split written as two click files.
  *
- *   recd split sessions --data F --out DIR [split flags]
+ *   recd split sessions --data F --out DIR [--SETTING VALUE ...]   (settings: split_defs)
  *
  * writes DIR/train.tsv and DIR/test.tsv (header session_id, item_id, timestamp; external ids; sessions
  * in the order of their first click) and prints the counts on stdout. test.tsv holds only clicks on
@@ -12,48 +12,48 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/config.h"
 #include "core/err.h"
 #include "trainer/cmds.h"
 #include "trainer/sessions.h"
 
+typedef struct split_cfg {
+    char *data, *out;
+    int quiet;
+    sess_opts so;
+} split_cfg;
+
+static const cfg_def split_defs[] = {
+    CFG_STRING("data", split_cfg, data, NULL, "click file: CSV/TSV with a header, gzip ok (required)"),
+    CFG_STRING("out", split_cfg, out, NULL, "folder for train.tsv and test.tsv (created; required)"),
+    CFG_BOOL("quiet", split_cfg, quiet, 0, "no counts on stderr"),
+    SESS_FLAG_ENTRIES(split_cfg, so),
+    CFG_END,
+};
+
 static void split_usage(FILE *out)
 {
     fprintf(out,
-            "usage: recd split sessions --data F --out DIR [flags]\n"
+            "usage: recd split sessions --data F --out DIR [--SETTING VALUE ...]\n"
             "Applies the GRU4Rec preprocessing and time split to click file F (CSV/TSV, optionally gzip,\n"
             "with a header) and writes DIR/train.tsv and DIR/test.tsv.\n"
-            "flags:\n%s",
-            sess_flags_help);
+            "settings ('-' and '_' are the same in flags: --split-time T):\n");
+    cfg_print_help(split_defs, out);
 }
 
-static int split_sessions(int argc, char **argv)
+static int split_run(split_cfg *c, const char *prog, int argc, char **argv)
 {
-    const char *prog = "recd split sessions";
-    sess_opts o;
-    sess_opts_default(&o);
-    char *data = NULL, *out = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r = sess_parse_flag(&o, argc, argv, &i, prog);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            split_usage(stdout);
-            return 0;
-        }
-        /* "--data F" or "--data=F", like the split flags */
-        if ((r = sess_flag_value(argc, argv, &i, "--data", prog, &data)) != 0 ||
-            (r = sess_flag_value(argc, argv, &i, "--out", prog, &out)) != 0) {
-            if (r < 0) return 2;
-            continue;
-        }
-        fprintf(stderr, "%s: unknown option '%s' (run `%s --help`)\n", prog, a, prog);
+    if (argc > 1) {
+        fprintf(stderr, "%s: unexpected argument '%s' (run `%s --help`)\n", prog, argv[1], prog);
         return 2;
     }
+    const char *data = c->data, *out = c->out;
     if (!data || !out) {
         fprintf(stderr, "%s: --data F and --out DIR are required\n", prog);
         return 2;
     }
+    sess_opts o = c->so;
+    o.verbose = !c->quiet;
     if (mkdir(out, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "%s: %s: cannot create directory: %s\n", prog, out, strerror(errno));
         return 1;
@@ -84,6 +84,25 @@ static int split_sessions(int argc, char **argv)
 fail:
     fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
     sess_split_free(&sp);
+    return status;
+}
+
+static int split_sessions(int argc, char **argv)
+{
+    const char *prog = "recd split sessions";
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            split_usage(stdout);
+            return 0;
+        }
+    split_cfg c;
+    if (cfg_defaults(split_defs, &c) != RC_OK || cfg_parse_args(split_defs, &c, &argc, argv, NULL) != RC_OK) {
+        fprintf(stderr, "%s: %s (run `%s --help`)\n", prog, rc_errmsg(), prog);
+        cfg_release(split_defs, &c);
+        return 2;
+    }
+    int status = split_run(&c, prog, argc, argv);
+    cfg_release(split_defs, &c);
     return status;
 }
 

@@ -4,18 +4,24 @@
 
 #include "trainer/cmds.h"
 
-/* One line per model (declare its functions just above the table). */
-int wd_cmd_train(int argc, char **argv);
-int wd_cmd_eval(int argc, char **argv);
+/* One line per model: X(name, train command, eval command, help). The commands are
+ * `int fn(int argc, char **argv)` (argv[0] is the model name); next_eval_cmd (trainer/eval_next.c)
+ * evaluates any model with the `next` capability. */
+#define TRAINERS(X)                                                                                        \
+    X("gru4rec", gru4rec_cmd_train, next_eval_cmd, "GRU4Rec session-based next-item model (configs/gru4rec*.json)") \
+    X("widedeep", wd_cmd_train, wd_cmd_eval, "Wide & Deep ranking model (CSV features; configs/widedeep_*.json)")
+
+#define DECLARE(name, train, eval, help) int train(int argc, char **argv); int eval(int argc, char **argv);
+TRAINERS(DECLARE)
 int eval_pop_cmd(int argc, char **argv);       /* trainer/eval_next.c */
 int eval_recentpop_cmd(int argc, char **argv); /* trainer/eval_next.c */
-int gru4rec_cmd_train(int argc, char **argv); /* trainer/train_gru4rec.c */
-int gru4rec_cmd_eval(int argc, char **argv);
+
+#define ENTRY(name, train, eval, help) {name, train, eval, help},
 static const struct trainer_entry trainers[] = {
-    {"gru4rec", gru4rec_cmd_train, gru4rec_cmd_eval, "GRU4Rec session-based next-item model (configs/gru4rec*.json)"},
+    TRAINERS(ENTRY)
+    /* baselines: evaluation only */
     {"pop", NULL, eval_pop_cmd, "baseline: training popularity (next-item protocol)"},
     {"recentpop", NULL, eval_recentpop_cmd, "baseline: popularity in the last day of training"},
-    {"widedeep", wd_cmd_train, wd_cmd_eval, "Wide & Deep ranking model (CSV features; configs/widedeep_*.json)"},
     {NULL, NULL, NULL, NULL},
 };
 

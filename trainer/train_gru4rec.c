@@ -1,13 +1,14 @@
-/* trainer/train_gru4rec.c - `recd train gru4rec` and `recd eval gru4rec`.
+/* trainer/train_gru4rec.c - `recd train gru4rec` (`recd eval gru4rec` is next_eval_cmd of
+ * trainer/eval_next.c, shared by every model with `next`).
  *
- *   recd train gru4rec -c configs/gru4rec.json --data F [--test F] [--out DIR] [--epochs N]
+ *   recd train gru4rec -c configs/gru4rec.json (--data F | --train F [--test F]) [--out DIR] [--epochs N]
  *                      [--name LABEL] [--quiet] [--<setting> value ...]
- *   recd eval gru4rec --snapshot DIR (--data F [split flags] | --train F --test F) [--lanes B]
  *
- * Training reads clicks through trainer/sessions.h (the whole file, GRU4Rec preprocessing and the time
- * split as the config's data.* settings say; or, with --test, F and the test file as already split),
- * trains, prints per-epoch loss, events/s, elapsed and ETA on stderr, evaluates (every epoch when
- * eval_every_epoch, and at the end), publishes a snapshot under --out (setting out_dir) whose meta holds
+ * Every option but -c and --data is a setting of g4_defs (config file key or flag). Training reads clicks
+ * through trainer/sessions.h (--data: the whole file, GRU4Rec preprocessing and the time split as the
+ * data.* settings say; train/test: files already split), trains, prints per-epoch loss, events/s,
+ * elapsed and ETA on stderr, evaluates (every eval_every epochs, and at the end), publishes a snapshot
+ * under the setting out whose meta holds
  * the hyperparameters, the data fingerprint and the final metrics, and prints one result line on stdout:
  *   LABEL recall@20=.. mrr@20=.. recall@10=.. mrr@10=.. recall@5=.. mrr@5=.. events/s=.. epochs=N
  */
@@ -26,11 +27,11 @@
 #include "core/metrics.h"
 #include "core/snap.h"
 #include "models/gru4rec.h"
+#include "models/gru4rec_settings.h"
 #include "trainer/eval_next.h"
 #include "trainer/sessions.h"
 
 int gru4rec_cmd_train(int argc, char **argv);
-int gru4rec_cmd_eval(int argc, char **argv);
 
 typedef struct g4_cfg {
     char *loss;
@@ -42,41 +43,41 @@ typedef struct g4_cfg {
     double sample_alpha;
     long long sample_cache;
     double learning_rate, momentum, dropout_embed, dropout_hidden;
-    long long n_epochs, seed, threads, eval_lanes;
-    int eval_every_epoch;
+    long long epochs, seed, threads, eval_lanes, eval_every;
     double finetune_days;
     long long finetune_epochs;
-    char *out_dir;
+    char *train, *test, *out, *name;
+    int quiet;
     sess_opts data;
 } g4_cfg;
 
+/* The hyperparameters come from models/gru4rec_settings.h (their defaults are written there only). */
+#define G4_BOOL(k, f, d, h) CFG_BOOL(k, g4_cfg, f, d, h),
+#define G4_INT(k, f, d, lo, hi, h) CFG_INT(k, g4_cfg, f, d, lo, hi, h),
+#define G4_DBL(k, f, d, lo, hi, h) CFG_DOUBLE(k, g4_cfg, f, d, lo, hi, h),
+
 static const cfg_def g4_defs[] = {
-    CFG_ENUM("loss", g4_cfg, loss, "bpr-max", "cross-entropy|bpr-max|top1-max", "loss function"),
-    CFG_JSON("layers", g4_cfg, layers, "[224]", "GRU layer sizes, e.g. [224] or [100,100]"),
-    CFG_BOOL("constrained_embedding", g4_cfg, constrained, 1, "input embedding = output embedding"),
-    CFG_INT("embedding", g4_cfg, embedding, 0, 0, 65536,
-            "separate input embedding size (0 and not constrained: one-hot input)"),
-    CFG_DOUBLE("elu_param", g4_cfg, elu_param, 0.5, 0, 100, "BPR-max: ELU parameter of the scores (0: off)"),
-    CFG_DOUBLE("bpreg", g4_cfg, bpreg, 1.95, 0, 1e6, "BPR-max score regularisation"),
-    CFG_DOUBLE("logq", g4_cfg, logq, 0, 0, 100, "cross-entropy logQ correction weight"),
-    CFG_INT("batch_size", g4_cfg, batch_size, 80, 1, 65536, "sessions per mini-batch"),
-    CFG_INT("n_sample", g4_cfg, n_sample, 2048, 0, 1 << 24, "shared negative samples per mini-batch"),
-    CFG_DOUBLE("sample_alpha", g4_cfg, sample_alpha, 0.4, 0, 10, "negatives drawn ~ popularity^alpha"),
-    CFG_INT("sample_cache", g4_cfg, sample_cache, 10000000, 1, 1e10, "precomputed negative samples"),
-    CFG_DOUBLE("learning_rate", g4_cfg, learning_rate, 0.05, 1e-9, 100, "AdaGrad learning rate"),
-    CFG_DOUBLE("momentum", g4_cfg, momentum, 0.4, 0, 0.999999, "momentum"),
-    CFG_DOUBLE("dropout_p_embed", g4_cfg, dropout_embed, 0.5, 0, 0.99, "dropout on the input embedding"),
-    CFG_DOUBLE("dropout_p_hidden", g4_cfg, dropout_hidden, 0.05, 0, 0.99, "dropout on the GRU outputs"),
-    CFG_INT("n_epochs", g4_cfg, n_epochs, 10, 0, 100000, "training epochs"),
+    CFG_ENUM("loss", g4_cfg, loss, GRU4REC_DEFAULT_LOSS, "cross-entropy|bpr-max|top1-max", "loss function"),
+    CFG_JSON("layers", g4_cfg, layers, GRU4REC_DEFAULT_LAYERS_JSON, "GRU layer sizes, e.g. [224] or [100,100]"),
+    GRU4REC_HPARAMS(G4_BOOL, G4_INT, G4_DBL)
+    CFG_INT("epochs", g4_cfg, epochs, 10, 0, 100000, "training epochs"),
     CFG_INT("seed", g4_cfg, seed, 42, 0, 9.2e18, "random seed (initialisation, dropout, sampling)"),
     CFG_INT("threads", g4_cfg, threads, 1, 0, 256, "BLAS threads (0: OpenBLAS default)"),
     CFG_INT("eval_lanes", g4_cfg, eval_lanes, 256, 1, 65536, "sessions scored together in evaluation"),
-    CFG_BOOL("eval_every_epoch", g4_cfg, eval_every_epoch, 0, "evaluate after every epoch"),
+    CFG_INT("eval_every", g4_cfg, eval_every, 0, 0, 100000,
+            "also evaluate every N epochs during training (0: only at the end)"),
     CFG_DOUBLE("finetune_days", g4_cfg, finetune_days, 0, 0, 1e6,
                "after the epochs, train again on the sessions of the last D days of training (0: off)"),
     CFG_INT("finetune_epochs", g4_cfg, finetune_epochs, 1, 0, 1000, "epochs of that recency pass"),
-    CFG_STRING("out_dir", g4_cfg, out_dir, "snapshots", "snapshot root (ROOT/gru4rec/VERSION)"),
+    CFG_STRING("train", g4_cfg, train, NULL, "training clicks already split (as `recd split sessions` writes)"),
+    CFG_STRING("test", g4_cfg, test, NULL, "test clicks already split (with train)"),
+    CFG_STRING("out", g4_cfg, out, "snapshots", "snapshot root (ROOT/gru4rec/VERSION)"),
+    CFG_STRING("name", g4_cfg, name, "gru4rec", "label of the result line on stdout"),
+    CFG_BOOL("quiet", g4_cfg, quiet, 0, "only warnings and the result line"),
     SESS_CFG_ENTRIES(g4_cfg, data),
+    CFG_RENAMED("n_epochs", "epochs"),
+    CFG_RENAMED("out_dir", "out"),
+    CFG_RENAMED_NOTE("eval_every_epoch", "eval_every", "eval_every_epoch true is eval_every 1"),
     CFG_END,
 };
 
@@ -88,64 +89,22 @@ static double cpu_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* ---- the evaluation scorer: per-lane hidden states, stepped and scored in one batch ---- */
-
-typedef struct g4_scorer {
-    const gru4rec *m;
-    gru4rec_scratch *sc;
-    float *h;  /* (lanes,S) per-lane state */
-    float *hb; /* (lanes,S) gathered rows */
-    size_t S;
-} g4_scorer;
-
-static int g4_begin(void *ctx, int lanes)
-{
-    g4_scorer *g = ctx;
-    g->S = gru4rec_state_size(g->m);
-    g->sc = gru4rec_scratch_new(g->m, lanes);
-    g->h = calloc((size_t)lanes * g->S, sizeof(float));
-    g->hb = calloc((size_t)lanes * g->S, sizeof(float));
-    if (!g->sc || !g->h || !g->hb) return rc_error(RC_ENOMEM, "gru4rec eval: out of memory for %d lanes", lanes);
-    return RC_OK;
-}
-
-static int g4_score(void *ctx, const int *lanes, const int32_t *items, const uint8_t *reset, int B, float *scores)
-{
-    g4_scorer *g = ctx;
-    size_t S = g->S;
-    for (int b = 0; b < B; b++) {
-        float *src = g->h + (size_t)lanes[b] * S;
-        if (reset[b])
-            memset(g->hb + (size_t)b * S, 0, S * sizeof(float));
-        else
-            memcpy(g->hb + (size_t)b * S, src, S * sizeof(float));
-    }
-    gru4rec_step(g->m, g->hb, items, B, g->sc);
-    for (int b = 0; b < B; b++) memcpy(g->h + (size_t)lanes[b] * S, g->hb + (size_t)b * S, S * sizeof(float));
-    gru4rec_score(g->m, g->hb, B, scores, g->sc);
-    return RC_OK;
-}
-
-static void g4_end(void *ctx)
-{
-    g4_scorer *g = ctx;
-    gru4rec_scratch_free(g->sc);
-    free(g->h);
-    free(g->hb);
-    g->sc = NULL;
-    g->h = g->hb = NULL;
-}
+/* ---- evaluation: the generic `next` model scorer (trainer/eval_next.h), BLAS f32 = gru4rec_score ---- */
 
 static int evaluate(const gru4rec *m, const sess_data *test, int lanes, int progress, metrics_topk *acc)
 {
-    g4_scorer g = {.m = m};
-    next_scorer sc = {.ctx = &g, .begin = g4_begin, .score = g4_score, .end = g4_end};
+    next_model_scorer ms;
+    next_scorer sc;
+    int rc = next_model_scorer_init(&ms, &sc, &gru4rec_type, m, ITEMSCORE_BLAS, ITEMSCORE_F32);
+    if (rc != RC_OK) return rc;
     next_eval_opts eo;
     next_eval_opts_default(&eo);
     eo.lanes = lanes;
     eo.progress = progress;
     eo.name = "gru4rec";
-    return next_eval(test, &sc, &eo, acc);
+    rc = next_eval(test, &sc, &eo, acc);
+    next_model_scorer_free(&ms);
+    return rc;
 }
 
 static void print_result(FILE *out, const char *label, const metrics_topk *acc, double evps, long long epochs)
@@ -201,19 +160,9 @@ static int cfg_to_hparams(const g4_cfg *c, gru4rec_hparams *hp)
     } else {
         return rc_error(RC_EINVAL, "setting 'layers': expected a size or an array of 1..%d sizes", GRU4REC_MAX_LAYERS);
     }
-    hp->constrained = c->constrained;
-    hp->embedding = (int)c->embedding;
-    hp->elu_param = c->elu_param;
-    hp->bpreg = c->bpreg;
-    hp->logq = c->logq;
-    hp->batch_size = (int)c->batch_size;
-    hp->n_sample = (int)c->n_sample;
-    hp->sample_alpha = c->sample_alpha;
-    hp->sample_cache = c->sample_cache;
-    hp->learning_rate = c->learning_rate;
-    hp->momentum = c->momentum;
-    hp->dropout_embed = c->dropout_embed;
-    hp->dropout_hidden = c->dropout_hidden;
+#define G4_COPY(k, f, ...) hp->f = c->f; /* within the table's bounds, so ints fit */
+    GRU4REC_HPARAMS(G4_COPY, G4_COPY, G4_COPY)
+#undef G4_COPY
     return gru4rec_hparams_check(hp);
 }
 
@@ -232,15 +181,11 @@ static uint64_t data_fingerprint(const sess_data *d)
 static void usage_train(FILE *out)
 {
     fprintf(out,
-            "usage: recd train gru4rec -c CONFIG --data F [--test F] [--out DIR] [--epochs N] [--name LABEL]\n"
-            "                          [--quiet] [--SETTING VALUE ...]\n"
-            "  --data F      click file (CSV/TSV, gzip ok): preprocessed and split as the data.* settings say;\n"
-            "                with --test, F is an already split training file (as `recd split sessions` writes)\n"
-            "  --test F      already split test file\n"
-            "  --out DIR     snapshot root (setting out_dir); the snapshot is DIR/gru4rec/VERSION\n"
-            "  --epochs N    setting n_epochs\n"
-            "  --name LABEL  label of the result line on stdout (default gru4rec)\n"
-            "settings (config file keys, or --name value):\n");
+            "usage: recd train gru4rec [-c CONFIG] (--data F | --train F [--test F]) [--SETTING VALUE ...]\n"
+            "  -c CONFIG     JSON file of settings (the flags below override it)\n"
+            "  --data F      click file (CSV/TSV, gzip ok): preprocessed and split as the data.* settings say\n"
+            "                (command line only: `data` in a config file is the data.* group)\n"
+            "settings (config file keys, or --SETTING VALUE; '-' and '_' are the same in flags):\n");
     cfg_print_help(g4_defs, out);
 }
 
@@ -259,61 +204,60 @@ int gru4rec_cmd_train(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
         return 1;
     }
-    const char *cfg_path = NULL, *data = NULL, *test = NULL, *out = NULL, *epochs = NULL, *label = "gru4rec";
+    const char *cfg_path = NULL, *data = NULL, *test = NULL, *label = "gru4rec";
     int quiet = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i++) { /* --help, and -c first: the file is read before the flags */
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage_train(stdout);
             status = 0;
             goto done;
         }
-        const char **dst = strcmp(argv[i], "-c") == 0         ? &cfg_path
-                           : strcmp(argv[i], "--data") == 0   ? &data
-                           : strcmp(argv[i], "--train") == 0  ? &data
-                           : strcmp(argv[i], "--test") == 0   ? &test
-                           : strcmp(argv[i], "--out") == 0    ? &out
-                           : strcmp(argv[i], "--epochs") == 0 ? &epochs
-                           : strcmp(argv[i], "--name") == 0   ? &label
-                                                              : NULL;
-        if (dst) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "%s: option %s needs a value\n", prog, argv[i]);
-                status = 2;
-                goto done;
-            }
-            *dst = argv[++i];
-        } else if (strcmp(argv[i], "--quiet") == 0) {
-            quiet = 1;
-        }
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) cfg_path = argv[++i];
     }
     if (cfg_path && cfg_load_file(g4_defs, &c, cfg_path) != RC_OK) {
         fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
         status = 2;
         goto done;
     }
-    static const char *const keep[] = {"-c", "--data", "--train", "--test", "--out", "--epochs", "--name", "--quiet",
-                                        NULL};
+    static const char *const keep[] = {"-c", "--data", NULL};
     if (cfg_parse_args(g4_defs, &c, &argc, argv, keep) != RC_OK) {
         fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
         status = 2;
         goto done;
     }
-    if (epochs && cfg_set(g4_defs, &c, "n_epochs", epochs, "--epochs") != RC_OK) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
+    for (int i = 1; i < argc; i++) { /* what is left: -c F, --data F, --data=F */
+        const char *a = argv[i];
+        if (strncmp(a, "--data=", 7) == 0) {
+            data = a + 7;
+        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--data") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "%s: option %s needs a value\n", prog, a);
+                status = 2;
+                goto done;
+            }
+            if (strcmp(a, "--data") == 0) data = argv[i + 1];
+            i++;
+        } else {
+            fprintf(stderr, "%s: unexpected argument '%s' (run `%s --help`)\n", prog, a, prog);
+            status = 2;
+            goto done;
+        }
+    }
+    if (data && (c.train || c.test)) {
+        fprintf(stderr, "%s: give --data F (split by the data.* settings) or --train F [--test F] (files already "
+                        "split), not both\n", prog);
         status = 2;
         goto done;
     }
-    if (out && cfg_set(g4_defs, &c, "out_dir", out, "--out") != RC_OK) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        status = 2;
-        goto done;
-    }
-    if (!data) {
-        fprintf(stderr, "%s: no training data (--data F)\n", prog);
+    if (!data && !c.train) {
+        fprintf(stderr, "%s: no training data (--data F, or --train F [--test F])\n", prog);
         usage_train(stderr);
         status = 2;
         goto done;
     }
+    test = c.test;
+    label = c.name ? c.name : "gru4rec";
+    quiet = c.quiet;
     gru4rec_hparams hp;
     if (cfg_to_hparams(&c, &hp) != RC_OK) {
         fprintf(stderr, "%s: %s: %s\n", prog, cfg_path ? cfg_path : "settings", rc_errmsg());
@@ -327,7 +271,13 @@ int gru4rec_cmd_train(int argc, char **argv)
     if (c.threads > 0) openblas_set_num_threads((int)c.threads);
 
     double t0 = clock_mono_s();
-    rc = test ? sess_load_for_eval(&sp, NULL, data, test, &c.data) : sess_prepare(&sp, data, &c.data);
+    if (data)
+        rc = sess_prepare(&sp, data, &c.data);
+    else if (test)
+        rc = sess_load_for_eval(&sp, NULL, c.train, test, &c.data);
+    else /* no test: train on every click of the file */
+        rc = sess_load(&sp.train, c.train, &c.data);
+    if (!data) data = c.train; /* the training file, in messages and meta */
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
         goto done;
@@ -357,11 +307,11 @@ int gru4rec_cmd_train(int argc, char **argv)
     metrics_topk acc;
     memset(&acc, 0, sizeof acc);
     int have_metrics = 0;
-    prog_ctx pc = {.n_epochs = (int)c.n_epochs, .run_t0 = clock_mono_s(), .quiet = quiet};
+    prog_ctx pc = {.n_epochs = (int)c.epochs, .run_t0 = clock_mono_s(), .quiet = quiet};
     double train_s = 0, last_loss = 0;
     int64_t train_events = 0;
     int64_t every = tr->n_events / 20 + 1;
-    for (int e = 0; e < c.n_epochs; e++) {
+    for (int e = 0; e < c.epochs; e++) {
         gru4rec_epoch_stats st;
         pc.epoch = e + 1;
         pc.epoch_t0 = clock_mono_s();
@@ -376,13 +326,13 @@ int gru4rec_cmd_train(int argc, char **argv)
         train_events += st.events;
         last_loss = st.loss;
         double rate = st.seconds > 0 ? (double)st.events / st.seconds : 0;
-        double left = rate > 0 ? (double)st.events * (double)(c.n_epochs - e - 1) / rate : 0;
+        double left = rate > 0 ? (double)st.events * (double)(c.epochs - e - 1) / rate : 0;
         if (!quiet)
             log_info("epoch %d/%lld done: loss=%.6f events=%lld events/s=%.0f (per CPU-second %.0f) epoch=%.1fs "
                      "elapsed=%.1fs ETA=%.0fs",
-                     e + 1, c.n_epochs, st.loss, (long long)st.events, rate, ccpu > 0 ? (double)st.events / ccpu : 0,
+                     e + 1, c.epochs, st.loss, (long long)st.events, rate, ccpu > 0 ? (double)st.events / ccpu : 0,
                      st.seconds, clock_mono_s() - pc.run_t0, left);
-        if (c.eval_every_epoch && e + 1 < c.n_epochs && sp.test.n_sessions > 0) {
+        if (c.eval_every > 0 && (e + 1) % c.eval_every == 0 && e + 1 < c.epochs && sp.test.n_sessions > 0) {
             double te = clock_mono_s();
             if ((rc = evaluate(m, &sp.test, (int)c.eval_lanes, 0, &acc)) != RC_OK) {
                 fprintf(stderr, "%s: evaluation: %s\n", prog, rc_errmsg());
@@ -443,18 +393,18 @@ int gru4rec_cmd_train(int argc, char **argv)
                                                  "n_events", (json_int_t)tr->n_events, "n_sessions",
                                                  (json_int_t)tr->n_sessions, "n_items", (json_int_t)tr->n_items,
                                                  "fingerprint", fp));
-    json_object_set_new(extra, "train", json_pack("{s:I, s:f, s:I, s:f, s:I}", "epochs", (json_int_t)c.n_epochs, "loss",
+    json_object_set_new(extra, "train", json_pack("{s:I, s:f, s:I, s:f, s:I}", "epochs", (json_int_t)c.epochs, "loss",
                                                   last_loss, "events", (json_int_t)train_events, "events_per_s", evps,
                                                   "seed", (json_int_t)c.seed));
     if (have_metrics) json_object_set_new(extra, "metrics", metrics_topk_to_json(&acc));
     uint64_t ver = 0;
-    if ((rc = gru4rec_save(m, c.out_dir, "gru4rec", extra, &ver)) != RC_OK) {
-        fprintf(stderr, "%s: cannot write the snapshot under %s: %s\n", prog, c.out_dir, rc_errmsg());
+    if ((rc = gru4rec_save(m, c.out, "gru4rec", extra, &ver)) != RC_OK) {
+        fprintf(stderr, "%s: cannot write the snapshot under %s: %s\n", prog, c.out, rc_errmsg());
         goto done;
     }
-    if (!quiet) log_info("gru4rec: published %s/gru4rec/%llu", c.out_dir, (unsigned long long)ver);
-    if (have_metrics) print_result(stdout, label, &acc, evps, c.n_epochs);
-    else printf("%s events/s=%.0f epochs=%lld (no test data)\n", label, evps, c.n_epochs);
+    if (!quiet) log_info("gru4rec: published %s/gru4rec/%llu", c.out, (unsigned long long)ver);
+    if (have_metrics) print_result(stdout, label, &acc, evps, c.epochs);
+    else printf("%s events/s=%.0f epochs=%lld (no test data)\n", label, evps, c.epochs);
     status = 0;
 done:
     json_decref(extra);
@@ -463,130 +413,5 @@ done:
     free(counts);
     if (have_split) sess_split_free(&sp);
     cfg_release(g4_defs, &c);
-    return status;
-}
-
-int gru4rec_cmd_eval(int argc, char **argv)
-{
-    const char *prog = "recd eval gru4rec";
-    sess_opts so;
-    sess_opts_default(&so);
-    const char *snapdir = NULL, *data = NULL, *train = NULL, *test = NULL, *label = "gru4rec";
-    int lanes = 256;
-    snap *s = NULL;
-    gru4rec *m = NULL;
-    int status = 1, have_split = 0;
-    sess_split sp;
-    /* The snapshot first: the data settings it was trained with (meta config.data) become the
-     * defaults of the split flags, so `--data clicks.csv.gz` alone reproduces the training split. */
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--snapshot") == 0) snapdir = argv[i + 1];
-    if (snapdir) {
-        if (snap_open_any(&s, snapdir) != RC_OK || gru4rec_load(&m, s) != RC_OK) {
-            fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-            goto done;
-        }
-        const json_t *dj = json_object_get(json_object_get(snap_meta(s), "config"), "data");
-        const json_t *v;
-        if ((v = json_object_get(dj, "session_col")) && json_is_string(v)) so.session_col = (char *)json_string_value(v);
-        if ((v = json_object_get(dj, "item_col")) && json_is_string(v)) so.item_col = (char *)json_string_value(v);
-        if ((v = json_object_get(dj, "time_col")) && json_is_string(v)) so.time_col = (char *)json_string_value(v);
-        if ((v = json_object_get(dj, "time_unit")) && json_is_string(v)) so.time_unit = (char *)json_string_value(v);
-        if ((v = json_object_get(dj, "split_time")) && json_is_integer(v)) so.split_time = json_integer_value(v);
-        if ((v = json_object_get(dj, "days")) && json_is_number(v)) so.days = json_number_value(v);
-        if ((v = json_object_get(dj, "sort_by_time")) && json_is_boolean(v)) so.sort_by_time = json_is_true(v);
-        if ((v = json_object_get(dj, "drop_repeats")) && json_is_boolean(v)) so.drop_repeats = json_is_true(v);
-        if ((v = json_object_get(dj, "min_session_len")) && json_is_integer(v))
-            so.min_session_len = json_integer_value(v);
-        if ((v = json_object_get(dj, "min_item_support")) && json_is_integer(v))
-            so.min_item_support = json_integer_value(v);
-    }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r = sess_parse_flag(&so, argc, argv, &i, prog);
-        if (r < 0) {
-            status = 2;
-            goto done;
-        }
-        if (r > 0) continue;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf("usage: %s --snapshot DIR (--data F [split flags] | --train F --test F) [--lanes B] [--name L]\n"
-                   "Evaluates a GRU4Rec snapshot on the next-item protocol (test items unseen by the model are\n"
-                   "dropped, then sessions shorter than 2); prints one line\n"
-                   "  L recall@20=.. mrr@20=.. recall@10=.. mrr@10=.. recall@5=.. mrr@5=.. predictions=N\n"
-                   "The split flags default to the data settings the snapshot was trained with.\n"
-                   "split flags:\n%s",
-                   prog, sess_flags_help);
-            status = 0;
-            goto done;
-        }
-        const char **dst = strcmp(a, "--snapshot") == 0 ? &snapdir
-                           : strcmp(a, "--data") == 0   ? &data
-                           : strcmp(a, "--train") == 0  ? &train
-                           : strcmp(a, "--test") == 0   ? &test
-                           : strcmp(a, "--name") == 0   ? &label
-                                                        : NULL;
-        if (dst || strcmp(a, "--lanes") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "%s: option %s needs a value\n", prog, a);
-                status = 2;
-                goto done;
-            }
-            if (dst) {
-                *dst = argv[++i];
-            } else {
-                char *end;
-                long v = strtol(argv[++i], &end, 10);
-                if (*end || v < 1 || v > 65536) {
-                    fprintf(stderr, "%s: --lanes: expected 1..65536, got '%s'\n", prog, argv[i]);
-                    status = 2;
-                    goto done;
-                }
-                lanes = (int)v;
-            }
-            continue;
-        }
-        fprintf(stderr, "%s: unknown option '%s' (run `%s --help`)\n", prog, a, prog);
-        status = 2;
-        goto done;
-    }
-    if (!so.verbose && log_level < LOG_LVL_WARN) log_level = LOG_LVL_WARN;
-    if (!snapdir || !m || (!data && !(train && test))) {
-        fprintf(stderr, "%s: give --snapshot DIR and --data F (or --train F --test F)\n", prog);
-        status = 2;
-        goto done;
-    }
-    if (sess_load_for_eval(&sp, data, train, test, &so) < 0) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        goto done;
-    }
-    have_split = 1;
-    /* re-index the test clicks to the model's vocabulary by external id */
-    sess_data model_vocab;
-    memset(&model_vocab, 0, sizeof model_vocab);
-    model_vocab.item_vocab = (idmap *)gru4rec_items(m); /* read only by sess_reindex */
-    model_vocab.n_items = gru4rec_n_items(m);
-    int64_t dropped = 0;
-    if (sess_reindex(&sp.test, &model_vocab, &dropped) != RC_OK) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        goto done;
-    }
-    if (so.verbose)
-        log_info("gru4rec eval: %lld test sessions, %lld predictions (%lld clicks on items unknown to the model "
-                 "dropped)",
-                 (long long)sp.test.n_sessions, (long long)sess_n_predictions(&sp.test), (long long)dropped);
-    metrics_topk acc;
-    double t0 = clock_mono_s();
-    if (evaluate(m, &sp.test, lanes, so.verbose, &acc) != RC_OK) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        goto done;
-    }
-    if (so.verbose) log_info("gru4rec eval: %.1fs", clock_mono_s() - t0);
-    print_result(stdout, label, &acc, -1, 0);
-    status = 0;
-done:
-    if (have_split) sess_split_free(&sp);
-    gru4rec_free(m);
-    snap_close(s);
     return status;
 }

@@ -28,9 +28,13 @@
 typedef struct wd_cfg {
     json_t *columns, *features, *label_positive, *label_negative, *missing, *hidden;
     char *label, *sep, *header, *comment, *train, *test, *out, *model;
-    long long epochs, batch, seed, max_bad_rows, eval_every, version, blas_threads;
-    double ftrl_alpha, ftrl_beta, ftrl_l1, ftrl_l2, lr, adagrad_init, adagrad_eps, l2, dropout;
+    long long epochs, batch_size, seed, max_bad_rows, eval_every, version, threads;
+    double ftrl_alpha, ftrl_beta, ftrl_l1, ftrl_l2, learning_rate, adagrad_init, adagrad_eps, l2, dropout;
 } wd_cfg;
+
+/* Settings shared by `recd train widedeep` and `recd eval widedeep` (struct T with these fields). */
+#define WD_MAX_BAD_ROWS_ENTRY(T)                                                                      \
+    CFG_INT("max_bad_rows", T, max_bad_rows, 100, 0, 1e15, "bad rows tolerated per file before failing")
 
 static const cfg_def wd_cfg_defs[] = {
     CFG_JSON("columns", wd_cfg, columns, NULL, "input column names in CSV order"),
@@ -42,28 +46,32 @@ static const cfg_def wd_cfg_defs[] = {
     CFG_STRING("sep", wd_cfg, sep, ",", "field separator (one character; \\t for tab)"),
     CFG_ENUM("header", wd_cfg, header, "auto", "auto|yes|no", "first line is a header (auto: it names the columns)"),
     CFG_STRING("comment", wd_cfg, comment, NULL, "lines starting with this are skipped (Adult: \"|\")"),
-    CFG_STRING("train", wd_cfg, train, NULL, "training file (CSV, may be gzip)"),
+    CFG_STRING("train", wd_cfg, train, NULL, "training file (CSV, may be gzip; --train F)"),
     CFG_STRING("test", wd_cfg, test, NULL, "held-out file evaluated after each epoch"),
     CFG_STRING("out", wd_cfg, out, "snapshots", "snapshot root: writes OUT/widedeep/VERSION"),
     CFG_INT("version", wd_cfg, version, 0, 0, 1e15, "snapshot version (0 = next)"),
     CFG_ENUM("model", wd_cfg, model, "widedeep", "wide|deep|widedeep", "variant"),
     CFG_JSON("hidden", wd_cfg, hidden, "[100, 50]", "hidden layer sizes of the deep part"),
     CFG_INT("epochs", wd_cfg, epochs, 10, 1, 100000, "training epochs"),
-    CFG_INT("batch", wd_cfg, batch, 128, 1, 65536, "mini-batch size"),
+    CFG_INT("batch_size", wd_cfg, batch_size, 128, 1, 65536, "mini-batch size"),
     CFG_INT("seed", wd_cfg, seed, 1, 0, 1e15, "random seed (init, shuffling)"),
-    CFG_INT("max_bad_rows", wd_cfg, max_bad_rows, 100, 0, 1e15, "bad rows tolerated per file before failing"),
+    WD_MAX_BAD_ROWS_ENTRY(wd_cfg),
     CFG_INT("eval_every", wd_cfg, eval_every, 1, 0, 100000, "evaluate every N epochs (0: only at the end)"),
-    CFG_INT("blas_threads", wd_cfg, blas_threads, 1, 1, 256,
+    CFG_INT("threads", wd_cfg, threads, 1, 1, 256,
             "OpenBLAS threads (1: mini-batch products are small, more threads spin more than they help)"),
     CFG_DOUBLE("ftrl_alpha", wd_cfg, ftrl_alpha, 0.1, 1e-9, 1e6, "wide: FTRL learning rate alpha"),
     CFG_DOUBLE("ftrl_beta", wd_cfg, ftrl_beta, 1.0, 0, 1e6, "wide: FTRL beta"),
     CFG_DOUBLE("ftrl_l1", wd_cfg, ftrl_l1, 0.001, 0, 1e6, "wide: FTRL L1"),
     CFG_DOUBLE("ftrl_l2", wd_cfg, ftrl_l2, 0.0, 0, 1e6, "wide: FTRL L2"),
-    CFG_DOUBLE("lr", wd_cfg, lr, 0.05, 1e-9, 1e6, "deep: AdaGrad learning rate"),
+    CFG_DOUBLE("learning_rate", wd_cfg, learning_rate, 0.05, 1e-9, 1e6, "deep: AdaGrad learning rate"),
     CFG_DOUBLE("adagrad_init", wd_cfg, adagrad_init, 0.1, 0, 1e6, "deep: initial AdaGrad accumulator"),
     CFG_DOUBLE("adagrad_eps", wd_cfg, adagrad_eps, 1e-8, 0, 1, "deep: AdaGrad epsilon"),
     CFG_DOUBLE("l2", wd_cfg, l2, 0.0, 0, 1e6, "deep: L2 on MLP weights"),
     CFG_DOUBLE("dropout", wd_cfg, dropout, 0.0, 0, 0.95, "deep: dropout probability on hidden units (training)"),
+    CFG_RENAMED("batch", "batch_size"),
+    CFG_RENAMED("blas_threads", "threads"),
+    CFG_RENAMED("lr", "learning_rate"),
+    CFG_RENAMED("data", "train"),
     CFG_END,
 };
 
@@ -337,8 +345,8 @@ static json_t *metrics_json(const wd_metrics *mt)
 
 static void usage_train(FILE *out)
 {
-    fprintf(out, "usage: recd train widedeep -c CONFIG [--data TRAIN] [--test FILE] [--out DIR] [--SETTING VALUE]...\n"
-                 "settings (config file keys, overridable on the command line):\n");
+    fprintf(out, "usage: recd train widedeep -c CONFIG [--train FILE] [--test FILE] [--out DIR] [--SETTING VALUE]...\n"
+                 "settings (config file keys, or --SETTING VALUE; '-' and '_' are the same in flags):\n");
     cfg_print_help(wd_cfg_defs, out);
 }
 
@@ -363,7 +371,7 @@ int wd_cmd_train(int argc, char **argv)
         fprintf(stderr, "recd train widedeep: %s\n", rc_errmsg());
         return 1;
     }
-    const char *cfg_path = NULL, *data = NULL;
+    const char *cfg_path = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage_train(stdout);
@@ -371,25 +379,29 @@ int wd_cmd_train(int argc, char **argv)
             goto done;
         }
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) cfg_path = argv[++i];
-        else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) data = argv[++i];
     }
     if (cfg_path && cfg_load_file(wd_cfg_defs, &c, cfg_path) != RC_OK) {
         fprintf(stderr, "recd train widedeep: %s\n", rc_errmsg());
         goto done;
     }
-    static const char *const keep[] = {"-c", "--data", NULL};
+    static const char *const keep[] = {"-c", NULL};
     if (cfg_parse_args(wd_cfg_defs, &c, &argc, argv, keep) != RC_OK) {
         fprintf(stderr, "recd train widedeep: %s\n", rc_errmsg());
         usage_train(stderr);
         status = 2;
         goto done;
     }
-    if (data) {
-        free(c.train);
-        c.train = strdup(data);
+    for (int i = 1; i < argc; i++) { /* what is left: -c F */
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+            i++;
+            continue;
+        }
+        fprintf(stderr, "recd train widedeep: unexpected argument '%s' (run `recd train widedeep --help`)\n", argv[i]);
+        status = 2;
+        goto done;
     }
     if (!c.train) {
-        fprintf(stderr, "recd train widedeep: no training file (setting 'train' or --data)\n");
+        fprintf(stderr, "recd train widedeep: no training file (setting 'train', or --train F)\n");
         status = 2;
         goto done;
     }
@@ -421,7 +433,7 @@ int wd_cmd_train(int argc, char **argv)
     hp.ftrl_beta = c.ftrl_beta;
     hp.ftrl_l1 = c.ftrl_l1;
     hp.ftrl_l2 = c.ftrl_l2;
-    hp.lr = c.lr;
+    hp.lr = c.learning_rate;
     hp.adagrad_init = c.adagrad_init;
     hp.adagrad_eps = c.adagrad_eps;
     hp.l2 = c.l2;
@@ -433,7 +445,7 @@ int wd_cmd_train(int argc, char **argv)
         status = 2;
         goto done;
     }
-    dense_set_threads((int)c.blas_threads);
+    dense_set_threads((int)c.threads);
     double t0 = clock_mono_s();
     reader_opts ro = {sep, header_mode(c.header), c.comment, c.max_bad_rows};
     int64_t nrows, nbad;
@@ -453,11 +465,11 @@ int wd_cmd_train(int argc, char **argv)
     if (c.test) log_info("%s: %lld rows (%lld bad)", c.test, (long long)test.n, (long long)nbad);
     if ((rc = wd_model_new(&m, spec, &hp)) != RC_OK) goto fail;
     spec = NULL; /* owned by the model */
-    if (!(s = wd_scratch_new(m, (int)c.batch)) || !(g = wd_grads_new(m, (int)c.batch))) goto fail;
+    if (!(s = wd_scratch_new(m, (int)c.batch_size)) || !(g = wd_grads_new(m, (int)c.batch_size))) goto fail;
     if (wd_optim_init(&o, m) != RC_OK) goto fail;
     s->dropout = (float)c.dropout;
     order = malloc(sizeof *order * (size_t)train.n);
-    ybuf = malloc(sizeof *ybuf * (size_t)c.batch);
+    ybuf = malloc(sizeof *ybuf * (size_t)c.batch_size);
     if (!order || !ybuf) {
         rc_error(RC_ENOMEM, "out of memory");
         goto fail;
@@ -465,7 +477,7 @@ int wd_cmd_train(int argc, char **argv)
     for (int64_t i = 0; i < train.n; i++) order[i] = i;
     rng_t r;
     rng_seed(&r, (uint64_t)c.seed ^ 0x7261696eULL);
-    log_info("training %s: %lld epochs, batch %lld, read in %.2fs", c.model, c.epochs, c.batch, clock_mono_s() - t0);
+    log_info("training %s: %lld epochs, batch %lld, read in %.2fs", c.model, c.epochs, c.batch_size, clock_mono_s() - t0);
     double tt = clock_mono_s();
     wd_metrics mt;
     memset(&mt, 0, sizeof mt);
@@ -474,7 +486,7 @@ int wd_cmd_train(int argc, char **argv)
         double te = clock_mono_s(), loss;
         if ((rc = wd_train_epoch(m, &o, s, g, &train, &r, order, ybuf, &loss)) != RC_OK) goto fail;
         if (!isfinite(loss)) {
-            rc_error(RC_ERANGE, "training diverged at epoch %lld (loss %g): lower lr / ftrl_alpha", e, loss);
+            rc_error(RC_ERANGE, "training diverged at epoch %lld (loss %g): lower learning_rate / ftrl_alpha", e, loss);
             goto fail;
         }
         double dt = clock_mono_s() - te, eta = (clock_mono_s() - tt) / (double)e * (double)(c.epochs - e);
@@ -534,44 +546,45 @@ done:
     return status;
 }
 
+typedef struct wd_eval_cfg {
+    char *snapshot, *data, *sep, *header, *comment;
+    long long max_bad_rows;
+} wd_eval_cfg;
+
+static const cfg_def wd_eval_defs[] = {
+    CFG_STRING("snapshot", wd_eval_cfg, snapshot, NULL, "ROOT/widedeep/VERSION, or ROOT/widedeep for its newest (required)"),
+    CFG_STRING("data", wd_eval_cfg, data, NULL, "labelled CSV file to evaluate (required)"),
+    CFG_STRING("sep", wd_eval_cfg, sep, NULL, "field separator (default: the model's)"),
+    CFG_ENUM("header", wd_eval_cfg, header, NULL, "auto|yes|no", "first line is a header (default: the model's)"),
+    CFG_STRING("comment", wd_eval_cfg, comment, NULL, "lines starting with this are skipped (default: the model's)"),
+    WD_MAX_BAD_ROWS_ENTRY(wd_eval_cfg),
+    CFG_END,
+};
+
 int wd_cmd_eval(int argc, char **argv)
 {
-    const char *dir = NULL, *data = NULL, *sep_s = NULL, *header_s = NULL, *comment = NULL;
-    long long max_bad = 100;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if ((strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)) {
-            printf("usage: recd eval widedeep --snapshot DIR --data FILE [--sep C] [--header auto|yes|no] "
-                   "[--comment PREFIX] [--max_bad_rows N]\n(CSV options default to those the model was trained with)\n");
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: recd eval widedeep --snapshot DIR --data FILE [--SETTING VALUE ...]\n"
+                   "Prints \"VARIANT auc=.. accuracy=.. logloss=.. n=N bad=N\". The CSV options default to those the\n"
+                   "model was trained with.\nsettings:\n");
+            cfg_print_help(wd_eval_defs, stdout);
             return 0;
         }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "recd eval widedeep: %s needs a value\n", a);
-            return 2;
-        }
-        if (strcmp(a, "--snapshot") == 0) dir = argv[++i];
-        else if (strcmp(a, "--data") == 0) data = argv[++i];
-        else if (strcmp(a, "--sep") == 0) sep_s = argv[++i];
-        else if (strcmp(a, "--header") == 0) header_s = argv[++i];
-        else if (strcmp(a, "--comment") == 0) comment = argv[++i];
-        else if (strcmp(a, "--max_bad_rows") == 0) {
-            char *end;
-            const char *v = argv[++i];
-            max_bad = strtoll(v, &end, 10);
-            if (end == v || *end || max_bad < 0) {
-                fprintf(stderr, "recd eval widedeep: --max_bad_rows: \"%s\" is not a count >= 0\n", v);
-                return 2;
-            }
-        }
-        else {
-            fprintf(stderr, "recd eval widedeep: unknown option %s\n", a);
-            return 2;
-        }
-    }
-    if (!dir || !data) {
-        fprintf(stderr, "usage: recd eval widedeep --snapshot DIR --data FILE\n");
+    wd_eval_cfg c;
+    if (cfg_defaults(wd_eval_defs, &c) != RC_OK || cfg_parse_args(wd_eval_defs, &c, &argc, argv, NULL) != RC_OK) {
+        fprintf(stderr, "recd eval widedeep: %s\n", rc_errmsg());
+        cfg_release(wd_eval_defs, &c);
         return 2;
     }
+    if (argc > 1 || !c.snapshot || !c.data) {
+        if (argc > 1) fprintf(stderr, "recd eval widedeep: unexpected argument '%s'\n", argv[1]);
+        else fprintf(stderr, "usage: recd eval widedeep --snapshot DIR --data FILE\n");
+        cfg_release(wd_eval_defs, &c);
+        return 2;
+    }
+    const char *dir = c.snapshot, *data = c.data, *sep_s = c.sep, *header_s = c.header, *comment = c.comment;
+    long long max_bad = c.max_bad_rows;
     snap *sn = NULL;
     wd_model *m = NULL;
     wd_scratch *s = NULL;
@@ -607,5 +620,6 @@ done:
     wd_scratch_free(s);
     wd_model_free(m);
     snap_close(sn);
+    cfg_release(wd_eval_defs, &c);
     return status;
 }

@@ -1,0 +1,241 @@
+/* server/route.c - version picking, per-thread scratch per version, and the answer tail (see route.h). */
+#include "server/route.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "server/server.h"
+
+int route_has(const model_version *v, model_cap cap)
+{
+    if (!v || !v->type) return 0;
+    switch (cap) {
+    case MODEL_CAP_NEXT: return v->type->next != NULL;
+    case MODEL_CAP_RANK: return v->type->rank != NULL;
+    }
+    return 0;
+}
+
+const char *route_cap_name(model_cap cap)
+{
+    return cap == MODEL_CAP_NEXT ? "next" : "rank";
+}
+
+static const char *cap_path(model_cap cap)
+{
+    return cap == MODEL_CAP_NEXT ? "/v1/next" : "/v1/rank";
+}
+
+model_version *route_acquire(http_req *r, const char *name, size_t n, model_cap cap)
+{
+    registry *reg = r->srv->reg;
+    int known = 0;
+    if (n) {
+        /* configured names are 1-63 bytes of [A-Za-z0-9_-]: a longer one or one holding NUL is unknown */
+        char buf[64];
+        if (n >= sizeof buf || memchr(name, '\0', n)) {
+            http_problem(r, 404, "unknown-model", "no model '%.*s' is configured", (int)(n > 64 ? 64 : n), name);
+            return NULL;
+        }
+        memcpy(buf, name, n);
+        buf[n] = '\0';
+        model_version *v = registry_acquire(reg, buf, &known);
+        if (!v) {
+            if (!known) http_problem(r, 404, "unknown-model", "no model '%s' is configured", buf);
+            else http_problem(r, 503, "model-not-loaded", "model '%s' has no version loaded yet", buf);
+            return NULL;
+        }
+        if (!route_has(v, cap)) {
+            http_problem(r, 422, "wrong-model-type", "model '%s' is a %s model, which cannot answer %s (no `%s`)", buf,
+                         v->type_name, cap_path(cap), route_cap_name(cap));
+            registry_release(reg, v);
+            return NULL;
+        }
+        return v;
+    }
+    int not_loaded = 0;
+    for (int i = 0; i < registry_count(reg); i++) {
+        model_version *v = registry_acquire(reg, registry_name(reg, i), &known);
+        if (route_has(v, cap)) return v;
+        if (!v) not_loaded++;
+        registry_release(reg, v);
+    }
+    if (not_loaded)
+        http_problem(r, 503, "model-not-loaded", "no model that can answer %s (`%s`) is loaded yet", cap_path(cap),
+                     route_cap_name(cap));
+    else
+        http_problem(r, 404, "unknown-model", "no configured model can answer %s (none has `%s`)", cap_path(cap),
+                     route_cap_name(cap));
+    return NULL;
+}
+
+/* ---- per-thread scratch ---- */
+enum { ROUTE_SCRATCH_TYPES = 4 };
+
+typedef struct scr_entry {
+    uint64_t serial; /* version the entry was made for (0: empty) */
+    char model[64];  /* its configured name (a newer version replaces the entry of an older one) */
+    uint64_t used;   /* tick of the last use */
+    int size;
+    void *p;
+} scr_entry;
+
+typedef struct scr_tls {
+    const route_scratch_type *type[ROUTE_SCRATCH_TYPES];
+    scr_entry e[ROUTE_SCRATCH_TYPES][ROUTE_SCRATCH_SLOTS];
+    uint64_t tick;
+    int32_t *idx;
+    float *val;
+    int topk_cap;
+} scr_tls;
+
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static _Thread_local scr_tls *tls_cur;
+
+static void entry_clear(const route_scratch_type *t, scr_entry *e)
+{
+    if (e->p && t) t->destroy(e->p);
+    memset(e, 0, sizeof *e);
+}
+
+static void tls_destroy(void *p)
+{
+    scr_tls *t = p;
+    if (!t) return;
+    if (t == tls_cur) tls_cur = NULL;
+    for (int i = 0; i < ROUTE_SCRATCH_TYPES; i++)
+        for (int j = 0; j < ROUTE_SCRATCH_SLOTS; j++) entry_clear(t->type[i], &t->e[i][j]);
+    free(t->idx);
+    free(t->val);
+    free(t);
+}
+
+static void tls_init_key(void)
+{
+    pthread_key_create(&tls_key, tls_destroy);
+}
+
+static scr_tls *tls_get(void)
+{
+    pthread_once(&tls_once, tls_init_key);
+    scr_tls *t = tls_cur;
+    if (!t) {
+        t = calloc(1, sizeof *t);
+        if (!t) return NULL;
+        tls_cur = t;
+        pthread_setspecific(tls_key, t);
+    }
+    return t;
+}
+
+void route_scratch_release(void)
+{
+    scr_tls *t = tls_cur;
+    if (!t) return;
+    pthread_setspecific(tls_key, NULL);
+    tls_destroy(t);
+}
+
+void *route_scratch(const route_scratch_type *type, const model_version *v, int size)
+{
+    scr_tls *t = tls_get();
+    if (!t) return NULL;
+    int ti = -1;
+    for (int i = 0; i < ROUTE_SCRATCH_TYPES && ti < 0; i++)
+        if (t->type[i] == type) ti = i;
+    for (int i = 0; i < ROUTE_SCRATCH_TYPES && ti < 0; i++)
+        if (!t->type[i]) {
+            t->type[i] = type;
+            ti = i;
+        }
+    if (ti < 0) { /* a fifth scratch type: a programming error, not a request's fault */
+        rc_error(RC_ESTATE, "route_scratch: more than %d scratch types", ROUTE_SCRATCH_TYPES);
+        return NULL;
+    }
+    scr_entry *row = t->e[ti], *e = NULL;
+    for (int i = 0; i < ROUTE_SCRATCH_SLOTS && !e; i++)
+        if (row[i].serial == v->serial) e = &row[i];
+    if (!e) { /* the entry of an older version of the same model, else an empty one, else the LRU one */
+        for (int i = 0; i < ROUTE_SCRATCH_SLOTS && !e; i++)
+            if (row[i].serial && strcmp(row[i].model, v->model) == 0) e = &row[i];
+        for (int i = 0; i < ROUTE_SCRATCH_SLOTS && !e; i++)
+            if (!row[i].serial) e = &row[i];
+        if (!e) {
+            e = &row[0];
+            for (int i = 1; i < ROUTE_SCRATCH_SLOTS; i++)
+                if (row[i].used < e->used) e = &row[i];
+        }
+        entry_clear(type, e);
+    }
+    e->used = ++t->tick;
+    if (e->serial == v->serial && e->size >= size && e->p) return e->p;
+    entry_clear(type, e);
+    e->p = type->create(v, size);
+    if (!e->p) return NULL;
+    e->serial = v->serial;
+    e->size = size;
+    e->used = t->tick;
+    snprintf(e->model, sizeof e->model, "%s", v->model);
+    return e->p;
+}
+
+int route_topk_buffers(int k, int32_t **idx, float **val)
+{
+    scr_tls *t = tls_get();
+    if (!t) return rc_error(RC_ENOMEM, "out of memory for top-k buffers");
+    if (k < 1) k = 1;
+    if (k > t->topk_cap) {
+        int32_t *i = realloc(t->idx, (size_t)k * sizeof *i);
+        if (i) t->idx = i;
+        float *f = realloc(t->val, (size_t)k * sizeof *f);
+        if (f) t->val = f;
+        if (!i || !f) return rc_error(RC_ENOMEM, "out of memory for top-k buffers");
+        t->topk_cap = k;
+    }
+    *idx = t->idx;
+    *val = t->val;
+    return RC_OK;
+}
+
+/* ---- the answer ---- */
+void route_answer_head(http_req *r)
+{
+    sbuf_reset(r->out);
+    sbuf_adds(r->out, "{\"items\":[");
+}
+
+void route_answer_item(http_req *r, int first, const char *id, size_t len, float score)
+{
+    sbuf *out = r->out;
+    if (!first) sbuf_addc(out, ',');
+    sbuf_adds(out, "{\"item_id\":");
+    sbuf_json_str(out, id, len);
+    sbuf_adds(out, ",\"score\":");
+    if (isnan(score)) sbuf_adds(out, "null");
+    else sbuf_json_float(out, score);
+    sbuf_addc(out, '}');
+}
+
+void route_answer_model(http_req *r, const model_version *v)
+{
+    sbuf *out = r->out;
+    sbuf_adds(out, "],\"model\":");
+    sbuf_json_str(out, v->model, strlen(v->model));
+    sbuf_adds(out, ",\"version\":\"");
+    sbuf_adds(out, v->version_str);
+    sbuf_addc(out, '"');
+}
+
+int route_answer_end(http_req *r)
+{
+    sbuf *out = r->out;
+    sbuf_adds(out, ",\"request_id\":");
+    sbuf_json_str(out, r->request_id, strlen(r->request_id));
+    sbuf_adds(out, "}\n");
+    if (sbuf_failed(out)) return http_oom(r, "the answer");
+    return http_json(r, 200);
+}
