@@ -6,9 +6,10 @@
 # needed, works in a temporary folder (removed at the end unless KEEP=1), and prints one line per model:
 #   gru4rec-bprmax recall@20=... mrr@20=... recall@10=... mrr@10=... recall@5=... mrr@5=... events/s=... epochs=1
 #   gru4rec-xe     ... epochs=2
+#   itemknn recall@20=... mrr@20=... ... build_s=... nnz=...   (configs/itemknn.json; deterministic, one run)
 #   recentpop recall@20=...      pop recall@20=...
 # Environment: EPOCHS_BPR (default 1), EPOCHS_XE (default 2), SEED (default 42), THREADS (BLAS threads,
-# default 1), MODELS (default "bprmax xe recentpop pop"), RECD (binary to use), KEEP=1 (keep the temp dir).
+# default 1), MODELS (default "bprmax xe itemknn recentpop pop"), RECD (binary to use), KEEP=1 (keep the temp dir).
 # SEEDS="42 1 2 3 4 5": train each model once per seed; prints a line per seed (gru4rec-xe-seed1 ...) and
 # then the model's line with the MEDIAN of each figure over the seeds, followed by `seeds=N` and the range
 # of recall@20 and mrr@20 (MRR@20 moves by about +-0.01 between seeds: compare medians, not one run).
@@ -26,7 +27,7 @@ EPOCHS_XE=${EPOCHS_XE:-2}
 SEED=${SEED:-42}
 SEEDS=${SEEDS:-$SEED}
 THREADS=${THREADS:-1}
-MODELS=${MODELS:-"bprmax xe recentpop pop"}
+MODELS=${MODELS:-"bprmax xe itemknn recentpop pop"}
 RECD=${RECD:-"$root/bin/recd"}
 if [ ! -x "$RECD" ]; then
     echo "gru4rec_globo.sh: building $RECD" >&2
@@ -88,6 +89,11 @@ for m in $MODELS; do
         ;;
     xe)
         train_seeds gru4rec-xe "$root/configs/gru4rec-xe.json" "$EPOCHS_XE"
+        ;;
+    itemknn)
+        # shellcheck disable=SC2086
+        "$RECD" train itemknn -c "$root/configs/itemknn.json" --train "$tmp/split/train.tsv" \
+            --test "$tmp/split/test.tsv" $cols --threads "$THREADS" --out "$tmp/snap-itemknn" --quiet
         ;;
     recentpop | pop)
         "$RECD" eval "$m" --train "$tmp/split/train.tsv" --test "$tmp/split/test.tsv" --quiet

@@ -6,7 +6,8 @@
 /* One line per model type: X(name) registers `const model_type name_type` (defined in models/name.c). */
 #define MODEL_TYPES(X) \
     X(gru4rec)         \
-    X(widedeep)
+    X(widedeep)        \
+    X(itemknn)
 
 #define DECLARE(name) extern const model_type name##_type;
 MODEL_TYPES(DECLARE)
