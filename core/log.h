@@ -1,7 +1,7 @@
 /* core/log.h - levelled logging to stderr.
  *
  * The macros check the level before any formatting, so a disabled log_debug() on a hot path costs one
- * compare. Lines look like `2026-11-26T23:15:01.123Z INFO  core/snap.c:120 published gru4rec/17`.
+ * compare. Lines look like `2026-11-26T23:15:01.123Z INFO  core/snap_write.c:120 published gru4rec/17`.
  * Thread-safe: each line is written with one fprintf under the stdio lock.
  */
 #ifndef RECD_LOG_H

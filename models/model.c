@@ -7,7 +7,8 @@
 #define MODEL_TYPES(X) \
     X(gru4rec)         \
     X(widedeep)        \
-    X(itemknn)
+    X(itemknn)         \
+    /* add a line above: X(name) */
 
 #define DECLARE(name) extern const model_type name##_type;
 MODEL_TYPES(DECLARE)

@@ -680,7 +680,9 @@ int route_next(http_req *r)
         answer_popular(j);
         goto done;
     }
-    if (srv->batcher && batcher_push(srv->batcher->b, &j->bj, suspend_job, NULL)) return HTTP_ASYNC;
+    /* batching shares one read of a packed item matrix among the states of a batch; a type scored by
+     * its own score (itemknn: a few neighbour lists per state) gains nothing from it: scored inline */
+    if (srv->batcher && isc && batcher_push(srv->batcher->b, &j->bj, suspend_job, NULL)) return HTTP_ASYNC;
     score_states(v, j->h, 1, s->scores, s);
     count_batch(1);
     pick_candidates(j, s->scores);

@@ -367,7 +367,7 @@ TEST(snap_map_growth)
     free(x);
 }
 
-/* Where the data of a tensor lands in the map (documented in core/snap.c). */
+/* Where the data of a tensor lands in the map (documented in core/snap_write.c). */
 TEST(snap_alignment)
 {
     const char *root = test_tmpdir();
