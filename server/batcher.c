@@ -38,6 +38,7 @@ static void *scorer_main(void *arg)
             until.tv_nsec %= 1000000000;
             while (b->queued < b->max && !b->stop)
                 if (pthread_cond_timedwait(&b->cv, &b->mu, &until) != 0) break;
+            if (!b->head) continue; /* another scorer took every job while this one waited */
         }
         /* Take up to max jobs of the head's key, in queue order. */
         int B = 0;

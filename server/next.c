@@ -66,6 +66,7 @@ typedef struct next_job {
     int n_cand, cand_cap;
     sbuf unknown;      /* JSON text of the unknown ids, comma separated, without brackets */
     sbuf session_id;   /* stateful: the id to echo (ids are never empty); empty: stateless */
+    sbuf session_key;  /* stateful: the store's key, "MODEL/ID": a session's state is per model */
     api_scratch scr;   /* the request parser's buffers */
 } next_job;
 
@@ -79,6 +80,7 @@ static void job_free(void *p)
     free(j->cval);
     sbuf_release(&j->unknown);
     sbuf_release(&j->session_id);
+    sbuf_release(&j->session_key);
     api_scratch_release(&j->scr);
     free(j);
 }
@@ -89,6 +91,7 @@ static void *job_new(void)
     if (!j) return NULL;
     sbuf_init(&j->unknown);
     sbuf_init(&j->session_id);
+    sbuf_init(&j->session_key);
     return j;
 }
 
@@ -115,6 +118,7 @@ static void job_trim(void *p)
     }
     if (j->unknown.cap > HTTP_KEEP_BYTES) sbuf_release(&j->unknown);
     if (j->session_id.cap > HTTP_KEEP_BYTES) sbuf_release(&j->session_id);
+    if (j->session_key.cap > HTTP_KEEP_BYTES) sbuf_release(&j->session_key);
     api_scratch_trim(&j->scr, HTTP_KEEP_BYTES);
 }
 
@@ -563,8 +567,8 @@ int next_prepare(model_version *v, void *arg)
     server *srv = arg;
     if (!v->type->next || !v->type->items) return RC_OK;
     int rc = build_aux(v, srv);
-    if (rc != RC_OK) return rc;
-    /* A few requests through the serving path: step, score (batched as the scorers do), top-k. */
+    if (rc != RC_OK || !v->aux) return rc; /* the registry warmed the type's own step and score */
+    /* A few requests through the packed matrix: step, score (batched as the scorers do), top-k. */
     const model_next_ops *ops = v->type->next;
     int B = srv->cfg.batch_max > 1 ? (int)srv->cfg.batch_max : 1;
     size_t S = ops->state_size(v->handle), N = (size_t)version_n(v);
@@ -660,7 +664,17 @@ int route_next(http_req *r)
         if (idx < 0) add_unknown(j, req.item_id.p, req.item_id.n);
         struct step_ctx sc = {v, (int32_t)idx, s->msc};
         int n_seen = 0, n_clicks = 0;
-        int rc = sessions_advance(srv->sess, req.session_id.p, req.session_id.n, v->fingerprint, S, (int32_t)idx,
+        /* configured names hold no '/': "MODEL/ID" is unambiguous. One id used with two models (the
+         * arms of an experiment, a client switching) keeps one state per model. */
+        sbuf_reset(&j->session_key);
+        sbuf_adds(&j->session_key, v->model);
+        sbuf_addc(&j->session_key, '/');
+        sbuf_add(&j->session_key, req.session_id.p, req.session_id.n);
+        if (sbuf_failed(&j->session_key)) {
+            http_oom(r, "the session key");
+            goto done;
+        }
+        int rc = sessions_advance(srv->sess, j->session_key.data, j->session_key.len, v->fingerprint, S, (int32_t)idx,
                                   step_one, &sc, clock_mono_s(), j->h, j->excl, &n_seen, &n_clicks);
         if (rc != RC_OK) {
             http_problem(r, 503, "session-store-full", "%s", rc_errmsg());

@@ -29,46 +29,62 @@ static const char *cap_path(model_cap cap)
     return cap == MODEL_CAP_NEXT ? "/v1/next" : "/v1/rank";
 }
 
+/* name[0..n) for a message: at most 64 bytes, bytes outside printable ASCII as '?' (a name may hold any
+ * byte, NUL included: printf would stop there). */
+static void printable(char *out, size_t cap, const char *name, size_t n)
+{
+    size_t m = n < cap - 1 ? n : cap - 1;
+    for (size_t i = 0; i < m; i++) out[i] = name[i] >= 0x20 && name[i] < 0x7f ? name[i] : '?';
+    out[m] = '\0';
+}
+
 model_version *route_acquire(http_req *r, const char *name, size_t n, model_cap cap)
 {
     registry *reg = r->srv->reg;
     int known = 0;
     if (n) {
         /* configured names are 1-63 bytes of [A-Za-z0-9_-]: a longer one or one holding NUL is unknown */
-        char buf[64];
-        if (n >= sizeof buf || memchr(name, '\0', n)) {
-            http_problem(r, 404, "unknown-model", "no model '%.*s' is configured", (int)(n > 64 ? 64 : n), name);
+        char buf[65];
+        if (n >= 64 || memchr(name, '\0', n)) {
+            printable(buf, sizeof buf, name, n);
+            http_problem(r, 404, "unknown-model", "no model '%s' is configured", buf);
             return NULL;
         }
         memcpy(buf, name, n);
         buf[n] = '\0';
         model_version *v = registry_acquire(reg, buf, &known);
         if (!v) {
+            printable(buf, sizeof buf, name, n);
             if (!known) http_problem(r, 404, "unknown-model", "no model '%s' is configured", buf);
             else http_problem(r, 503, "model-not-loaded", "model '%s' has no version loaded yet", buf);
             return NULL;
         }
         if (!route_has(v, cap)) {
-            http_problem(r, 422, "wrong-model-type", "model '%s' is a %s model, which cannot answer %s (no `%s`)", buf,
+            http_problem(r, 422, "wrong-model-type", "model '%s' (type %s) cannot answer %s: no `%s` capability", buf,
                          v->type_name, cap_path(cap), route_cap_name(cap));
             registry_release(reg, v);
             return NULL;
         }
         return v;
     }
-    int not_loaded = 0;
+    /* The first configured model with the capability. A model not loaded yet may be that one (its type
+     * is known only once loaded): the request waits for it (503) rather than being answered by a model
+     * further down the list, whose answers and session states would differ once it loads. */
     for (int i = 0; i < registry_count(reg); i++) {
-        model_version *v = registry_acquire(reg, registry_name(reg, i), &known);
+        const char *mname = registry_name(reg, i);
+        model_version *v = registry_acquire(reg, mname, &known);
+        if (!v) {
+            http_problem(r, 503, "model-not-loaded",
+                         "model '%s' has no version loaded yet (without \"model\", %s takes the first configured "
+                         "model that can answer it, in order)",
+                         mname, cap_path(cap));
+            return NULL;
+        }
         if (route_has(v, cap)) return v;
-        if (!v) not_loaded++;
         registry_release(reg, v);
     }
-    if (not_loaded)
-        http_problem(r, 503, "model-not-loaded", "no model that can answer %s (`%s`) is loaded yet", cap_path(cap),
-                     route_cap_name(cap));
-    else
-        http_problem(r, 404, "unknown-model", "no configured model can answer %s (none has `%s`)", cap_path(cap),
-                     route_cap_name(cap));
+    http_problem(r, 404, "unknown-model", "no configured model can answer %s (none has the `%s` capability)",
+                 cap_path(cap), route_cap_name(cap));
     return NULL;
 }
 

@@ -27,9 +27,10 @@ const char *route_cap_name(model_cap cap);
  * the request has been answered with a problem:
  *   - name (n bytes, not NUL-terminated; may hold any byte) names a model: 404 unknown-model when it is
  *     not configured, 503 model-not-loaded when it has no version yet, 422 wrong-model-type when its
- *     type lacks cap ("model 'm' is a widedeep model, which cannot answer /v1/next (no `next`)");
- *   - n == 0: the first configured model whose serving version has cap; 503 when none has and some
- *     configured model is not loaded yet, 404 when every model is loaded and none has cap.
+ *     type lacks cap ("model 'm' (type widedeep) cannot answer /v1/next: no `next` capability");
+ *   - n == 0: the first configured model, in configured order, whose version has cap; 503 when a model
+ *     met before it is not loaded yet (its type, unknown until it loads, may have cap), 404 when every
+ *     model is loaded and none has cap.
  * Allocates nothing. */
 model_version *route_acquire(http_req *r, const char *name, size_t n, model_cap cap);
 

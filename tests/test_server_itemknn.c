@@ -143,7 +143,7 @@ TEST(server_itemknn_next_beside_other_models)
     ASSERT_EQ(json_array_size(json_object_get(a, "items")), 2);
     json_decref(a);
     a = post(&c, "/v1/rank", "{\"model\":\"itemknn\",\"candidates\":[{\"item_id\":\"a\"}]}", 422);
-    ASSERT_CONTAINS(tsrv_jstr(a, "detail"), "cannot answer /v1/rank (no `rank`)");
+    ASSERT_CONTAINS(tsrv_jstr(a, "detail"), "cannot answer /v1/rank: no `rank` capability");
     json_decref(a);
 
     /* stateful: two clicks give the stateless answer of the same history, seen items excluded */
@@ -155,8 +155,8 @@ TEST(server_itemknn_next_beside_other_models)
     expect_items(a, idx, val, expected_next(root, h35, 2, 1, 4, idx, val));
     json_decref(a);
 
-    /* the same session id on gru4rec: another type's state is never reused (fingerprint): the answer
-     * equals gru4rec's stateless answer for the one click */
+    /* the same session id on gru4rec: a session's state is per model (the store's key is MODEL/ID):
+     * gru4rec's kn1 starts at this click, its answer is gru4rec's stateless answer for it */
     a = post(&c, "/v1/next", "{\"model\":\"gru4rec\",\"session_id\":\"kn1\",\"item_id\":\"i7\",\"k\":3}", 200);
     json_t *b = post(&c, "/v1/next", "{\"model\":\"gru4rec\",\"items\":[\"i7\"],\"k\":3}", 200);
     char *ja = json_dumps(json_object_get(a, "items"), JSON_COMPACT),
@@ -166,10 +166,11 @@ TEST(server_itemknn_next_beside_other_models)
     free(jb);
     json_decref(a);
     json_decref(b);
-    /* ... and back on itemknn, kn1 starts over from this click */
-    int32_t h9[] = {9};
+    /* ... and back on itemknn, kn1 goes on from its own clicks (i3, i5), untouched by gru4rec's */
+    int32_t h359[] = {3, 5, 9};
     a = post(&c, "/v1/next", "{\"model\":\"itemknn\",\"session_id\":\"kn1\",\"item_id\":\"i9\",\"k\":3}", 200);
-    expect_items(a, idx, val, expected_next(root, h9, 1, 0, 3, idx, val));
+    expect_items(a, idx, val, expected_next(root, h359, 3, 0, 3, idx, val));
+    ASSERT_EQ(tsrv_metric(&s, "recd_session_resets_total"), 0);
     json_decref(a);
 
     /* unknown ids are listed and skipped; only unknown ids: the popularity fallback */
@@ -211,6 +212,29 @@ TEST(server_itemknn_default_model_by_capability)
     json_decref(a);
     a = tsrv_post(&s, "/v1/rank", "{\"candidates\":[{\"item_id\":\"a\"}]}", 200);
     ASSERT_STR_EQ(tsrv_jstr(a, "model"), "widedeep");
+    json_decref(a);
+    ASSERT_EQ(tsrv_stop(&s), 0);
+}
+
+/* Without "model", a configured model that is not loaded yet and comes first is waited for (503), not
+ * skipped: once it loads it answers, so a session never moves between models by itself. */
+TEST(server_itemknn_default_waits_for_first_model)
+{
+    char root[1024];
+    snprintf(root, sizeof root, "%s/snapshots", test_tmpdir());
+    mkdir(root, 0755);
+    publish_itemknn(root);
+    tsrv s;
+    tsrv_start(&s, "\"snapshots.models\":[\"gru4rec\",\"itemknn\"],\"snapshots.poll_ms\":100", 0);
+    json_t *a = tsrv_post(&s, "/v1/next", "{\"session_id\":\"w\",\"item_id\":\"i3\"}", 503);
+    ASSERT_CONTAINS(tsrv_jstr(a, "detail"), "model 'gru4rec' has no version loaded yet");
+    json_decref(a);
+    a = tsrv_post(&s, "/v1/next", "{\"model\":\"itemknn\",\"items\":[\"i3\"],\"k\":2}", 200);
+    json_decref(a);
+    tsrv_make_snapshot(root, "gru4rec", KN_ITEMS, 16, 11);
+    tsrv_wait_ready(&s);
+    a = tsrv_post(&s, "/v1/next", "{\"session_id\":\"w\",\"item_id\":\"i3\"}", 200);
+    ASSERT_STR_EQ(tsrv_jstr(a, "model"), "gru4rec");
     json_decref(a);
     ASSERT_EQ(tsrv_stop(&s), 0);
 }

@@ -449,9 +449,9 @@ static void k_next_errors(mix *m, int c)
         {"{\"session_id\":\"s\"}", 422, ""},
         {"{\"items\":[\"i1\"],\"color\":\"red\"}", 422, "unknown field 'color'"},
         {"{\"items\":[\"i1\"],\"model\":\"nope\"}", 404, "no model 'nope'"},
-        {"{\"items\":[\"i1\"],\"model\":\"widedeep\"}", 422, "cannot answer /v1/next (no `next`)"},
+        {"{\"items\":[\"i1\"],\"model\":\"widedeep\"}", 422, "cannot answer /v1/next: no `next` capability"},
         {"{\"session_id\":\"mix-wrong\",\"item_id\":\"i1\",\"model\":\"widedeep\"}", 422,
-         "cannot answer /v1/next (no `next`)"},
+         "cannot answer /v1/next: no `next` capability"},
     };
     int i = (int)rng_below(&m->rng, sizeof E / sizeof E[0]);
     expect_problem(m, c, "next_error", "POST", "/v1/next", E[i].body, NULL, E[i].status,
@@ -579,7 +579,7 @@ static void k_rank_errors(mix *m, int c)
         {"{\"candidates\":[{\"item_id\":\"a\"}],\"colour\":1}", 422, "unknown field 'colour'"},
         {"{\"model\":\"nope\",\"candidates\":[{\"item_id\":\"a\"}]}", 404, "no model 'nope'"},
         {"{\"model\":\"gru4rec\",\"candidates\":[{\"item_id\":\"a\"}]}", 422,
-         "cannot answer /v1/rank (no `rank`)"},
+         "cannot answer /v1/rank: no `rank` capability"},
     };
     int i = (int)rng_below(&m->rng, sizeof E / sizeof E[0]);
     expect_problem(m, c, "rank_error", "POST", "/v1/rank", E[i].body, NULL, E[i].status,
@@ -905,10 +905,10 @@ TEST_TIMEOUT(server_mix_rank_then_next, 120)
     k_rank_valid(m, 2);
     expect_problem(m, 2, "next_error", "POST", "/v1/next",
                    "{\"items\":[\"i1\"],\"model\":\"widedeep\"}", NULL, 422,
-                   "cannot answer /v1/next (no `next`)");
+                   "cannot answer /v1/next: no `next` capability");
     expect_problem(m, 2, "rank_error", "POST", "/v1/rank",
                    "{\"model\":\"gru4rec\",\"candidates\":[{\"item_id\":\"a\"}]}", NULL, 422,
-                   "cannot answer /v1/rank (no `rank`)");
+                   "cannot answer /v1/rank: no `rank` capability");
     k_next_stateful(m, 2);
     k_rank_valid(m, 2);
     /* and back on the first two, alternating */

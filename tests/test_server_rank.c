@@ -121,7 +121,7 @@ TEST_TIMEOUT(wd_server_rank, 120)
     ASSERT_EQ(json_array_size(json_object_get(ans, "items")), 2);
     json_decref(ans);
 
-    expect_problem(&s, "{\"model\":\"gru4rec\",\"candidates\":[{\"item_id\":\"a\"}]}", 422, "cannot answer /v1/rank (no `rank`)");
+    expect_problem(&s, "{\"model\":\"gru4rec\",\"candidates\":[{\"item_id\":\"a\"}]}", 422, "cannot answer /v1/rank: no `rank` capability");
     expect_problem(&s, "{\"model\":\"nope\",\"candidates\":[{\"item_id\":\"a\"}]}", 404, "no model 'nope'");
     expect_problem(&s, "{\"candidates\":[{\"item_id\":\"a\",\"features\":{\"x2\":\"tall\"}}]}", 422,
                    "candidates[0].features.x2: \"tall\" is not a number");
