@@ -633,22 +633,33 @@ int itemknn_load(itemknn **out, const snap *s)
                           (long long)N);
             goto fail;
         }
-        if (!isfinite(m->sim[k])) {
-            rc = rc_error(RC_ECORRUPT, "itemknn: %s: tensor sim holds a non-finite value at %lld", dir, (long long)k);
+        if (!(fabsf(m->sim[k]) <= ITEMKNN_MAX_WEIGHT)) { /* NaN fails too */
+            rc = rc_error(RC_ECORRUPT, "itemknn: %s: tensor sim holds %g at %lld (non-finite or beyond +-%g)", dir,
+                          (double)m->sim[k], (long long)k, ITEMKNN_MAX_WEIGHT);
             goto fail;
         }
+    }
+    /* popular must be a permutation of [0,N): a repeated index would list an item twice in a fallback */
+    uint8_t *seen = calloc((size_t)N + 1, 1);
+    if (!seen) {
+        rc = rc_error(RC_ENOMEM, "itemknn: out of memory");
+        goto fail;
     }
     for (int64_t i = 0; i < N; i++) {
-        if (m->popular[i] < 0 || m->popular[i] >= N) {
-            rc = rc_error(RC_ECORRUPT, "itemknn: %s: tensor popular holds index %d outside [0,%lld)", dir,
-                          (int)m->popular[i], (long long)N);
+        if (m->popular[i] < 0 || m->popular[i] >= N || seen[m->popular[i]]++) {
+            rc = rc_error(RC_ECORRUPT, "itemknn: %s: tensor popular is not a permutation of [0,%lld) (index %d at %lld)",
+                          dir, (long long)N, (int)m->popular[i], (long long)i);
+            free(seen);
             goto fail;
         }
-        if (!(m->pop[i] >= 0) || !isfinite(m->pop[i])) {
-            rc = rc_error(RC_ECORRUPT, "itemknn: %s: tensor pop holds a negative or non-finite value", dir);
+        if (!(m->pop[i] >= 0 && m->pop[i] <= ITEMKNN_MAX_WEIGHT)) {
+            rc = rc_error(RC_ECORRUPT, "itemknn: %s: tensor pop holds %g at %lld (negative, non-finite or beyond %g)",
+                          dir, (double)m->pop[i], (long long)i, ITEMKNN_MAX_WEIGHT);
+            free(seen);
             goto fail;
         }
     }
+    free(seen);
     if ((rc = snap_vocab_load(s, "items", &m->owned_items))) goto fail;
     if ((int64_t)idmap_size(m->owned_items) != N) {
         rc = rc_error(RC_ECORRUPT, "itemknn: %s: vocab items has %zu ids, n_items is %lld", dir,

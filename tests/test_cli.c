@@ -55,6 +55,28 @@ TEST(cli_unknown_flag)
     ASSERT_CONTAINS(out, "unknown model 'nosuchmodel'");
 }
 
+/* Old spellings of the unified trainer keys are refused with the new name, in every trainer. */
+TEST(cli_renamed_trainer_keys)
+{
+    static const struct {
+        const char *args, *expect;
+    } R[] = {
+        {"train gru4rec --n_epochs 1", "setting 'n_epochs' is now called 'epochs'"},
+        {"train gru4rec --out-dir x", "setting 'out_dir' is now called 'out'"},
+        {"train widedeep --batch 8", "setting 'batch' is now called 'batch_size'"},
+        {"train widedeep --lr 0.1", "setting 'lr' is now called 'learning_rate'"},
+        {"train widedeep --blas_threads 1", "setting 'blas_threads' is now called 'threads'"},
+        {"train itemknn --lanes 8", "setting 'lanes' is now called 'eval_lanes'"},
+        {"eval gru4rec --lanes 8", "setting 'lanes' is now called 'eval_lanes'"},
+        {"eval pop --lanes 8", "setting 'lanes' is now called 'eval_lanes'"},
+    };
+    for (size_t i = 0; i < sizeof R / sizeof R[0]; i++) {
+        int st = test_run(out, sizeof out, "%s %s 2>&1", test_recd_bin(), R[i].args);
+        if (st != 2) FAIL("recd %s: exit %d, want 2: %s", R[i].args, st, out);
+        ASSERT_CONTAINS(out, R[i].expect);
+    }
+}
+
 TEST(cli_missing_file)
 {
     int st = RECD("split sessions --data %s/nope.csv --out %s/out --quiet 2>&1", test_recd_bin(), test_tmpdir(),

@@ -168,7 +168,7 @@ TEST_TIMEOUT(eval_next_cli, 120)
     ASSERT_CONTAINS(out2, "predictions=");
     st = test_run(out2, sizeof out2,
                   "cd %s && %s eval gru4rec --snapshot snaps/gru4rec/1 --train split/train.tsv --test split/test.tsv "
-                  "--quiet --lanes 5 --score_kernel auto --name L",
+                  "--quiet --eval-lanes 5 --score_kernel auto --name L",
                   tmp, bin);
     if (st != 0) FAIL("eval exited %d: %s", st, out2);
     ASSERT_CONTAINS(out2, "L recall@20=");

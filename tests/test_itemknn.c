@@ -294,6 +294,10 @@ static int write_bad(const char *root, int what, uint64_t *ver)
     if (what == 3) popular[2] = -1; /* out of range */
     if (what == 4) offsets[3] = 1;  /* does not end at nnz: decreasing too, caught as such */
     if (what == 5) sim[0] = NAN;
+    if (what == 9) popular[2] = 1;  /* not a permutation: item 1 twice */
+    if (what == 10) sim[1] = 3e38f; /* finite but absurd: inf scores */
+    if (what == 11) pop[0] = -1;    /* negative popularity */
+    if (what == 12) pop[2] = 2e30f; /* absurd popularity */
     snap_writer *w = NULL;
     int rc = snap_writer_open(&w, root, "itemknn", 0);
     if (rc) return rc;
@@ -319,8 +323,10 @@ static int write_bad(const char *root, int what, uint64_t *ver)
 
 TEST(itemknn_corrupt_snapshot_refused)
 {
-    const char *expect[] = {NULL, "offsets", "nbr", "popular", "offsets", "sim", "sim", "pop", "normalize"};
-    for (int what = 0; what <= 8; what++) {
+    const char *expect[] = {NULL,  "offsets", "nbr",   "popular", "offsets",    "sim", "sim",
+                            "pop", "normalize", "tensor popular is not a permutation", "tensor sim holds", "tensor pop holds",
+                            "tensor pop holds"};
+    for (int what = 0; what <= 12; what++) {
         char root[1024], dir[1100];
         snprintf(root, sizeof root, "%s/r%d", test_tmpdir(), what);
         uint64_t ver = 0;

@@ -501,7 +501,7 @@ TEST(readme_flags_exist)
     static char help[1 << 17];
     const char *bin = test_recd_bin();
     int rc = test_run(help, sizeof help,
-                      "for c in 'train gru4rec' 'train widedeep' 'eval gru4rec' 'eval pop' 'eval recentpop' "
+                      "for c in 'train gru4rec' 'train itemknn' 'train widedeep' 'eval gru4rec' 'eval pop' 'eval recentpop' "
                       "'eval widedeep' 'split' 'synth' 'inspect' 'serve'; do %s $c --help; done",
                       bin);
     ASSERT_EQ(rc, 0);

@@ -314,7 +314,8 @@ typedef struct baseline_cfg {
     CFG_STRING("data", baseline_cfg, data, NULL, "click file, preprocessed and split as `recd split sessions` does"), \
     CFG_STRING("train", baseline_cfg, train, NULL, "training clicks already split (with test; not filtered again)"), \
     CFG_STRING("test", baseline_cfg, test, NULL, "test clicks already split (with train)"),                   \
-    CFG_INT("lanes", baseline_cfg, lanes, 64, 1, 65536, "sessions scored in parallel"),                       \
+    CFG_INT("eval_lanes", baseline_cfg, lanes, 64, 1, 65536, "sessions scored in parallel"),                  \
+    CFG_RENAMED("lanes", "eval_lanes"),                                                                       \
     CFG_BOOL("quiet", baseline_cfg, quiet, 0, "no counts or progress on stderr"),                             \
     SESS_FLAG_ENTRIES(baseline_cfg, so)
 
@@ -440,7 +441,8 @@ static const cfg_def next_eval_defs[] = {
     CFG_STRING("test", next_eval_cfg, test, NULL, "already split test clicks (alone, or with --train)"),
     CFG_STRING("train", next_eval_cfg, train, NULL, "already split training clicks (with --test: split as they are)"),
     CFG_STRING("data", next_eval_cfg, data, NULL, "raw click file: preprocessed and split as the session settings say"),
-    CFG_INT("lanes", next_eval_cfg, lanes, 256, 1, 65536, "sessions scored together"),
+    CFG_INT("eval_lanes", next_eval_cfg, lanes, 256, 1, 65536, "sessions scored together"),
+    CFG_RENAMED("lanes", "eval_lanes"),
     CFG_ENUM("score_kernel", next_eval_cfg, score_kernel, "blas", "auto|blas|avx2|avx512|avx512bf16",
              "item-matrix scoring kernel (blas: exactly the model's own scores)"),
     CFG_ENUM("score_dtype", next_eval_cfg, score_dtype, "f32", "f32|bf16|int8",

@@ -114,7 +114,7 @@ void next_pop_scores(const sess_data *train, float *scores);
 void next_recentpop_scores(const sess_data *train, int64_t window, float *scores);
 
 /* `recd eval pop|recentpop` (argv[0] is the model name): --train F --test F, or --data F with the
- * split flags of `recd split sessions`; --lanes B, --window-days D (recentpop, default 1). Prints the
+ * split flags of `recd split sessions`; --eval_lanes B, --window-days D (recentpop, default 1). Prints the
  * next_eval_format line on stdout. Exit status 0 / 1 (runtime) / 2 (usage). */
 int eval_pop_cmd(int argc, char **argv);
 int eval_recentpop_cmd(int argc, char **argv);

@@ -37,28 +37,46 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "core/config.h"
 #include "core/csv.h"
 #include "core/err.h"
 #include "core/rng.h"
 #include "trainer/cmds.h"
 
+/* Settings of every kind, one table (core/config.h): flags `--name value`, '-' and '_' alike. */
 typedef struct {
-    const char *out;
-    uint64_t seed;
-    int64_t sessions, items, users, rows;
+    char *out;
+    long long seed, sessions, items, users, rows;
     double days;
 } synth_opts;
+
+static const cfg_def synth_defs[] = {
+    CFG_STRING("out", synth_opts, out, NULL, "output file (required; .gz: gzipped)"),
+    CFG_INT("seed", synth_opts, seed, 1, 0, 9.2e18, "random seed (the same seed gives the same bytes)"),
+    CFG_INT("sessions", synth_opts, sessions, 3000, 1, 100000000, "sessions: number of sessions"),
+    CFG_INT("items", synth_opts, items, 0, 0, 100000000, "sessions, ratings: items (0: 500 for sessions, 200 for ratings)"),
+    CFG_INT("users", synth_opts, users, 300, 1, 100000000, "ratings: users"),
+    CFG_INT("rows", synth_opts, rows, 10000, 1, 100000000, "ratings, ctr: rows"),
+    CFG_DOUBLE("days", synth_opts, days, 7, 1e-6, 3650, "sessions: days the sessions spread over"),
+    CFG_END,
+};
 
 static const char synth_help[] =
     "usage: recd synth sessions|ratings|ctr --out F [--seed S] [options]\n"
     "Writes deterministic synthetic data (the same seed gives the same bytes; F ending in .gz is gzipped).\n"
     "  sessions  TSV session_id, item_id, timestamp (Unix s): Zipf item popularity, sessions that follow a\n"
-    "            sparse item-to-item Markov chain, spread over --days days.\n"
-    "            --sessions N (3000) --items N (500) --days D (7)\n"
-    "  ratings   TSV user_id, item_id, rating (1..5), timestamp: low-rank structure plus noise.\n"
-    "            --users N (300) --items N (200) --rows N (10000)\n"
+    "            sparse item-to-item Markov chain, spread over --days days (--sessions, --items).\n"
+    "  ratings   TSV user_id, item_id, rating (1..5), timestamp: low-rank structure plus noise\n"
+    "            (--users, --items, --rows).\n"
     "  ctr       CSV label,age,income,device,site,hour,segment: label (0/1) depends on device x site and\n"
-    "            segment x hour crosses and on the numeric age and income.  --rows N (10000)\n";
+    "            segment x hour crosses and on the numeric age and income (--rows).\n"
+    "settings ('-' and '_' are the same in flags):\n";
+
+static void synth_usage(FILE *out)
+{
+    fputs(synth_help, out);
+    cfg_print_help(synth_defs, out);
+}
 
 /* Zipf CDF over n ranks with exponent a (cdf has n entries, last = 1). */
 static double *zipf_cdf(int64_t n, double a)
@@ -279,76 +297,48 @@ int cmd_synth(int argc, char **argv)
 {
     const char *prog = "recd synth";
     if (argc < 2) {
-        fputs(synth_help, stderr);
+        synth_usage(stderr);
         return 2;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(synth_help, stdout);
-        return 0;
-    }
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            synth_usage(stdout);
+            return 0;
+        }
     const char *kind = argv[1];
     int which = strcmp(kind, "sessions") == 0 ? 0 : strcmp(kind, "ratings") == 0 ? 1 : strcmp(kind, "ctr") == 0 ? 2 : -1;
     if (which < 0) {
         fprintf(stderr, "%s: unknown kind '%s' (known: sessions, ratings, ctr)\n", prog, kind);
         return 2;
     }
-    synth_opts o = {NULL, 1, 3000, which == 1 ? 200 : 500, 300, 10000, 7.0};
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(synth_help, stdout);
-            return 0;
-        }
-        static const char *const flags[] = {"--out", "--seed", "--sessions", "--items", "--users", "--rows",
-                                            "--days", NULL};
-        int k = 0;
-        while (flags[k] && strcmp(flags[k], a) != 0) k++;
-        if (!flags[k]) {
-            fprintf(stderr, "%s %s: unknown option '%s' (run `recd synth --help`)\n", prog, kind, a);
-            return 2;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "%s %s: option %s needs a value\n", prog, kind, a);
-            return 2;
-        }
-        const char *val = argv[++i];
-        if (k == 0) {
-            o.out = val;
-            continue;
-        }
-        if (k == 6) {
-            if (csv_parse_double(val, &o.days) != RC_OK || o.days <= 0 || o.days > 3650) {
-                fprintf(stderr, "%s %s: --days: expected a number in (0, 3650], got '%s'\n", prog, kind, val);
-                return 2;
-            }
-            continue;
-        }
-        int64_t x;
-        if (csv_parse_i64(val, &x) != RC_OK || x < (k == 1 ? 0 : 1) || (k > 1 && x > 100000000)) {
-            fprintf(stderr, "%s %s: %s: expected %s, got '%s'\n", prog, kind, a,
-                    k == 1 ? "an integer >= 0" : "an integer in 1..100000000", val);
-            return 2;
-        }
-        switch (k) {
-        case 1: o.seed = (uint64_t)x; break;
-        case 2: o.sessions = x; break;
-        case 3: o.items = x; break;
-        case 4: o.users = x; break;
-        default: o.rows = x; break;
-        }
+    synth_opts o;
+    int status = 2;
+    argc--; /* argv[1] (the kind) is the argv[0] of the settings parser */
+    argv++;
+    if (cfg_defaults(synth_defs, &o) != RC_OK || cfg_parse_args(synth_defs, &o, &argc, argv, NULL) != RC_OK) {
+        fprintf(stderr, "%s %s: %s (run `recd synth --help`)\n", prog, kind, rc_errmsg());
+        goto done;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "%s %s: unexpected argument '%s' (run `recd synth --help`)\n", prog, kind, argv[1]);
+        goto done;
     }
     if (!o.out) {
         fprintf(stderr, "%s %s: --out F is required\n", prog, kind);
-        return 2;
+        goto done;
     }
+    if (o.items == 0) o.items = which == 1 ? 200 : 500;
     if (which == 1 && o.items < 2) {
         fprintf(stderr, "%s ratings: --items must be at least 2\n", prog);
-        return 2;
+        goto done;
     }
     int rc = which == 0 ? synth_sessions(&o) : which == 1 ? synth_ratings(&o) : synth_ctr(&o);
+    status = 0;
     if (rc < 0) {
         fprintf(stderr, "%s %s: %s\n", prog, kind, rc_errmsg());
-        return 1;
+        status = 1;
     }
-    return 0;
+done:
+    cfg_release(synth_defs, &o);
+    return status;
 }

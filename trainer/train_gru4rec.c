@@ -185,7 +185,7 @@ static void usage_train(FILE *out)
             "  -c CONFIG     JSON file of settings (the flags below override it)\n"
             "  --data F      click file (CSV/TSV, gzip ok): preprocessed and split as the data.* settings say\n"
             "                (command line only: `data` in a config file is the data.* group)\n"
-            "settings (config file keys, or --SETTING VALUE; '-' and '_' are the same in flags):\n");
+            "settings (config file keys, or --SETTING VALUE; '-' and '_' are the same in flags, file keys are exact):\n");
     cfg_print_help(g4_defs, out);
 }
 

@@ -41,7 +41,8 @@ static const cfg_def knn_defs[] = {
     CFG_STRING("out", knn_cfg, out, "snapshots", "snapshot root (ROOT/itemknn/VERSION)"),
     CFG_STRING("name", knn_cfg, name, "itemknn", "label of the result line"),
     CFG_INT("threads", knn_cfg, threads, 1, 1, 256, "threads building the neighbour table"),
-    CFG_INT("lanes", knn_cfg, lanes, 256, 1, 65536, "sessions scored together in evaluation"),
+    CFG_INT("eval_lanes", knn_cfg, lanes, 256, 1, 65536, "sessions scored together in evaluation"),
+    CFG_RENAMED("lanes", "eval_lanes"),
     CFG_BOOL("quiet", knn_cfg, quiet, 0, "only warnings and the result line"),
     CFG_INT("neighbours", knn_cfg, neighbours, ITEMKNN_DEF_NEIGHBOURS, 1, 100000, "M: neighbours kept per item"),
     CFG_INT("window", knn_cfg, window, ITEMKNN_DEF_WINDOW, 1, 2147483647,
@@ -72,7 +73,7 @@ static void usage(FILE *out)
             "  --data F   click file (CSV/TSV, gzip ok): preprocessed and split as the data.* settings say\n"
             "  --train F --test F   files already split (as `recd split sessions` writes)\n"
             "Builds the session item-kNN neighbour table, evaluates it (Recall@k, MRR@k) and publishes\n"
-            "OUT/itemknn/VERSION. settings (config file keys, or --name value):\n");
+            "OUT/itemknn/VERSION. settings (config file keys, or --SETTING VALUE; '-' and '_' are the same in flags, file keys are exact):\n");
     cfg_print_help(knn_defs, out);
 }
 

@@ -346,7 +346,7 @@ static json_t *metrics_json(const wd_metrics *mt)
 static void usage_train(FILE *out)
 {
     fprintf(out, "usage: recd train widedeep -c CONFIG [--train FILE] [--test FILE] [--out DIR] [--SETTING VALUE]...\n"
-                 "settings (config file keys, or --SETTING VALUE; '-' and '_' are the same in flags):\n");
+                 "settings (config file keys, or --SETTING VALUE; '-' and '_' are the same in flags, file keys are exact):\n");
     cfg_print_help(wd_cfg_defs, out);
 }
 
