@@ -805,3 +805,53 @@ int sess_load_for_eval(sess_split *sp, const char *data_path, const char *train_
                  (long long)sp->n_predictions, (long long)sp->test_dropped_unseen);
     return RC_OK;
 }
+
+int sess_trainer_args(const cfg_def *defs, void *cfg, int argc, char **argv, const char *prog,
+                      void (*usage)(FILE *), size_t train_off, size_t test_off, const char **data,
+                      const char **cfg_path_out)
+{
+    const char *cfg_path = NULL;
+    *data = NULL;
+    *cfg_path_out = NULL;
+    for (int i = 1; i < argc; i++) { /* --help, and -c first: the file is read before the flags */
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) cfg_path = argv[++i];
+    }
+    *cfg_path_out = cfg_path;
+    static const char *const keep[] = {"-c", "--data", NULL};
+    if ((cfg_path && cfg_load_file(defs, cfg, cfg_path) != RC_OK) || cfg_parse_args(defs, cfg, &argc, argv, keep) != RC_OK) {
+        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) { /* what cfg_parse_args left: -c F, --data F, --data=F */
+        const char *a = argv[i];
+        if (strncmp(a, "--data=", 7) == 0) {
+            *data = a + 7;
+        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--data") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "%s: option %s needs a value\n", prog, a);
+                return 2;
+            }
+            if (a[1] == '-') *data = argv[i + 1];
+            i++;
+        } else {
+            fprintf(stderr, "%s: unexpected argument '%s' (run `%s --help`)\n", prog, a, prog);
+            return 2;
+        }
+    }
+    const char *train = *(char **)((char *)cfg + train_off), *test = *(char **)((char *)cfg + test_off);
+    if (*data && (train || test)) {
+        fprintf(stderr, "%s: give --data F (split by the data.* settings) or --train F [--test F] (files already "
+                        "split), not both\n", prog);
+        return 2;
+    }
+    if (!*data && !train) {
+        fprintf(stderr, "%s: no training data (--data F, or --train F [--test F])\n", prog);
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/config.h"
 #include "core/idmap.h"
 
 typedef struct sess_data {
@@ -178,5 +179,20 @@ int64_t sess_day_units(const sess_opts *o, int64_t max_time);
  * sess_prepare. Exactly one of the two forms must be given (RC_EINVAL otherwise). */
 int sess_load_for_eval(sess_split *sp, const char *data_path, const char *train_path, const char *test_path,
                        const sess_opts *o);
+
+/* ---------------------------------------------------------------------------------------------------
+ * The command line of a session trainer (recd train gru4rec|itemknn ...)
+ * ------------------------------------------------------------------------------------------------- */
+/* Read argv (argv[0] the model name) into cfg, a struct of the settings table defs already filled with
+ * cfg_defaults: --help / -h prints usage(stdout); -c FILE is read first, then every --SETTING VALUE
+ * (cfg_parse_args: later wins), then --data F / --data=F (a raw click file, split by the data.* settings:
+ * not a setting, as `data` is the group of those in a file). train_off / test_off: offsets in cfg of the
+ * table's `train` and `test` settings (char *). --data with --train/--test, an unexpected argument and no
+ * training data at all are usage errors (one line on stderr; the last also prints usage(stderr)).
+ * Returns -1 to go on, *data set (NULL when --train is given) and *cfg_path (NULL without -c; both point
+ * into argv), else the exit status: 0 after --help, 2 for a usage error. */
+int sess_trainer_args(const cfg_def *defs, void *cfg, int argc, char **argv, const char *prog,
+                      void (*usage)(FILE *), size_t train_off, size_t test_off, const char **data,
+                      const char **cfg_path);
 
 #endif

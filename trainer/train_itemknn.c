@@ -108,56 +108,11 @@ int itemknn_cmd_train(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
         return 1;
     }
-    const char *cfg_path = NULL, *data = NULL;
-    for (int i = 1; i < argc; i++) { /* --help, and -c first: the file is read before the flags */
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            status = 0;
-            goto done;
-        }
-        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) cfg_path = argv[++i];
-    }
-    if (cfg_path && cfg_load_file(knn_defs, &c, cfg_path) != RC_OK) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        status = 2;
+    const char *data = NULL, *cfg_path = NULL;
+    if ((status = sess_trainer_args(knn_defs, &c, argc, argv, prog, usage, offsetof(knn_cfg, train),
+                                    offsetof(knn_cfg, test), &data, &cfg_path)) >= 0)
         goto done;
-    }
-    static const char *const keep[] = {"-c", "--data", NULL};
-    if (cfg_parse_args(knn_defs, &c, &argc, argv, keep) != RC_OK) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        status = 2;
-        goto done;
-    }
-    for (int i = 1; i < argc; i++) { /* what cfg_parse_args left: -c F, --data F, --data=F */
-        const char *a = argv[i];
-        if (strncmp(a, "--data=", 7) == 0) {
-            data = a + 7;
-        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--data") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "%s: option %s needs a value\n", prog, a);
-                status = 2;
-                goto done;
-            }
-            if (a[1] == '-') data = argv[i + 1];
-            i++;
-        } else {
-            fprintf(stderr, "%s: unexpected argument '%s' (run `%s --help`)\n", prog, a, prog);
-            status = 2;
-            goto done;
-        }
-    }
-    if (data && (c.train || c.test)) {
-        fprintf(stderr, "%s: give --data F (split by the data.* settings) or --train F [--test F] (files already "
-                        "split), not both\n", prog);
-        status = 2;
-        goto done;
-    }
-    if (!data && !c.train) {
-        fprintf(stderr, "%s: no training data (--data F, or --train F [--test F])\n", prog);
-        usage(stderr);
-        status = 2;
-        goto done;
-    }
+    status = 1;
     itemknn_hparams hp;
     itemknn_hparams_default(&hp);
     hp.neighbours = (int)c.neighbours;
