@@ -655,3 +655,21 @@ done:
     free(av);
     return status;
 }
+
+int next_eval_model(const sess_data *test, const model_type *type, const void *m, int lanes, int progress,
+                    metrics_topk *acc)
+{
+    next_scorer sc;
+    next_model_scorer ms;
+    int rc = next_model_scorer_init(&ms, &sc, type, m, ITEMSCORE_BLAS, ITEMSCORE_F32);
+    if (rc == RC_OK) {
+        next_eval_opts eo;
+        next_eval_opts_default(&eo);
+        eo.lanes = lanes;
+        eo.progress = progress;
+        eo.name = type->name;
+        rc = next_eval(test, &sc, &eo, acc);
+    }
+    next_model_scorer_free(&ms);
+    return rc;
+}

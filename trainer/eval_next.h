@@ -93,6 +93,12 @@ typedef struct next_model_scorer {
 int next_model_scorer_init(next_model_scorer *ms, next_scorer *sc, const model_type *type, const void *m,
                            itemscore_kernel kernel, itemscore_dtype dt);
 void next_model_scorer_free(next_model_scorer *ms); /* NULL or zeroed: no-op; safe twice */
+
+/* Evaluate m (a handle of type `type`, which has `next`) on test with next_eval: ITEMSCORE_BLAS f32 (the
+ * model's own scores, bit for bit), `lanes` sessions at once, progress lines on stderr when progress
+ * (labelled with the type's name). *acc filled. Errors of next_model_scorer_init and next_eval. */
+int next_eval_model(const sess_data *test, const model_type *type, const void *m, int lanes, int progress,
+                    metrics_topk *acc);
 /* The item kernel in use (ITEMSCORE_BLAS... ), or -1 when scores come from type->next->score. */
 int next_model_scorer_kernel(const next_model_scorer *ms);
 

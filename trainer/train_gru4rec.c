@@ -93,18 +93,7 @@ static double cpu_s(void)
 
 static int evaluate(const gru4rec *m, const sess_data *test, int lanes, int progress, metrics_topk *acc)
 {
-    next_model_scorer ms;
-    next_scorer sc;
-    int rc = next_model_scorer_init(&ms, &sc, &gru4rec_type, m, ITEMSCORE_BLAS, ITEMSCORE_F32);
-    if (rc != RC_OK) return rc;
-    next_eval_opts eo;
-    next_eval_opts_default(&eo);
-    eo.lanes = lanes;
-    eo.progress = progress;
-    eo.name = "gru4rec";
-    rc = next_eval(test, &sc, &eo, acc);
-    next_model_scorer_free(&ms);
-    return rc;
+    return next_eval_model(test, &gru4rec_type, m, lanes, progress, acc);
 }
 
 static void print_result(FILE *out, const char *label, const metrics_topk *acc, double evps, long long epochs)

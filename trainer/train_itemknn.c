@@ -80,19 +80,7 @@ static void usage(FILE *out)
 /* Evaluate m on test (items already in m's vocabulary) with the scorer of any `next` model. */
 static int evaluate(const itemknn *m, const sess_data *test, int lanes, int progress, metrics_topk *acc)
 {
-    next_scorer sc;
-    next_model_scorer ms;
-    int rc = next_model_scorer_init(&ms, &sc, &itemknn_type, m, ITEMSCORE_BLAS, ITEMSCORE_F32);
-    if (rc == RC_OK) {
-        next_eval_opts eo;
-        next_eval_opts_default(&eo);
-        eo.lanes = lanes;
-        eo.progress = progress;
-        eo.name = "itemknn";
-        rc = next_eval(test, &sc, &eo, acc);
-    }
-    next_model_scorer_free(&ms);
-    return rc;
+    return next_eval_model(test, &itemknn_type, m, lanes, progress, acc);
 }
 
 int itemknn_cmd_train(int argc, char **argv)
