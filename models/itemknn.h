@@ -124,7 +124,8 @@ int itemknn_save(const itemknn *m, const char *root, const char *name, const jso
                  uint64_t *version);
 /* Load from a validated snapshot (zero copy: offsets, nbr, sim, pop and popular point into s's map).
  * RC_ECORRUPT naming the tensor (missing, misshapen, offsets not monotone from 0 to nnz, a neighbour
- * or popular index outside [0,N), a non-finite similarity) or the meta field; RC_ENOMEM. */
+ * index outside [0,N), popular not a permutation of [0,N), a similarity with |sim| > ITEMKNN_MAX_WEIGHT
+ * or a popularity outside [0, ITEMKNN_MAX_WEIGHT], NaN and inf included) or the meta field; RC_ENOMEM. */
 int itemknn_load(itemknn **out, const snap *s);
 
 int64_t itemknn_n_items(const itemknn *m);

@@ -66,6 +66,7 @@ TEST(cli_renamed_trainer_keys)
         {"train widedeep --batch 8", "setting 'batch' is now called 'batch_size'"},
         {"train widedeep --lr 0.1", "setting 'lr' is now called 'learning_rate'"},
         {"train widedeep --blas_threads 1", "setting 'blas_threads' is now called 'threads'"},
+        {"train gru4rec --lanes 8", "setting 'lanes' is now called 'eval_lanes'"},
         {"train itemknn --lanes 8", "setting 'lanes' is now called 'eval_lanes'"},
         {"eval gru4rec --lanes 8", "setting 'lanes' is now called 'eval_lanes'"},
         {"eval pop --lanes 8", "setting 'lanes' is now called 'eval_lanes'"},

@@ -298,6 +298,10 @@ static int write_bad(const char *root, int what, uint64_t *ver)
     if (what == 10) sim[1] = 3e38f; /* finite but absurd: inf scores */
     if (what == 11) pop[0] = -1;    /* negative popularity */
     if (what == 12) pop[2] = 2e30f; /* absurd popularity */
+    if (what == 13) sim[0] = -2e9f; /* absurd in magnitude, negative */
+    if (what == 14) pop[1] = INFINITY;
+    if (what == 15) popular[0] = 2, popular[2] = 0; /* a permutation, not sorted by pop: loads */
+    if (what == 16) sim[0] = -1e9f, pop[0] = 1e9f;  /* the largest magnitudes allowed: load */
     snap_writer *w = NULL;
     int rc = snap_writer_open(&w, root, "itemknn", 0);
     if (rc) return rc;
@@ -325,8 +329,8 @@ TEST(itemknn_corrupt_snapshot_refused)
 {
     const char *expect[] = {NULL,  "offsets", "nbr",   "popular", "offsets",    "sim", "sim",
                             "pop", "normalize", "tensor popular is not a permutation", "tensor sim holds", "tensor pop holds",
-                            "tensor pop holds"};
-    for (int what = 0; what <= 12; what++) {
+                            "tensor pop holds", "tensor sim holds", "tensor pop holds", NULL, NULL};
+    for (int what = 0; what <= 16; what++) {
         char root[1024], dir[1100];
         snprintf(root, sizeof root, "%s/r%d", test_tmpdir(), what);
         uint64_t ver = 0;
@@ -336,7 +340,7 @@ TEST(itemknn_corrupt_snapshot_refused)
         ASSERT_OK(snap_open(&s, dir));
         void *h = (void *)1;
         int rc = itemknn_type.load(&h, s);
-        if (what == 0) {
+        if (!expect[what]) {
             ASSERT_OK(rc);
             ASSERT_EQ(itemknn_nnz(h), 2);
             itemknn_type.free(h);

@@ -77,6 +77,7 @@ static const cfg_def g4_defs[] = {
     SESS_CFG_ENTRIES(g4_cfg, data),
     CFG_RENAMED("n_epochs", "epochs"),
     CFG_RENAMED("out_dir", "out"),
+    CFG_RENAMED("lanes", "eval_lanes"),
     CFG_RENAMED_NOTE("eval_every_epoch", "eval_every", "eval_every_epoch true is eval_every 1"),
     CFG_END,
 };

@@ -46,7 +46,7 @@ static const cfg_def knn_defs[] = {
     CFG_BOOL("quiet", knn_cfg, quiet, 0, "only warnings and the result line"),
     CFG_INT("neighbours", knn_cfg, neighbours, ITEMKNN_DEF_NEIGHBOURS, 1, 100000, "M: neighbours kept per item"),
     CFG_INT("window", knn_cfg, window, ITEMKNN_DEF_WINDOW, 1, 2147483647,
-            "W: co-occurrence only between clicks at most W positions apart"),
+            "W: co-occurrence only between clicks at most W positions apart (build time ~ clicks x 2W)"),
     CFG_INT("history", knn_cfg, history, ITEMKNN_DEF_HISTORY, 1, ITEMKNN_MAX_HISTORY,
             "S: recent clicks of a session that score (state size)"),
     CFG_ENUM("normalize", knn_cfg, normalize, ITEMKNN_DEF_NORMALIZE, "cosine|conditional",
