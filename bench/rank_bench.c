@@ -10,18 +10,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "server/http.h"
 #include "server/registry.h"
 #include "server/server.h"
 
 int route_rank(http_req *r);
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -99,9 +94,9 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < N; i++) {
         sbuf_reset(&out);
-        double t0 = now_s();
+        double t0 = clock_mono_s();
         route_rank(r);
-        t[i] = now_s() - t0;
+        t[i] = clock_mono_s() - t0;
     }
     if (r->status != 200) {
         fprintf(stderr, "rank_bench: status %d: %.*s\n", r->status, (int)out.len, out.data);

@@ -21,6 +21,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/hash.h"
 
@@ -48,9 +49,7 @@ static uint64_t new_seed(const void *addr)
 {
     uint64_t s = 0;
     if (getrandom(&s, sizeof s, GRND_NONBLOCK) == (ssize_t)sizeof s) return s;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return hash_u64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30), (uint64_t)(uintptr_t)addr);
+    return hash_u64(clock_mono_ns(), (uint64_t)(uintptr_t)addr);
 }
 
 static size_t table_cap_for(size_t keys)

@@ -53,6 +53,7 @@
 
 #include <jansson.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/idmap.h"
 #include "core/log.h"
@@ -351,9 +352,7 @@ static void build_request(obuf *b, uint8_t A, uint8_t B, uint8_t C, uint8_t D, c
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return clock_mono_ns() / 1000000;
 }
 
 static void bad_answer(const char *why, const char *buf, size_t len, size_t at)
