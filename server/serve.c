@@ -60,7 +60,7 @@ static const cfg_def serve_defs[] = {
     CFG_INT("batch.split_below", server_cfg, batch_split_below, 0, 0, 256,
             "batches of at most this many states are scored by two threads (0: off; did not pay here)"),
     CFG_ENUM("score.kernel", server_cfg, score_kernel, "auto", "auto|blas|avx2|avx512|avx512bf16",
-             "item scoring kernel (auto: AVX-512 or AVX2 register-blocked kernel; blas: gru4rec_score/sgemm)"),
+             "item-matrix scoring kernel, core/itemscore.h (auto: AVX-512 or AVX2 register-blocked kernel; blas: sgemm)"),
     CFG_BOOL("score.int8", server_cfg, score_int8, 1,
              "score from an int8 copy of the item matrix (per-item scale; a quarter of the bytes), the best "
              "candidates re-ranked in f32 (answers as f32: bench/score_bench.c)"),
