@@ -2,11 +2,11 @@
 #include "api/rank_req.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/validate.h"
 #include "core/err.h"
 
 /* ---- tables and scratch ---- */
@@ -91,34 +91,25 @@ static int grow_seen(rank_scratch *s, size_t need)
 }
 
 /* ---- parsing ---- */
-static int fail(char *detail, size_t cap, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *detail, size_t cap, int status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (cap) vsnprintf(detail, cap, fmt, ap);
-    va_end(ap);
-    return status;
-}
 
 static int key_is(api_str k, const char *lit)
 {
     return strlen(lit) == k.n && memcmp(k.p, lit, k.n) == 0;
 }
 
-#define OOM(detail, cap) fail(detail, cap, 503, "out of memory for the request's strings")
+#define OOM(detail, cap) api_fail(detail, cap, 503, "out of memory for the request's strings")
 
 int rank_req_parse(const char *body, size_t len, const api_limits *lim, rank_scratch *scr, rank_req *req,
                    char *detail, size_t cap)
 {
     memset(req, 0, sizeof *req);
-    if (ajson_check(body, len, lim->max_depth) != RC_OK) return fail(detail, cap, 400, "%s", rc_errmsg());
+    if (ajson_check(body, len, lim->max_depth) != RC_OK) return api_fail(detail, cap, 400, "%s", rc_errmsg());
     ajson *p = &req->p;
     ajson_init(p, body, len, NULL, 0);
-    if (ajson_peek(p) != AJSON_OBJECT) return fail(detail, cap, 400, "the body must be a JSON object");
+    if (ajson_peek(p) != AJSON_OBJECT) return api_fail(detail, cap, 400, "the body must be a JSON object");
     /* every string is decoded at most once: the arena never needs more than the body */
     if (len == SIZE_MAX || api_scratch_arena(&scr->s, len + 1) != RC_OK)
-        return fail(detail, cap, 503, "out of memory for the request's %zu-byte arena", len + 1);
+        return api_fail(detail, cap, 503, "out of memory for the request's %zu-byte arena", len + 1);
     ajson_init(p, body, len, scr->s.arena, scr->s.arena_cap);
     /* the top-level members (offsets of their values) */
     static const char *const known[] = {"user_id", "context", "candidates", "k", "model", "experiment", NULL};
@@ -131,8 +122,8 @@ int rank_req_parse(const char *body, size_t len, const api_limits *lim, rank_scr
         int f = -1;
         for (int i = 0; known[i]; i++)
             if (key_is(key, known[i])) f = i;
-        if (f < 0) return fail(detail, cap, 422, "unknown field '%.*s'", (int)(key.n > 64 ? 64 : key.n), key.p);
-        if (has[f]) return fail(detail, cap, 400, "duplicate key '%s'", known[f]);
+        if (f < 0) return api_fail(detail, cap, 422, "unknown field '%.*s'", (int)(key.n > 64 ? 64 : key.n), key.p);
+        if (has[f]) return api_fail(detail, cap, 400, "duplicate key '%s'", known[f]);
         has[f] = 1;
         ajson_peek(p);
         at[f] = p->i;
@@ -141,19 +132,19 @@ int rank_req_parse(const char *body, size_t len, const api_limits *lim, rank_scr
     if (st < 0) return OOM(detail, cap);
     if (has[F_USER]) {
         p->i = at[F_USER];
-        if (ajson_peek(p) != AJSON_STRING) return fail(detail, cap, 400, "user_id: expected a string");
+        if (ajson_peek(p) != AJSON_STRING) return api_fail(detail, cap, 400, "user_id: expected a string");
         if (ajson_string(p, &req->user_id) != RC_OK) return OOM(detail, cap);
         req->has_user_id = 1;
     }
     if (has[F_MODEL]) {
         p->i = at[F_MODEL];
-        if (ajson_peek(p) != AJSON_STRING) return fail(detail, cap, 400, "model: expected a string");
+        if (ajson_peek(p) != AJSON_STRING) return api_fail(detail, cap, 400, "model: expected a string");
         if (ajson_string(p, &req->model) != RC_OK) return OOM(detail, cap);
         req->has_model = 1;
     }
     if (has[F_EXP]) {
         p->i = at[F_EXP];
-        if (ajson_peek(p) != AJSON_STRING) return fail(detail, cap, 400, "experiment: expected a string");
+        if (ajson_peek(p) != AJSON_STRING) return api_fail(detail, cap, 400, "experiment: expected a string");
     }
     long long k = lim->k_default;
     if (has[F_K]) {
@@ -161,16 +152,16 @@ int rank_req_parse(const char *body, size_t len, const api_limits *lim, rank_scr
         int is_int = 0;
         double kd = 0;
         if (ajson_peek(p) == AJSON_NUMBER) kd = ajson_number(p, &is_int);
-        if (!is_int) return fail(detail, cap, 400, "k: expected an integer");
+        if (!is_int) return api_fail(detail, cap, 400, "k: expected an integer");
         k = kd > 1e15 ? (long long)1e15 : kd < -1e15 ? (long long)-1e15 : (long long)kd;
     }
-    if (!has[F_CANDS]) return fail(detail, cap, 422, "candidates: required");
+    if (!has[F_CANDS]) return api_fail(detail, cap, 422, "candidates: required");
     p->i = at[F_CANDS];
-    if (ajson_peek(p) != AJSON_ARRAY) return fail(detail, cap, 400, "candidates: expected an array");
+    if (ajson_peek(p) != AJSON_ARRAY) return api_fail(detail, cap, 400, "candidates: expected an array");
     size_t n = ajson_count(p);
     if (n == 0 || n > (size_t)lim->max_items)
-        return fail(detail, cap, 422, "candidates: %zu given, between 1 and %d accepted", n, lim->max_items);
-    if (k < 1 || k > lim->k_max) return fail(detail, cap, 422, "k: %lld is outside [1, %d]", k, lim->k_max);
+        return api_fail(detail, cap, 422, "candidates: %zu given, between 1 and %d accepted", n, lim->max_items);
+    if (k < 1 || k > lim->k_max) return api_fail(detail, cap, 422, "k: %lld is outside [1, %d]", k, lim->k_max);
     if ((size_t)k > n) k = (long long)n;
     req->k = (int)k;
     req->n_cand = n;
@@ -199,7 +190,7 @@ static int decode_features(ajson *p, rank_scratch *scr, const rank_inputs *in, f
     if (kind == AJSON_NULL) return ajson_skip(p), 0;
     if (kind != AJSON_OBJECT) {
         where_name(where, sizeof where, cand);
-        return fail(detail, cap, 400, "%s: expected an object of features", where);
+        return api_fail(detail, cap, 400, "%s: expected an object of features", where);
     }
     if (++scr->stamp == 0) { /* wrapped (2^32 objects on one connection): forget every stamp */
         memset(scr->seen, 0, scr->seen_cap * sizeof *scr->seen);
@@ -222,7 +213,7 @@ static int decode_features(ajson *p, rank_scratch *scr, const rank_inputs *in, f
         }
         if (scr->seen[i] == stamp) {
             where_name(where, sizeof where, cand);
-            return fail(detail, cap, 400, "%s.%.64s: duplicate key", where, sp->inputs[i]);
+            return api_fail(detail, cap, 400, "%s.%.64s: duplicate key", where, sp->inputs[i]);
         }
         scr->seen[i] = stamp;
         feat_value *fv = &vals[i];
@@ -237,14 +228,14 @@ static int decode_features(ajson *p, rank_scratch *scr, const rank_inputs *in, f
             /* the rule feat_encode applies, checked here to name the field */
             if (in->numeric[i] && !feat_is_missing(sp, s.p, s.n) && feat_parse_number(s.p, s.n, &d) != RC_OK) {
                 where_name(where, sizeof where, cand);
-                return fail(detail, cap, 422, "%s.%.64s: \"%.*s\"%s is not a number", where, sp->inputs[i],
+                return api_fail(detail, cap, 422, "%s.%.64s: \"%.*s\"%s is not a number", where, sp->inputs[i],
                             (int)(s.n > 32 ? 32 : s.n), s.p, s.n > 32 ? "..." : "");
             }
         } else if (vk == AJSON_NUMBER) {
             double d = ajson_number(p, NULL);
             if (!isfinite(d)) {
                 where_name(where, sizeof where, cand);
-                return fail(detail, cap, 422, "%s.%.64s: number out of range", where, sp->inputs[i]);
+                return api_fail(detail, cap, 422, "%s.%.64s: number out of range", where, sp->inputs[i]);
             }
             fv->kind = FEAT_V_NUM;
             fv->num = d;
@@ -253,7 +244,7 @@ static int decode_features(ajson *p, rank_scratch *scr, const rank_inputs *in, f
             fv->kind = FEAT_V_MISSING;
         } else {
             where_name(where, sizeof where, cand);
-            return fail(detail, cap, 400, "%s.%.64s: expected a string, a number or null", where, sp->inputs[i]);
+            return api_fail(detail, cap, 400, "%s.%.64s: expected a string, a number or null", where, sp->inputs[i]);
         }
     }
     return st < 0 ? OOM(detail, cap) : 0;
@@ -267,7 +258,7 @@ int rank_req_decode(rank_req *req, const rank_inputs *in, const api_limits *lim,
     if (grow((void **)&scr->ctx, &scr->ctx_cap, ni + 1, sizeof *scr->ctx) ||
         grow((void **)&scr->cand, &scr->cand_cap, ncv + 1, sizeof *scr->cand) || api_scratch_strs(&scr->s, n) != RC_OK ||
         grow_seen(scr, ni + 1))
-        return fail(detail, cap, 503, "out of memory for %zu candidates of %zu inputs", n, ni);
+        return api_fail(detail, cap, 503, "out of memory for %zu candidates of %zu inputs", n, ni);
     ajson *p = &req->p;
     int st;
     if (req->has_ctx) {
@@ -281,29 +272,29 @@ int rank_req_decode(rank_req *req, const rank_inputs *in, const api_limits *lim,
     p->i = req->at_cands;
     ajson_enter(p);
     for (size_t c = 0; ajson_elem(p); c++) {
-        if (ajson_peek(p) != AJSON_OBJECT) return fail(detail, cap, 400, "candidates[%zu]: expected an object", c);
+        if (ajson_peek(p) != AJSON_OBJECT) return api_fail(detail, cap, 400, "candidates[%zu]: expected an object", c);
         int got_id = 0, got_feat = 0;
         feat_value *cv = scr->cand + c * ni;
         ajson_enter(p);
         while ((st = ajson_member(p, &key)) == 1) {
             if (key_is(key, "item_id")) {
-                if (got_id++) return fail(detail, cap, 400, "candidates[%zu]: duplicate key 'item_id'", c);
+                if (got_id++) return api_fail(detail, cap, 400, "candidates[%zu]: duplicate key 'item_id'", c);
                 if (ajson_peek(p) != AJSON_STRING)
-                    return fail(detail, cap, 400, "candidates[%zu].item_id: expected a string", c);
+                    return api_fail(detail, cap, 400, "candidates[%zu].item_id: expected a string", c);
                 if (ajson_string(p, &ids[c]) != RC_OK) return OOM(detail, cap);
                 if (ids[c].n == 0 || ids[c].n > (size_t)lim->max_id_len)
-                    return fail(detail, cap, 422, "candidates[%zu].item_id: length %zu outside [1, %d]", c, ids[c].n,
+                    return api_fail(detail, cap, 422, "candidates[%zu].item_id: length %zu outside [1, %d]", c, ids[c].n,
                                 lim->max_id_len);
             } else if (key_is(key, "features")) {
-                if (got_feat++) return fail(detail, cap, 400, "candidates[%zu]: duplicate key 'features'", c);
+                if (got_feat++) return api_fail(detail, cap, 400, "candidates[%zu]: duplicate key 'features'", c);
                 if ((st = decode_features(p, scr, in, cv, (long)c, detail, cap))) return st;
             } else {
-                return fail(detail, cap, 422, "candidates[%zu]: unknown field '%.*s'", c,
+                return api_fail(detail, cap, 422, "candidates[%zu]: unknown field '%.*s'", c,
                             (int)(key.n > 64 ? 64 : key.n), key.p);
             }
         }
         if (st < 0) return OOM(detail, cap);
-        if (!got_id) return fail(detail, cap, 422, "candidates[%zu].item_id: required", c);
+        if (!got_id) return api_fail(detail, cap, 422, "candidates[%zu].item_id: required", c);
         if (!got_feat)
             for (size_t i = 0; i < ni; i++) cv[i].kind = FEAT_V_MISSING;
     }

@@ -41,8 +41,7 @@ int api_check_depth(const char *buf, size_t len, int max_depth)
     return RC_OK;
 }
 
-static int fail(char *detail, size_t cap, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *detail, size_t cap, int status, const char *fmt, ...)
+int api_fail(char *detail, size_t cap, int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -56,11 +55,11 @@ static int fail(char *detail, size_t cap, int status, const char *fmt, ...)
 static int get_id(ajson *p, const char *field, const api_limits *lim, api_str *out, char *detail, size_t cap)
 {
     if (ajson_peek(p) != AJSON_STRING)
-        return fail(detail, cap, 400, "'%s' must be a string, got %s", field, ajson_describe(p));
-    if (ajson_string(p, out) != RC_OK) return fail(detail, cap, 503, "out of memory for the request's strings");
-    if (out->n == 0) return fail(detail, cap, 422, "'%s' must not be empty", field);
+        return api_fail(detail, cap, 400, "'%s' must be a string, got %s", field, ajson_describe(p));
+    if (ajson_string(p, out) != RC_OK) return api_fail(detail, cap, 503, "out of memory for the request's strings");
+    if (out->n == 0) return api_fail(detail, cap, 422, "'%s' must not be empty", field);
     if (out->n > (size_t)lim->max_id_len)
-        return fail(detail, cap, 422, "'%s' is %zu bytes long, the limit is %d", field, out->n, lim->max_id_len);
+        return api_fail(detail, cap, 422, "'%s' is %zu bytes long, the limit is %d", field, out->n, lim->max_id_len);
     return 0;
 }
 
@@ -70,7 +69,7 @@ static const char *const field_names[NF] = {"session_id", "item_id", "model", "k
 static int parse_fields(ajson *p, const api_limits *lim, api_scratch *scr, next_req *req, char *detail, size_t cap)
 {
     if (ajson_peek(p) != AJSON_OBJECT)
-        return fail(detail, cap, 400, "the body must be a JSON object, got %s", ajson_describe(p));
+        return api_fail(detail, cap, 400, "the body must be a JSON object, got %s", ajson_describe(p));
     /* first the keys: duplicates (400) before any other error, then the first unknown field (422) */
     size_t at[NF];
     int order[NF], nf = 0, st;
@@ -84,16 +83,16 @@ static int parse_fields(ajson *p, const api_limits *lim, api_scratch *scr, next_
         if (f < 0) {
             if (!unknown.p) unknown = key;
         } else {
-            if (have >> f & 1) return fail(detail, cap, 400, "duplicate key '%s'", field_names[f]);
+            if (have >> f & 1) return api_fail(detail, cap, 400, "duplicate key '%s'", field_names[f]);
             have |= 1u << f;
             at[f] = p->i;
             order[nf++] = f;
         }
         ajson_skip(p);
     }
-    if (st < 0) return fail(detail, cap, 503, "out of memory for the request's strings");
+    if (st < 0) return api_fail(detail, cap, 503, "out of memory for the request's strings");
     if (unknown.p)
-        return fail(detail, cap, 422,
+        return api_fail(detail, cap, 422,
                     "unknown field '%.*s' (expected session_id, item_id, items, k, exclude_seen, model)",
                     (int)(unknown.n > 64 ? 64 : unknown.n), unknown.p);
     /* then each field, in the order of the body */
@@ -115,34 +114,34 @@ static int parse_fields(ajson *p, const api_limits *lim, api_scratch *scr, next_
             int rc = RC_OK;
             if (ajson_peek(p) != AJSON_NUMBER || (rc = ajson_int(p, &k)) == RC_EINVAL) {
                 p->i = at[f];
-                return fail(detail, cap, 400, "'k' must be an integer, got %s", ajson_describe(p));
+                return api_fail(detail, cap, 400, "'k' must be an integer, got %s", ajson_describe(p));
             }
             if (rc == RC_ERANGE) {
                 size_t n = p->i - at[f];
-                return fail(detail, cap, 422, "'k' must be between 1 and %d, got %.*s", lim->k_max,
+                return api_fail(detail, cap, 422, "'k' must be between 1 and %d, got %.*s", lim->k_max,
                             (int)(n > 32 ? 32 : n), p->s + at[f]);
             }
             if (k < 1 || k > lim->k_max)
-                return fail(detail, cap, 422, "'k' must be between 1 and %d, got %lld", lim->k_max, k);
+                return api_fail(detail, cap, 422, "'k' must be between 1 and %d, got %lld", lim->k_max, k);
             req->k = (int)k;
             break;
         }
         case F_EXCLUDE: {
             ajson_kind kd = ajson_peek(p);
             if (kd != AJSON_TRUE && kd != AJSON_FALSE)
-                return fail(detail, cap, 400, "'exclude_seen' must be a boolean, got %s", ajson_describe(p));
+                return api_fail(detail, cap, 400, "'exclude_seen' must be a boolean, got %s", ajson_describe(p));
             req->exclude_seen = ajson_literal(p);
             break;
         }
         case F_ITEMS: {
             if (ajson_peek(p) != AJSON_ARRAY)
-                return fail(detail, cap, 400, "'items' must be an array of strings, got %s", ajson_describe(p));
+                return api_fail(detail, cap, 400, "'items' must be an array of strings, got %s", ajson_describe(p));
             size_t n = ajson_count(p);
-            if (n == 0) return fail(detail, cap, 422, "'items' must not be empty");
+            if (n == 0) return api_fail(detail, cap, 422, "'items' must not be empty");
             if (n > (size_t)lim->max_items)
-                return fail(detail, cap, 422, "'items' has %zu entries, the limit is %d", n, lim->max_items);
+                return api_fail(detail, cap, 422, "'items' has %zu entries, the limit is %d", n, lim->max_items);
             if (api_scratch_strs(scr, n) != RC_OK)
-                return fail(detail, cap, 503, "out of memory for %zu items", n);
+                return api_fail(detail, cap, 503, "out of memory for %zu items", n);
             ajson_enter(p);
             for (size_t i = 0; ajson_elem(p); i++) {
                 api_str *s = &scr->strs[i];
@@ -163,14 +162,14 @@ static int parse_fields(ajson *p, const api_limits *lim, api_scratch *scr, next_
         }
     }
     if (req->session_id.n && req->has_items)
-        return fail(detail, cap, 422,
+        return api_fail(detail, cap, 422,
                     "give either 'session_id' with 'item_id' (stateful) or 'items' (stateless), not both");
     if (!req->session_id.n && !req->has_items)
-        return fail(detail, cap, 422, "missing 'session_id' with 'item_id' (stateful) or 'items' (stateless)");
+        return api_fail(detail, cap, 422, "missing 'session_id' with 'item_id' (stateful) or 'items' (stateless)");
     if (req->session_id.n && !req->item_id.n)
-        return fail(detail, cap, 422, "'session_id' needs 'item_id': the click that advances the session");
+        return api_fail(detail, cap, 422, "'session_id' needs 'item_id': the click that advances the session");
     if (req->item_id.n && !req->session_id.n)
-        return fail(detail, cap, 422, "'item_id' needs 'session_id' (or send the whole history as 'items')");
+        return api_fail(detail, cap, 422, "'item_id' needs 'session_id' (or send the whole history as 'items')");
     return 0;
 }
 
@@ -178,10 +177,10 @@ int next_req_parse(const char *body, size_t len, const api_limits *lim, api_scra
                    char *detail, size_t cap)
 {
     memset(req, 0, sizeof *req);
-    if (len == 0) return fail(detail, cap, 400, "empty body: expected a JSON object");
-    if (ajson_check(body, len, lim->max_depth) != RC_OK) return fail(detail, cap, 400, "%s", rc_errmsg());
+    if (len == 0) return api_fail(detail, cap, 400, "empty body: expected a JSON object");
+    if (ajson_check(body, len, lim->max_depth) != RC_OK) return api_fail(detail, cap, 400, "%s", rc_errmsg());
     if (len == SIZE_MAX || api_scratch_arena(scr, len + 1) != RC_OK)
-        return fail(detail, cap, 503, "out of memory for the request's %zu-byte arena", len + 1);
+        return api_fail(detail, cap, 503, "out of memory for the request's %zu-byte arena", len + 1);
     ajson p;
     ajson_init(&p, body, len, scr->arena, scr->arena_cap);
     req->k = lim->k_default;

@@ -23,6 +23,10 @@ typedef struct api_limits {
 /* The defaults above. */
 api_limits api_limits_default(void);
 
+/* The request parsers' failure: writes the one-line explanation fmt into detail[0..cap) (nothing when
+ * cap is 0) and returns status (the HTTP status to answer). */
+int api_fail(char *detail, size_t cap, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Scan buf[0..len) (not necessarily NUL-terminated) and check that [ and { never nest deeper than
  * max_depth outside strings. RC_OK, or RC_ERANGE with a message giving the offset. Does not check that
  * buf is valid JSON (ajson_check does both). */
