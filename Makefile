@@ -37,7 +37,23 @@ $(OBJDIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(LIBA): $(LIB_OBJ)
+# ui/NAME.html is embedded in the library as `const unsigned char ui_NAME_html[]` (NUL-terminated) and
+# `const size_t ui_NAME_html_len`, turned into C by od and sed (no other tool): server/ui.c serves it.
+UI_SRC   := $(sort $(wildcard ui/*.html))
+UI_OBJ   := $(UI_SRC:%.html=$(OBJDIR)/%_html.o)
+
+$(OBJDIR)/ui/%_html.c: ui/%.html
+	@mkdir -p $(dir $@)
+	@{ echo "/* generated from $< by the Makefile: do not edit */"; echo "#include <stddef.h>"; \
+	  echo "extern const unsigned char ui_$(subst -,_,$*)_html[];"; echo "extern const size_t ui_$(subst -,_,$*)_html_len;"; \
+	  echo "const unsigned char ui_$(subst -,_,$*)_html[] = {"; \
+	  od -An -v -tx1 $< | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; echo "0x00};"; \
+	  echo "const size_t ui_$(subst -,_,$*)_html_len = sizeof ui_$(subst -,_,$*)_html - 1;"; } > $@.tmp && mv $@.tmp $@
+
+$(OBJDIR)/ui/%_html.o: $(OBJDIR)/ui/%_html.c
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIBA): $(LIB_OBJ) $(UI_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -55,9 +71,10 @@ $(FAULTLIB): tests/fault/faultinj.c
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -shared -pthread -o $@ $< -ldl
 
-# deps: install the Debian packages recd needs, only those that are missing.
+# deps: install the Debian packages recd needs, only those that are missing. chromium: the experiment
+# page's test (tests/test_ui_chromium.c; skipped when it is absent).
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev libopenblas-dev liblmdb-dev \
-            libuv1-dev zlib1g-dev libcurl4-openssl-dev curl wrk lmdb-utils
+            libuv1-dev zlib1g-dev libcurl4-openssl-dev curl wrk lmdb-utils chromium
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

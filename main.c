@@ -33,6 +33,8 @@ static const struct command commands[] = {
      "validate a snapshot, print its meta and tensors"},
     {"serve", cmd_serve, "serve [-c CONFIG] [--SETTING VALUE ...]",
      "serve snapshots over HTTP (/v1/next, ...)"},
+    {"events", cmd_events, "events export --state DIR --out F [--rows R]",
+     "logged traffic of a state folder as training files"},
     {NULL, NULL, NULL, NULL},
 };
 

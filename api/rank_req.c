@@ -145,6 +145,8 @@ int rank_req_parse(const char *body, size_t len, const api_limits *lim, rank_scr
     if (has[F_EXP]) {
         p->i = at[F_EXP];
         if (ajson_peek(p) != AJSON_STRING) return api_fail(detail, cap, 400, "experiment: expected a string");
+        if (ajson_string(p, &req->experiment) != RC_OK) return OOM(detail, cap);
+        req->has_experiment = 1;
     }
     long long k = lim->k_default;
     if (has[F_K]) {

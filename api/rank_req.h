@@ -63,6 +63,8 @@ typedef struct rank_req {
     int has_user_id;
     api_str model;       /* when has_model: n may be 0 ("model":"" names no model) */
     int has_model;
+    api_str experiment;  /* when has_experiment: n may be 0 ("experiment":"" names none) */
+    int has_experiment;
     int k;               /* in [1, lim->k_max], then at most n_cand */
     size_t n_cand;       /* in [1, lim->max_items] */
     /* set by rank_req_decode (into the scratch; valid until its next use): */

@@ -63,8 +63,9 @@ static int get_id(ajson *p, const char *field, const api_limits *lim, api_str *o
     return 0;
 }
 
-enum { F_SESSION, F_ITEM, F_MODEL, F_K, F_EXCLUDE, F_ITEMS, NF };
-static const char *const field_names[NF] = {"session_id", "item_id", "model", "k", "exclude_seen", "items"};
+enum { F_SESSION, F_ITEM, F_MODEL, F_K, F_EXCLUDE, F_ITEMS, F_EXP, F_USER, NF };
+static const char *const field_names[NF] = {"session_id", "item_id",      "model",      "k",
+                                            "exclude_seen", "items", "experiment", "user_id"};
 
 static int parse_fields(ajson *p, const api_limits *lim, api_scratch *scr, next_req *req, char *detail, size_t cap)
 {
@@ -93,7 +94,8 @@ static int parse_fields(ajson *p, const api_limits *lim, api_scratch *scr, next_
     if (st < 0) return api_fail(detail, cap, 503, "out of memory for the request's strings");
     if (unknown.p)
         return api_fail(detail, cap, 422,
-                    "unknown field '%.*s' (expected session_id, item_id, items, k, exclude_seen, model)",
+                    "unknown field '%.*s' (expected session_id, item_id, items, k, exclude_seen, model) or "
+                    "'experiment' with 'user_id'",
                     (int)(unknown.n > 64 ? 64 : unknown.n), unknown.p);
     /* then each field, in the order of the body */
     for (int o = 0; o < nf; o++) {
@@ -108,6 +110,12 @@ static int parse_fields(ajson *p, const api_limits *lim, api_scratch *scr, next_
             break;
         case F_MODEL:
             if ((st = get_id(p, "model", lim, &req->model, detail, cap))) return st;
+            break;
+        case F_EXP:
+            if ((st = get_id(p, "experiment", lim, &req->experiment, detail, cap))) return st;
+            break;
+        case F_USER:
+            if ((st = get_id(p, "user_id", lim, &req->user_id, detail, cap))) return st;
             break;
         case F_K: {
             long long k = 0;

@@ -38,6 +38,8 @@ typedef struct next_req {
     api_str session_id;  /* n == 0: stateless */
     api_str item_id;     /* stateful: the click that advances the session */
     api_str model;       /* n == 0: the default model */
+    api_str experiment;  /* n == 0: none (server/experiment.h: the arm's model answers) */
+    api_str user_id;     /* n == 0: none; the unit an experiment assigns */
     const api_str *items; /* (n_items) the stateless history, in scr->strs; NULL when stateful */
     size_t n_items;
     int has_items;       /* 1: stateless (items given) */
@@ -56,8 +58,8 @@ typedef struct next_req {
  *       string"), a duplicate field ("duplicate key 'k'");
  *   422 valid JSON with a wrong meaning: an unknown field, both or neither of session_id/items,
  *       session_id without item_id or the reverse, k outside [1, k_max] (an integer beyond long long
- *       included), items empty or longer than max_items, an id (session_id, item_id, model, items[i])
- *       empty or longer than max_id_len;
+ *       included), items empty or longer than max_items, an id (session_id, item_id, model, experiment,
+ *       user_id, items[i]) empty or longer than max_id_len;
  *   503 scr could not grow (out of memory; detail says so).
  * Duplicates: every top-level key is known or refused, so every duplicate is found (before any other
  * field error, as a tree parser would). */

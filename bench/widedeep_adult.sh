@@ -5,6 +5,8 @@
 # training time of the 20 epochs.
 #   sh bench/widedeep_adult.sh            (from the repository root; RECD_BIN=path overrides bin/recd)
 #   SEEDS="1 2 3" sh bench/widedeep_adult.sh
+#   SNAPSHOTS=DIR SEEDS=1 sh bench/widedeep_adult.sh   (keep the snapshots: DIR/widedeep, DIR/wide, DIR/deep;
+#                                                     bench/ab_replay.sh serves them as three arms)
 set -eu
 BIN=${RECD_BIN:-bin/recd}
 DATA=${RECD_SHARED:-../shared}/data/uci-adult
@@ -13,6 +15,7 @@ SEEDS=${SEEDS:-"1 2 3 4 5"}
 [ -f "$DATA/adult.data" ] || { echo "widedeep_adult.sh: $DATA/adult.data absent" >&2; exit 1; }
 TMP=$(mktemp -d /tmp/wd-adult-bench.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
+SNAPS=${SNAPSHOTS:-$TMP/snaps}
 for variant in widedeep wide deep; do
   case $variant in
     widedeep) cfg=configs/widedeep_adult.json ;;
@@ -21,7 +24,7 @@ for variant in widedeep wide deep; do
   : > "$TMP/$variant.txt"
   for seed in $SEEDS; do
     "$BIN" train widedeep -c "$cfg" --train "$DATA/adult.data" --test "$DATA/adult.test" --seed "$seed" \
-      --eval_every 0 --out "$TMP/snaps" 2>"$TMP/log" >> "$TMP/$variant.txt" || { cat "$TMP/log" >&2; exit 1; }
+      --eval_every 0 --out "$SNAPS" 2>"$TMP/log" >> "$TMP/$variant.txt" || { cat "$TMP/log" >&2; exit 1; }
   done
   awk -v v="$variant" '
     { for (i = 2; i <= NF; i++) { split($i, kv, "="); x[kv[1], NR] = kv[2] } }

@@ -332,6 +332,11 @@ static enum MHD_Result send_answer(conn_ctx *cc)
     if (cc->allow[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, cc->allow);
     if (r->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (r->status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (r->content_type && strncmp(r->content_type, "text/html", 9) == 0) { /* recd's pages (server/ui.c) */
+        MHD_add_response_header(resp, "Content-Security-Policy", HTTP_HTML_CSP);
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    }
     const char *origin = allowed_origin(srv, r);
     if (origin) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, origin);

@@ -41,6 +41,13 @@ struct MHD_Connection;
 
 #define HTTP_REQUEST_ID_MAX 64
 
+/* The Content-Security-Policy of every text/html answer (recd's own pages, server/ui.c): inline style
+ * and script only, fetches to the same origin, nothing external (no script, font, image, frame, form
+ * target), and no page may frame it. */
+#define HTTP_HTML_CSP                                                                                     \
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "     \
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
 struct http_req {
     struct server *srv;          /* the server (read-only for handlers) */
     struct MHD_Connection *conn; /* libmicrohttpd's connection */

@@ -1,5 +1,9 @@
 /* server/next.c - POST /v1/next for any model with the `next` capability (models/model.h): session
- * state, micro-batched scoring, candidates, exact re-rank, answer. */
+ * state, micro-batched scoring, candidates, exact re-rank, answer. In an experiment ("experiment" with
+ * "user_id"): the arm's model answers (route_exp_acquire; sessions are keyed MODEL/ID, so each arm's
+ * model keeps its own state), the answer adds "experiment" and "arm", and the impression (the shown
+ * items; session: the session_id when stateful, else the unit) is recorded just before the answer is
+ * sent - on the HTTP thread that renders it, in next_finish for a micro-batched request. */
 #include "server/next.h"
 
 #include <math.h>
@@ -68,6 +72,7 @@ typedef struct next_job {
     sbuf session_id;   /* stateful: the id to echo (ids are never empty); empty: stateless */
     sbuf session_key;  /* stateful: the store's key, "MODEL/ID": a session's state is per model */
     api_scratch scr;   /* the request parser's buffers */
+    route_exp x;       /* the request's experiment (x.e NULL: none); x.unit points into the body */
 } next_job;
 
 static void job_free(void *p)
@@ -231,7 +236,25 @@ static void count_batch(int B)
 }
 
 /* ---- answers ---- */
-static int answer_tail(next_job *j, int fallback)
+/* 1 when j's answer is to be recorded (an experiment arm). */
+static int exposing(const next_job *j)
+{
+    return j->x.e && j->x.arm >= 0;
+}
+
+/* This thread's impression buffer for j's k items when exposing, else NULL (also on ENOMEM: *oom). */
+static api_str *shown_buffer(const next_job *j, int *oom)
+{
+    api_str *items = NULL, *rows;
+    sbuf *text;
+    *oom = 0;
+    if (exposing(j) && route_exp_buffers(j->k, &items, &rows, &text) != RC_OK) *oom = 1;
+    return items;
+}
+
+/* The tail of j's answer; shown[0..n_shown) (NULL when not exposing): the items answered, recorded
+ * with the answer's experiment fields just before it is sent. */
+static int answer_tail(next_job *j, int fallback, const api_str *shown, int n_shown)
 {
     http_req *r = j->r;
     sbuf *out = r->out;
@@ -244,6 +267,11 @@ static int answer_tail(next_job *j, int fallback)
     sbuf_add(out, j->unknown.data ? j->unknown.data : "", j->unknown.len);
     sbuf_addc(out, ']');
     if (fallback) sbuf_adds(out, ",\"fallback\":\"popular\"");
+    route_exp_fields(r, &j->x);
+    if (shown && !sbuf_failed(out)) {
+        api_str session = {j->session_id.len ? j->session_id.data : NULL, j->session_id.len};
+        route_exp_expose(r, &j->x, j->v, session, shown, n_shown, (api_str){NULL, 0}, NULL, fallback);
+    }
     return route_answer_end(r);
 }
 
@@ -261,6 +289,12 @@ static void answer_popular(next_job *j)
     const idmap *items = version_items(v);
     const int32_t *pop = v->type->popular ? v->type->popular(v->handle) : NULL;
     int64_t N = version_n(v);
+    int oom;
+    api_str *shown = shown_buffer(j, &oom);
+    if (oom) {
+        http_oom(j->r, "the impression");
+        return;
+    }
     route_answer_head(j->r);
     topk_exclude ex = job_exclude(j);
     int got = 0;
@@ -270,10 +304,11 @@ static void answer_popular(next_job *j)
         const char *id = idmap_key(items, pop[i], &len);
         if (!id) continue;
         route_answer_item(j->r, got == 0, id, len, NAN);
+        if (shown && got < EVSTORE_MAX_ITEMS) shown[got] = (api_str){id, len};
         got++;
     }
     atomic_fetch_add_explicit(&m_fallback, 1, memory_order_relaxed);
-    answer_tail(j, 1);
+    answer_tail(j, 1, shown, got);
 }
 
 /* Pick j's candidates from its score row (N floats): the best itemscore_candidates(k) that are not
@@ -311,14 +346,21 @@ static void answer_candidates(next_job *j, next_scr *s)
         memcpy(idx, j->cand, (size_t)n * sizeof(int32_t));
         memcpy(val, j->cval, (size_t)n * sizeof(float));
     }
+    int oom, got = 0;
+    api_str *shown = shown_buffer(j, &oom);
+    if (oom) {
+        http_oom(j->r, "the impression");
+        return;
+    }
     route_answer_head(j->r);
-    for (int i = 0, got = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) {
         size_t len;
         const char *id = idmap_key(items, idx[i], &len);
         if (!id) continue;
+        if (shown && got < EVSTORE_MAX_ITEMS) shown[got] = (api_str){id, len};
         route_answer_item(j->r, got++ == 0, id, len, val[i]); /* got, not i: a skipped first id */
     }
-    answer_tail(j, 0);
+    answer_tail(j, 0, shown, got);
 }
 
 /* http_req.on_resume of a batched request: re-rank, render, release the version (HTTP thread). */
@@ -620,10 +662,13 @@ int route_next(http_req *r)
     char detail[300];
     next_job *j = http_slot(r, &next_slot);
     if (!j) return http_oom(r, "the request's state");
+    memset(&j->x, 0, sizeof j->x);
     int st = next_req_parse(r->body, r->body_len, &srv->limits, &j->scr, &req, detail, sizeof detail);
     if (st == 503) return http_oom(r, "parsing the request");
     if (st) return http_problem(r, st, st == 400 ? "invalid-request" : "unprocessable-request", "%s", detail);
-    model_version *v = route_acquire(r, req.model.p, req.model.n, MODEL_CAP_NEXT);
+    model_version *v = req.experiment.n ? route_exp_acquire(r, req.experiment.p, req.experiment.n, req.user_id,
+                                                            req.user_id.n > 0, req.model.n > 0, MODEL_CAP_NEXT, &j->x)
+                                        : route_acquire(r, req.model.p, req.model.n, MODEL_CAP_NEXT);
     if (!v) return HTTP_DONE;
     const model_next_ops *ops = v->type->next;
     const idmap *items = version_items(v);

@@ -3,9 +3,13 @@
  *
  *   {"user_id":"u1", "context":{"age":37,"workclass":"Private",...},
  *    "candidates":[{"item_id":"a","features":{"occupation":"Sales",...}}, ...], "k":10,
- *    "model":"widedeep", "experiment":"homepage"}
+ *    "model":"widedeep"}
  *   -> {"items":[{"item_id":"a","score":1.23,"probability":0.77},...], "model":"widedeep",
  *       "version":"3", "user_id":"u1", "request_id":"..."}
+ * In an experiment ("experiment":"homepage" with "user_id", no "model"): the model of the user's arm
+ * answers (route_exp_acquire), the answer adds "experiment" and "arm", and the impression is recorded
+ * before the answer goes out: the shown items and, for the Wide & Deep export, one CSV row per shown item
+ * (its input values: the candidate's over the context's) under the model's input columns.
  *
  * The route is: parse the body (api/rank_req.h: syntax, top-level fields), pick the version
  * (route_acquire: the named model, else the first configured one that has `rank`), decode the features
@@ -67,6 +71,7 @@ typedef struct rank_vscr {
     const model_rank_ops *ops;
     void *msc; /* ops->scratch_new(handle, size) */
     rank_inputs in;
+    sbuf header; /* the impression rows' CSV header: the spec's inputs without its label */
 } rank_vscr;
 
 static void vscr_destroy(void *p)
@@ -75,16 +80,47 @@ static void vscr_destroy(void *p)
     if (!s) return;
     if (s->msc) s->ops->scratch_free(s->msc);
     rank_inputs_release(&s->in);
+    sbuf_release(&s->header);
     free(s);
+}
+
+/* s as one CSV field: quoted (quotes doubled) when it holds a comma, a quote, CR or LF, or starts or
+ * ends with a space. */
+static void csv_field(sbuf *out, const char *s, size_t n)
+{
+    int quote = n && (s[0] == ' ' || s[n - 1] == ' ');
+    for (size_t i = 0; i < n && !quote; i++) quote = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
+    if (!quote) {
+        sbuf_add(out, s, n);
+        return;
+    }
+    sbuf_addc(out, '"');
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"') sbuf_addc(out, '"');
+        sbuf_addc(out, s[i]);
+    }
+    sbuf_addc(out, '"');
 }
 
 static void *vscr_create(const model_version *v, int size)
 {
     rank_vscr *s = calloc(1, sizeof *s);
     if (!s) return NULL;
+    sbuf_init(&s->header);
     s->ops = v->type->rank;
     s->msc = s->ops->scratch_new(v->handle, size);
-    if (!s->msc || rank_inputs_init(&s->in, s->ops->spec(v->handle)) != RC_OK) {
+    const feat_spec *sp = s->ops->spec(v->handle);
+    if (!s->msc || rank_inputs_init(&s->in, sp) != RC_OK) {
+        vscr_destroy(s);
+        return NULL;
+    }
+    for (int i = 0, first = 1; i < sp->ninputs; i++) {
+        if (i == sp->label) continue;
+        if (!first) sbuf_addc(&s->header, ',');
+        csv_field(&s->header, sp->inputs[i], strlen(sp->inputs[i]));
+        first = 0;
+    }
+    if (sbuf_failed(&s->header)) {
         vscr_destroy(s);
         return NULL;
     }
@@ -92,6 +128,61 @@ static void *vscr_create(const model_version *v, int size)
 }
 
 static const route_scratch_type rank_vscr_type = {"/v1/rank", vscr_create, vscr_destroy};
+
+/* ---- the impression ---- */
+/* One input value as a CSV field: a string (quoted when needed), a number (%.17g), or nothing. */
+static void csv_value(sbuf *out, const feat_value *fv)
+{
+    if (fv->kind == FEAT_V_STR) csv_field(out, fv->s, fv->len);
+    else if (fv->kind == FEAT_V_NUM) sbuf_printf(out, "%.17g", fv->num);
+}
+
+/* Record the shown candidates idx[0..n) of req: their ids and one CSV row each (the candidate's value of
+ * each input, else the context's; missing: empty; numbers %.17g), in this thread's buffers. The
+ * context's fields are formatted once and copied into each row that takes them. RC_OK or RC_ENOMEM
+ * (nothing recorded). */
+static int expose(http_req *r, const route_exp *x, const model_version *v, const rank_vscr *vs, const rank_req *req,
+                  const int32_t *idx, int n)
+{
+    enum { CTX_CACHE = 256 }; /* inputs whose context field is formatted once (beyond: per row) */
+    api_str *items, *rows;
+    sbuf *text;
+    if (route_exp_buffers(n, &items, &rows, &text) != RC_OK) return RC_ENOMEM;
+    if (n > EVSTORE_MAX_ITEMS) n = EVSTORE_MAX_ITEMS;
+    const feat_spec *sp = vs->in.spec;
+    int nin = sp->ninputs;
+    uint32_t coff[CTX_CACHE], clen[CTX_CACHE];
+    for (int f = 0; f < nin && f < CTX_CACHE; f++) { /* the context's fields, at the start of text */
+        coff[f] = (uint32_t)text->len;
+        if (f != sp->label) csv_value(text, &req->ctx[f]);
+        clen[f] = (uint32_t)(text->len - coff[f]);
+    }
+    size_t at = text->len;
+    for (int i = 0; i < n; i++) {
+        int c = idx[i];
+        items[i] = req->ids[c];
+        size_t start = text->len;
+        for (int f = 0, first = 1; f < nin; f++) {
+            if (f == sp->label) continue;
+            if (!first) sbuf_addc(text, ',');
+            first = 0;
+            const feat_value *fv = &req->cand[(size_t)c * nin + f];
+            if (fv->kind != FEAT_V_MISSING) csv_value(text, fv);
+            else if (f >= CTX_CACHE) csv_value(text, &req->ctx[f]);
+            else if (clen[f] && sbuf_reserve(text, clen[f]) == RC_OK) /* no move while copying from itself */
+                sbuf_add(text, text->data + coff[f], clen[f]);
+        }
+        rows[i].n = text->len - start; /* pointers once the text stops moving */
+    }
+    if (sbuf_failed(text)) return rc_error(RC_ENOMEM, "out of memory for the impression's rows");
+    for (int i = 0; i < n; i++) {
+        rows[i].p = text->data ? text->data + at : "";
+        at += rows[i].n;
+    }
+    api_str header = {vs->header.data ? vs->header.data : "", vs->header.len};
+    route_exp_expose(r, x, v, (api_str){NULL, 0}, items, n, header, rows, 0);
+    return RC_OK;
+}
 
 /* ---- the handler ---- */
 static int problem(http_req *r, int st, const char *detail)
@@ -110,9 +201,16 @@ int route_rank(http_req *r)
     rank_req req;
     int st = rank_req_parse(r->body, r->body_len, lim, scr, &req, detail, sizeof detail);
     if (st) return problem(r, st, detail);
-    if (req.has_model && req.model.n == 0) /* "model":"" names no model (n == 0 would mean the default) */
-        return http_problem(r, 404, "unknown-model", "no model '' is configured");
-    model_version *v = route_acquire(r, req.model.p, req.model.n, MODEL_CAP_RANK);
+    route_exp x = {NULL, -1, 0, {NULL, 0}};
+    model_version *v;
+    if (req.has_experiment) {
+        v = route_exp_acquire(r, req.experiment.p, req.experiment.n, req.user_id, req.has_user_id, req.has_model,
+                              MODEL_CAP_RANK, &x);
+    } else {
+        if (req.has_model && req.model.n == 0) /* "model":"" names no model (n == 0 would mean the default) */
+            return http_problem(r, 404, "unknown-model", "no model '' is configured");
+        v = route_acquire(r, req.model.p, req.model.n, MODEL_CAP_RANK);
+    }
     if (!v) return HTTP_DONE;
     const model_rank_ops *ops = v->type->rank;
     rank_vscr *vs = route_scratch(&rank_vscr_type, v, lim->max_items);
@@ -150,6 +248,13 @@ int route_rank(http_req *r)
     if (req.has_user_id) {
         sbuf_adds(out, ",\"user_id\":");
         sbuf_json_str(out, req.user_id.p, req.user_id.n);
+    }
+    route_exp_fields(r, &x);
+    /* recorded before the answer goes out (an event posted after it must find it); not when the
+     * answer itself failed */
+    if (x.e && x.arm >= 0 && !sbuf_failed(out) && expose(r, &x, v, vs, &req, idx, got) != RC_OK) {
+        http_oom(r, "the impression");
+        goto done;
     }
     route_answer_end(r);
 done:

@@ -23,7 +23,9 @@ typedef struct reg_refusal {
 } reg_refusal;
 
 typedef struct reg_model {
-    char name[64];
+    char name[64];          /* the entry's name: "MODEL", or "MODEL@V" for a pinned entry */
+    char folder[64];        /* ROOT/folder holds its versions: MODEL */
+    uint64_t pin;           /* a pinned entry's version V (0: the newest valid version serves) */
     model_version *current; /* guarded by registry.mu */
     /* versions refused and not retried while their files stay the same (registry_scan's thread only):
      * newer than the serving one; the oldest entry is replaced when full */
@@ -49,15 +51,35 @@ struct registry {
 };
 
 
-static int valid_name(const char *s)
+/* A model name ([A-Za-z0-9_-]{1,63}), or "MODEL@V" with V a snapshot version (decimal, 1 to
+ * 2^64 - 1, no leading zero; the whole under 64 bytes): *folder_len is the length of MODEL and *pin V
+ * (0 without '@'). 1 when valid. */
+static int valid_name(const char *s, size_t *folder_len, uint64_t *pin)
 {
     size_t n = strlen(s);
+    *pin = 0;
     if (n == 0 || n >= 64) return 0;
-    for (size_t i = 0; i < n; i++) {
+    const char *at = strchr(s, '@');
+    size_t m = at ? (size_t)(at - s) : n;
+    if (m == 0) return 0;
+    for (size_t i = 0; i < m; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
             return 0;
     }
+    *folder_len = m;
+    if (!at) return 1;
+    const char *v = at + 1;
+    size_t vl = strlen(v);
+    if (vl == 0 || vl > 20 || v[0] == '0') return 0;
+    uint64_t x = 0;
+    for (size_t i = 0; i < vl; i++) {
+        if (v[i] < '0' || v[i] > '9') return 0;
+        uint64_t d = (uint64_t)(v[i] - '0');
+        if (x > (UINT64_MAX - d) / 10) return 0;
+        x = x * 10 + d;
+    }
+    *pin = x;
     return 1;
 }
 
@@ -77,8 +99,13 @@ registry *registry_new(const char *root, const char *const *names, int n)
     pthread_mutex_init(&r->grave_mu, NULL);
     r->warm_requests = 8;
     for (int i = 0; i < n; i++) {
-        if (!valid_name(names[i])) {
-            rc_error(RC_EINVAL, "model name '%s': use 1-63 characters among [A-Za-z0-9_-]", names[i]);
+        size_t fl = 0;
+        uint64_t pin = 0;
+        if (!valid_name(names[i], &fl, &pin)) {
+            rc_error(RC_EINVAL,
+                     "model name '%s': use 1-63 characters among [A-Za-z0-9_-] (or MODEL@VERSION to pin a "
+                     "version, under 64 bytes)",
+                     names[i]);
             registry_free(r);
             return NULL;
         }
@@ -89,6 +116,9 @@ registry *registry_new(const char *root, const char *const *names, int n)
                 return NULL;
             }
         strcpy(r->models[i].name, names[i]);
+        memcpy(r->models[i].folder, names[i], fl);
+        r->models[i].folder[fl] = '\0';
+        r->models[i].pin = pin;
         r->n++;
     }
     return r;
@@ -194,6 +224,16 @@ const char *registry_name(const registry *r, int i)
     return i >= 0 && i < r->n ? r->models[i].name : NULL;
 }
 
+const char *registry_folder(const registry *r, int i)
+{
+    return i >= 0 && i < r->n ? r->models[i].folder : NULL;
+}
+
+uint64_t registry_pin(const registry *r, int i)
+{
+    return i >= 0 && i < r->n ? r->models[i].pin : 0;
+}
+
 int registry_ready(registry *r)
 {
     int ready = 1;
@@ -243,7 +283,8 @@ int registry_load(registry *r, const char *name, uint64_t version, model_version
 {
     *out = NULL;
     char dir[4096];
-    int rc = snap_path(dir, sizeof dir, r->root, name, version);
+    const reg_model *rm = find_model(r, name);
+    int rc = snap_path(dir, sizeof dir, r->root, rm ? rm->folder : name, version);
     if (rc != RC_OK) return rc;
     double t0 = clock_mono_ms();
     model_version *v = calloc(1, sizeof *v);
@@ -316,7 +357,8 @@ void registry_install(registry *r, model_version *v)
 static uint64_t version_stamp(registry *r, const char *name, uint64_t version)
 {
     char dir[4096], file[4200];
-    if (snap_path(dir, sizeof dir, r->root, name, version) != RC_OK) return 0;
+    const reg_model *rm = find_model(r, name);
+    if (snap_path(dir, sizeof dir, r->root, rm ? rm->folder : name, version) != RC_OK) return 0;
     snprintf(file, sizeof file, "%s/data.mdb", dir);
     struct stat st[2];
     memset(st, 0, sizeof st);
@@ -394,7 +436,7 @@ int registry_scan(registry *r, const char *only, int force)
         if (only && strcmp(only, m->name) != 0) continue;
         uint64_t *vs = NULL;
         size_t nv = 0;
-        if (snap_versions(r->root, m->name, &vs, &nv) != RC_OK || nv == 0) { /* nothing published yet */
+        if (snap_versions(r->root, m->folder, &vs, &nv) != RC_OK || nv == 0) { /* nothing published yet */
             free(vs);
             continue;
         }
@@ -402,6 +444,15 @@ int registry_scan(registry *r, const char *only, int force)
         uint64_t cur = m->current ? m->current->version : 0;
         pthread_mutex_unlock(&r->mu);
         forget_refusals_upto(m, cur);
+        if (m->pin) { /* a pinned entry: exactly its version, once published; never another one */
+            int published = 0;
+            for (size_t j = 0; j < nv && !published; j++) published = vs[j] == m->pin;
+            free(vs);
+            if (!published || (cur == m->pin && !force)) continue;
+            if (!force && refused_before(m, m->pin, version_stamp(r, m->name, m->pin))) continue;
+            installed += try_version(r, m, m->pin, cur, 0);
+            continue;
+        }
         /* Newest first down to the serving version (exclusive): the first that loads serves. A version
          * refused before is skipped (unless forced) while its files stay as they were. */
         int done = 0;
@@ -522,6 +573,7 @@ void registry_render_json(registry *r, sbuf *out)
         if (i) sbuf_addc(out, ',');
         sbuf_adds(out, "{\"name\":");
         sbuf_json_str(out, m->name, strlen(m->name));
+        if (m->pin) sbuf_printf(out, ",\"pinned\":true,\"folder\":\"%s\"", m->folder);
         if (v) {
             char when[32];
             iso_time(v->loaded_at, when, sizeof when);

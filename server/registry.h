@@ -54,7 +54,13 @@ typedef struct registry registry;
 
 /* A registry for the named models read from root (ROOT/NAME/VERSION). root and names are copied (the
  * caller's strings may go after the call). NULL on ENOMEM or an invalid or repeated name (message set).
- * Nothing is loaded yet: call registry_scan. */
+ * Nothing is loaded yet: call registry_scan.
+ * A name is a model ([A-Za-z0-9_-]{1,63}: the newest valid version of ROOT/NAME serves, swapped as new
+ * ones are published) or a pinned entry "MODEL@V" (V a snapshot version: decimal, no leading zero; the
+ * whole name under 64 bytes): ROOT/MODEL/V and only it is loaded, once published, and kept whatever
+ * newer versions appear (scans, SIGHUP and polls never swap it; a forced scan reloads V itself). The
+ * experiments' pinned arms are such entries (server/experiment.h). Its versions carry the entry's name
+ * in model_version.model ("widedeep@3"). */
 registry *registry_new(const char *root, const char *const *names, int n);
 /* Frees everything, current versions included; no reference may be held any more. NULL is a no-op. */
 void registry_free(registry *r);
@@ -85,6 +91,11 @@ const char *registry_default(const registry *r);
 /* Number of configured models, and the i-th name (0 <= i < count; borrowed, lives as long as r). */
 int registry_count(const registry *r);
 const char *registry_name(const registry *r, int i);
+/* The folder under root of the i-th entry: its name, or MODEL for a pinned "MODEL@V" (borrowed, lives
+ * as long as r); NULL when i is out of range. */
+const char *registry_folder(const registry *r, int i);
+/* The i-th entry's pinned version V, or 0 when it is not pinned (or i is out of range). */
+uint64_t registry_pin(const registry *r, int i);
 /* 1 when every configured model serves a version. */
 int registry_ready(registry *r);
 
@@ -93,7 +104,8 @@ int registry_ready(registry *r);
  * changed since; the first that loads, validates and warms is installed. force: also retry remembered
  * refusals, and reload the serving version when it is the newest. Up to 16 refusals per model are
  * remembered (versions newer than the serving one; the oldest entry goes first), so with more broken
- * versions than that some are retried on every scan. Slow (reads snapshots): call it off the request
+ * versions than that some are retried on every scan. A pinned entry tries only its version, when it is
+ * published and not serving yet (or force), and never another one. Slow (reads snapshots): call it off the request
  * threads. Returns the number of versions installed, or a negative RC when `only` is not a configured
  * name. Failures to load are logged (full message) and counted, not returned. */
 int registry_scan(registry *r, const char *only, int force);
@@ -112,7 +124,7 @@ void registry_install(registry *r, model_version *v);
 uint64_t registry_swaps(registry *r, const char *name);
 uint64_t registry_refused(registry *r, const char *name);
 
-/* {"models":[{"name":..,"type":..,"version":"17","loaded_at":"..","load_ms":..,"snapshot_bytes":..,
+/* {"models":[{"name":..,["pinned":true,"folder":"MODEL",]"type":..,"version":"17","loaded_at":"..","load_ms":..,"snapshot_bytes":..,
  *  "meta":{...metrics from the snapshot...},"swaps":..,"refused_snapshots":..,"last_error":".."}]}
  * appended to out (without request_id or closing brace: the caller adds ",\"request_id\":...}").
  * last_error (the latest refusal, absent when none) never shows filesystem paths, whoever asks: the

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/err.h"
+#include "server/evstore.h"
 #include "server/server.h"
 
 int route_has(const model_version *v, model_cap cap)
@@ -106,6 +108,9 @@ typedef struct scr_tls {
     int32_t *idx;
     float *val;
     int topk_cap;
+    api_str *ev_items, *ev_rows; /* (ev_cap) impression buffers (route_exp_buffers) */
+    int ev_cap;
+    sbuf ev_text;
 } scr_tls;
 
 static pthread_key_t tls_key;
@@ -127,6 +132,9 @@ static void tls_destroy(void *p)
         for (int j = 0; j < ROUTE_SCRATCH_SLOTS; j++) entry_clear(t->type[i], &t->e[i][j]);
     free(t->idx);
     free(t->val);
+    free(t->ev_items);
+    free(t->ev_rows);
+    sbuf_release(&t->ev_text);
     free(t);
 }
 
@@ -142,6 +150,7 @@ static scr_tls *tls_get(void)
     if (!t) {
         t = calloc(1, sizeof *t);
         if (!t) return NULL;
+        sbuf_init(&t->ev_text);
         tls_cur = t;
         pthread_setspecific(tls_key, t);
     }
@@ -254,4 +263,109 @@ int route_answer_end(http_req *r)
     sbuf_adds(out, "}\n");
     if (sbuf_failed(out)) return http_oom(r, "the answer");
     return http_json(r, 200);
+}
+
+/* ---- experiments ---- */
+int route_exp_buffers(int n, api_str **items, api_str **rows, sbuf **text)
+{
+    scr_tls *t = tls_get();
+    if (!t) return rc_error(RC_ENOMEM, "out of memory for the impression's buffers");
+    if (n > EVSTORE_MAX_ITEMS) n = EVSTORE_MAX_ITEMS;
+    if (n < 1) n = 1;
+    if (n > t->ev_cap) {
+        api_str *i = realloc(t->ev_items, (size_t)n * sizeof *i);
+        if (i) t->ev_items = i;
+        api_str *r = realloc(t->ev_rows, (size_t)n * sizeof *r);
+        if (r) t->ev_rows = r;
+        if (!i || !r) return rc_error(RC_ENOMEM, "out of memory for the impression's buffers");
+        t->ev_cap = n;
+    }
+    /* a large request's rows (1000 candidates of a wide model) are not kept by an idle thread */
+    if (t->ev_text.cap > (1u << 20)) sbuf_release(&t->ev_text);
+    sbuf_reset(&t->ev_text);
+    *items = t->ev_items;
+    *rows = t->ev_rows;
+    *text = &t->ev_text;
+    return RC_OK;
+}
+
+model_version *route_exp_acquire(http_req *r, const char *exp, size_t exp_n, api_str user_id, int has_user,
+                                 int has_model, model_cap cap, route_exp *x)
+{
+    server *srv = r->srv;
+    memset(x, 0, sizeof *x);
+    x->arm = -1;
+    const experiment *e = exp_find(&srv->exps, exp, exp_n);
+    if (!e) {
+        char buf[65];
+        printable(buf, sizeof buf, exp, exp_n);
+        http_problem(r, 404, "unknown-experiment", "no experiment '%s' is configured", buf);
+        return NULL;
+    }
+    if (has_model) {
+        http_problem(r, 422, "unprocessable-request",
+                     "give either model or experiment: experiment '%s' picks the model of the user's arm", e->name);
+        return NULL;
+    }
+    if (!has_user || user_id.n == 0) {
+        http_problem(r, 422, "unprocessable-request", "experiment '%s' assigns by user_id: give user_id", e->name);
+        return NULL;
+    }
+    if (user_id.n > 255) {
+        http_problem(r, 422, "unprocessable-request",
+                     "user_id is %zu bytes long: an experiment's unit is at most 255 bytes", user_id.n);
+        return NULL;
+    }
+    if (!srv->events) {
+        http_problem(r, 503, "events-off", "experiment '%s' needs the event store: state.dir is not set", e->name);
+        return NULL;
+    }
+    x->e = e;
+    x->unit = user_id;
+    x->arm = exp_assign(e, user_id.p, user_id.n, clock_wall_s());
+    const char *control = e->arms[e->control].entry;
+    if (x->arm >= 0 && x->arm != e->control) {
+        model_version *v = registry_acquire(srv->reg, e->arms[x->arm].entry, NULL);
+        if (v && route_has(v, cap)) return v;
+        registry_release(srv->reg, v);
+        x->fallback = 1; /* the control answers; the unit stays in its arm (intent to treat) */
+    }
+    return route_acquire(r, control, strlen(control), cap);
+}
+
+void route_exp_fields(http_req *r, const route_exp *x)
+{
+    if (!x->e) return;
+    sbuf *out = r->out;
+    sbuf_adds(out, ",\"experiment\":");
+    sbuf_json_str(out, x->e->name, strlen(x->e->name));
+    sbuf_adds(out, ",\"arm\":");
+    if (x->arm < 0) sbuf_adds(out, "null");
+    else sbuf_json_str(out, x->e->arms[x->arm].name, strlen(x->e->arms[x->arm].name));
+}
+
+void route_exp_expose(http_req *r, const route_exp *x, const model_version *v, api_str session, const api_str *items,
+                      int n, api_str row_header, const api_str *rows, int fallback)
+{
+    if (!x->e || x->arm < 0 || !r->srv->events) return;
+    if (n > EVSTORE_MAX_ITEMS) n = EVSTORE_MAX_ITEMS;
+    uint64_t now = clock_mono_ns();
+    uint64_t us = now > r->t0_ns ? (now - r->t0_ns) / 1000 : 0;
+    ev_impression imp = {
+        .request_id = {r->request_id, strlen(r->request_id)},
+        .run = x->e->run,
+        .arm = x->arm,
+        .unit = x->unit,
+        .session = session,
+        .model = {v->model, strlen(v->model)},
+        .version = {v->version_str, strlen(v->version_str)},
+        .items = items,
+        .n_items = n < 0 ? 0 : n,
+        .t = clock_wall_s(),
+        .latency_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us,
+        .fallback = x->fallback || fallback,
+        .row_header = rows ? row_header : (api_str){NULL, 0},
+        .rows = rows,
+    };
+    evstore_impression(r->srv->events, &imp); /* a refusal is counted by the store */
 }

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/sbuf.h"
+#include "server/experiment.h"
 #include "server/http.h"
 #include "server/registry.h"
 
@@ -69,5 +71,53 @@ void route_answer_head(http_req *r);
 void route_answer_item(http_req *r, int first, const char *id, size_t len, float score);
 void route_answer_model(http_req *r, const model_version *v);
 int route_answer_end(http_req *r);
+
+/* ---- experiments (server/experiment.h) ----
+ * A request with "experiment":"NAME" and "user_id":"U" is answered by the model of U's arm, and the
+ * answer is recorded (an impression in the event store) before it is sent, so that an event posted
+ * after the answer always finds it. Intent to treat: the arm stays the assigned one even when another
+ * model had to answer. */
+typedef struct route_exp {
+    const experiment *e; /* the experiment (borrowed from srv->exps: lives as long as the server) */
+    int arm;             /* the assigned arm, or -1: the unit is not in the experiment (nothing logged) */
+    int fallback;        /* 1: the arm's model could not answer (not loaded, or lacks the capability) and
+                            the control's answered */
+    api_str unit;        /* the user_id (borrowed from the request body) */
+} route_exp;
+
+/* The version that answers a request naming experiment exp[0..exp_n) (the request's "experiment",
+ * given: exp_n may be 0), with a reference held (registry_release), and *x filled; or NULL when the
+ * request has been answered with a problem:
+ *   404 unknown-experiment  no experiment of that name ("" included);
+ *   422 unprocessable-request  "model" also given ("give either model or experiment"), or no user_id
+ *       ("experiment 'x' assigns by user_id: give user_id"; has_user 0 or user_id.n == 0), or a user_id
+ *       longer than the store keeps (255 bytes);
+ *   503 events-off  the event store is off (srv->events NULL; the settings refuse experiments without
+ *       state.dir, so only a server built otherwise meets it);
+ *   route_acquire's answers for the control's model when no model can answer (404/503/422).
+ * The arm is exp_assign(now): -1 -> the control arm's model answers; an arm whose model cannot answer
+ * (not loaded, or without cap) -> the control's, x->fallback = 1. Allocates nothing; takes the
+ * registry mutex for one pointer read (twice on a fallback). */
+model_version *route_exp_acquire(http_req *r, const char *exp, size_t exp_n, api_str user_id, int has_user,
+                                 int has_model, model_cap cap, route_exp *x);
+
+/* Append the answer's experiment fields to r->out: ,"experiment":"NAME","arm":"ARM" (or "arm":null when
+ * the unit is not in the experiment). Nothing when x->e is NULL. */
+void route_exp_fields(http_req *r, const route_exp *x);
+
+/* Record the impression of an answer in an experiment (nothing when x->e is NULL or x->arm < 0): the
+ * request id, the run and arm, the unit, session (n == 0: the unit), the model and version of v, the
+ * shown items[0..n) in answer order (only the first EVSTORE_MAX_ITEMS are recorded), the time, the
+ * latency since r->t0_ns, fallback (x->fallback || fallback), and for the Wide & Deep export row_header
+ * with rows[0..n) (rows NULL: none). Every pointer is borrowed for the call (evstore_impression copies).
+ * A refused impression (ring or store full, a field over its bound) is counted by the store
+ * (recd_events_dropped_total); the answer goes out regardless. Allocates nothing. */
+void route_exp_expose(http_req *r, const route_exp *x, const model_version *v, api_str session, const api_str *items,
+                      int n, api_str row_header, const api_str *rows, int fallback);
+
+/* This thread's impression buffers: *items and *rows with room for n entries each (kept and grown; n
+ * is capped at EVSTORE_MAX_ITEMS), and *text, an empty sbuf for the rows' bytes (its capacity kept:
+ * only a larger request grows it). RC_OK or RC_ENOMEM. Valid on this thread until its next call. */
+int route_exp_buffers(int n, api_str **items, api_str **rows, sbuf **text);
 
 #endif

@@ -14,6 +14,10 @@ int route_models(http_req *r);  /* server/models.c */
 int route_reload(http_req *r);  /* server/models.c */
 int route_next(http_req *r);    /* server/next.c */
 int route_rank(http_req *r);    /* server/rank.c */
+int route_events(http_req *r);  /* server/events.c */
+int route_experiments(http_req *r); /* server/experiments.c */
+int route_experiment(http_req *r);  /* server/experiments.c */
+int route_ui_experiment(http_req *r); /* server/ui.c */
 
 /* One line per route. */
 const route router_table[] = {
@@ -24,6 +28,10 @@ const route router_table[] = {
     {"POST", "/v1/models/{name}/reload", route_reload, ROUTE_ADMIN | ROUTE_OPS, "rescan and load the newest snapshot"},
     {"POST", "/v1/next", route_next, ROUTE_JSON, "next-item recommendations, stateful or stateless"},
     {"POST", "/v1/rank", route_rank, ROUTE_JSON, "Wide & Deep ranking of the request's candidates"},
+    {"POST", "/v1/events", route_events, ROUTE_JSON, "impressions, clicks and acquisitions, answered once durable"},
+    {"GET", "/v1/experiments", route_experiments, 0, "the configured experiments with their totals"},
+    {"GET", "/v1/experiments/{name}", route_experiment, 0, "an experiment's report: rates, lifts, trust checks"},
+    {"GET", "/ui/experiments/{name}", route_ui_experiment, 0, "the experiment's report page (HTML)"},
     {NULL, NULL, NULL, 0, NULL},
 };
 

@@ -14,6 +14,8 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "server/evstore.h"
+#include "server/experiment.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/next.h"
@@ -68,6 +70,24 @@ static const cfg_def serve_defs[] = {
              "score from a bf16 packed copy of the item matrix (half the bytes; no measured accuracy loss)"),
     CFG_INT("shutdown.drain_s", server_cfg, drain_s, 10, 0, 3600, "longest wait for in-flight requests on SIGTERM"),
     CFG_ENUM("log_level", server_cfg, log_level, "info", "debug|info|warn|error|off", "log threshold"),
+    CFG_JSON("experiments", server_cfg, experiments, "[]",
+             "A/B experiments (server/experiment.h, README \"Experiments\"): [{\"name\",\"salt\",\"arms\":"
+             "[{\"name\",\"model\",\"version\",\"share\"}],\"control\",\"start\",\"stop\",\"namespace\","
+             "\"namespace_buckets\",\"alpha\",\"tau\"}]; they need state.dir"),
+    CFG_STRING("state.dir", server_cfg, state_dir, NULL,
+               "folder of the event store (impressions, events, the experiments' sums); null: no store, "
+               "POST /v1/events answers 404"),
+    CFG_INT("events.max_bytes", server_cfg, ev_max_bytes, 1LL << 30, 1LL << 20, 1LL << 40,
+            "bound of the state folder (bytes); full: events refused with 503"),
+    CFG_INT("events.retention_days", server_cfg, ev_retention_days, 90, 0, 36500,
+            "event log records older are deleted (the report's sums are kept; 0: kept)"),
+    CFG_INT("events.flush_ms", server_cfg, ev_flush_ms, 20, 1, 1000, "impressions are committed within"),
+    CFG_BOOL("events.sync", server_cfg, ev_sync, 1,
+             "fdatasync every commit (false: survives kill -9, not a power loss)"),
+    CFG_INT("events.queue_bytes", server_cfg, ev_queue_bytes, 16LL << 20, 1LL << 16, 1LL << 32,
+            "impressions waiting for a commit at most (bytes); full: dropped and counted"),
+    CFG_INT("events.history_s", server_cfg, ev_history_s, 60, 1, 86400, "width of a report history point (s)"),
+    CFG_INT("events.max_batch", server_cfg, ev_max_batch, 1000, 1, 100000, "events in one POST /v1/events at most"),
     CFG_END,
 };
 
@@ -172,7 +192,7 @@ static void arm_watches(loop_ctx *lc)
     for (int i = 0; i < registry_count(srv->reg) && i < 16; i++) {
         if (lc->watching[i]) continue;
         char dir[4096];
-        snprintf(dir, sizeof dir, "%s/%s", srv->cfg.snap_root, registry_name(srv->reg, i));
+        snprintf(dir, sizeof dir, "%s/%s", srv->cfg.snap_root, registry_folder(srv->reg, i));
         uv_fs_event_init(&lc->loop, &lc->watch[i]);
         lc->watch[i].data = lc;
         if (uv_fs_event_start(&lc->watch[i], on_fs_event, dir, 0) == 0) {
@@ -348,8 +368,31 @@ int server_open(server *srv, int argc, char **argv, int *settings_error)
     if (srv->limits.k_default > srv->limits.k_max) srv->limits.k_default = srv->limits.k_max;
     if (!getenv("OPENBLAS_NUM_THREADS")) openblas_set_num_threads(1); /* our threads are the parallelism */
 
-    srv->reg = registry_new(srv->cfg.snap_root, (const char *const *)model_names, n_models);
+    /* experiments: parsed against the configured models; their pinned arms are registry entries too */
+    if ((rc = exp_parse(srv->cfg.experiments, (const char *const *)model_names, n_models, &srv->exps)) != RC_OK) {
+        free(model_names);
+        return rc;
+    }
+    if (srv->exps.n && !(srv->cfg.state_dir && *srv->cfg.state_dir)) {
+        free(model_names);
+        return rc_error(RC_EINVAL, "experiments need state.dir: the folder of their event store (impressions, "
+                                   "events, the report's sums)");
+    }
+    const char **pins = NULL, **entries = NULL;
+    int n_pins = 0;
+    if ((rc = exp_pinned_entries(&srv->exps, &pins, &n_pins)) != RC_OK ||
+        !(entries = malloc((size_t)(n_models + n_pins + 1) * sizeof *entries))) {
+        free(model_names);
+        free(pins);
+        *bad = 0;
+        return rc != RC_OK ? rc : rc_error(RC_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < n_models; i++) entries[i] = model_names[i];
+    for (int i = 0; i < n_pins; i++) entries[n_models + i] = pins[i];
+    srv->reg = registry_new(srv->cfg.snap_root, entries, n_models + n_pins);
     free(model_names); /* the registry copied the names */
+    free(pins);
+    free(entries);
     if (!srv->reg) return RC_EINVAL;
     *bad = 0;
     registry_set_warm(srv->reg, (int)srv->cfg.warm_requests);
@@ -366,6 +409,23 @@ int server_open(server *srv, int argc, char **argv, int *settings_error)
     metrics_add_collector(next_render_metrics, NULL);
     metrics_add_collector(render_inflight, srv);
     if (srv->cfg.batch_max > 1 && !(srv->batcher = next_batcher_new(srv))) return RC_ENOMEM;
+    if (srv->cfg.state_dir && *srv->cfg.state_dir) {
+        evstore_cfg ec = evstore_cfg_default();
+        ec.dir = srv->cfg.state_dir;
+        ec.max_bytes = (uint64_t)srv->cfg.ev_max_bytes;
+        ec.retention_s = (double)srv->cfg.ev_retention_days * 86400.0;
+        ec.flush_ms = (int)srv->cfg.ev_flush_ms;
+        ec.queue_bytes = (size_t)srv->cfg.ev_queue_bytes;
+        ec.sync = srv->cfg.ev_sync;
+        ec.history_s = (double)srv->cfg.ev_history_s;
+        if ((rc = evstore_open(&srv->events, &ec)) != RC_OK) return rc_wrap(rc, "state.dir");
+        metrics_add_collector(evstore_render_metrics, srv->events);
+        /* a changed share with the same salt is refused here: a settings error */
+        if ((rc = exp_declare_all(&srv->exps, srv->events)) != RC_OK) {
+            *bad = rc == RC_EINVAL;
+            return rc;
+        }
+    }
     srv->request_scan = scan_now;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -395,6 +455,8 @@ void server_close(server *srv)
     http_stop(srv);
     next_batcher_free(srv->batcher);
     srv->batcher = NULL;
+    evstore_close(srv->events); /* after HTTP: the pending event batches are committed and answered */
+    srv->events = NULL;
     if (srv->reg) metrics_reset(); /* its collectors point into this server */
     registry_free(srv->reg);
     srv->reg = NULL;
@@ -403,6 +465,7 @@ void server_close(server *srv)
     free(srv->cors);
     srv->cors = NULL;
     srv->n_cors = 0;
+    exp_set_free(&srv->exps);
     srv->admin_token = NULL;
     srv->request_scan = NULL;
     srv->loop_ctx = NULL;

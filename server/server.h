@@ -14,7 +14,12 @@
  *   batch.max 32 (1 = score inline, no batching), batch.wait_us 0, batch.threads 1, batch.split_below 0,
  *   score.kernel "auto" (auto|blas|avx2|avx512|avx512bf16), score.int8 true (int8 item matrix, candidates
  *   re-ranked in f32; wins over bf16), score.bf16 true (used when int8 is off),
- *   shutdown.drain_s 10, log_level "info".
+ *   shutdown.drain_s 10, log_level "info",
+ *   experiments [] (server/experiment.h: each experiment's arms, shares, salt, window, namespace),
+ *   state.dir null (the event store's folder, server/evstore.h; experiments need it),
+ *   events.max_bytes 1 GiB (the folder's bound), events.retention_days 90 (0: kept), events.flush_ms 20,
+ *   events.sync true (fdatasync every commit), events.queue_bytes 16 MiB (impressions waiting for a
+ *   commit), events.history_s 60 (report history bucket), events.max_batch 1000 (events per POST).
  * Environment: RECD_ADMIN_TOKEN (admin token), RECD_PORT (overrides http.port), RECD_SNAPSHOTS (overrides
  * snapshots.root). Command line `--name value` overrides both.
  */
@@ -27,6 +32,7 @@
 #include <jansson.h>
 
 #include "api/validate.h"
+#include "server/experiment.h"
 
 typedef struct server_cfg {
     char *bind;
@@ -45,6 +51,10 @@ typedef struct server_cfg {
     int score_bf16, score_int8;
     long long drain_s;
     char *log_level;
+    json_t *experiments;
+    char *state_dir;
+    long long ev_max_bytes, ev_retention_days, ev_flush_ms, ev_queue_bytes, ev_history_s, ev_max_batch;
+    int ev_sync;
 } server_cfg;
 
 struct registry;
@@ -69,6 +79,8 @@ typedef struct server {
     _Atomic int draining;    /* set on SIGTERM: answers carry Connection: close */
     _Atomic long inflight;   /* requests started and not completed */
     double started_at;       /* unix time */
+    exp_set exps;            /* the experiments (immutable once open; run ids set by exp_declare_all) */
+    struct evstore *events;  /* the event store (state.dir), or NULL when off */
     /* Asks the loop thread to rescan (model name or NULL = all; force) - thread-safe (uv_async_send). */
     void (*request_scan)(struct server *srv, const char *model, int force);
     void *loop_ctx;
@@ -77,14 +89,19 @@ typedef struct server {
 /* `recd serve -c CONFIG [--setting value ...]`: runs until SIGTERM/SIGINT. Exit status 0 after a clean
  * drain, 1 on a runtime failure (port taken, ...), 2 on a usage or config error. */
 int cmd_serve(int argc, char **argv);
+/* `recd events export --state DIR --out F [--rows R] ...` (server/events_cmd.c): exit 0, 1 failure, 2 usage. */
+int cmd_events(int argc, char **argv);
 
 /* ---- the server without the loop (cmd_serve, in-process tests and fuzzers) ---- */
 
 /* Build srv (overwritten) from the settings - the defaults, then the config file of `-c FILE` /
  * `--config FILE` in argv, then RECD_PORT / RECD_SNAPSHOTS / RECD_ADMIN_TOKEN, then `--setting value`
  * pairs in argv (argv[0] is skipped; consumed pairs are removed from argv) - and everything the server
- * needs except the libuv loop and signals: the registry (nothing loaded yet), the session store, the
- * route metrics and metric collectors, the micro-batcher. Also sets log_level. srv->request_scan is set
+ * needs except the libuv loop and signals: the registry (nothing loaded yet; the configured models and
+ * the experiments' pinned "MODEL@V" entries), the session store, the route metrics and metric
+ * collectors, the micro-batcher, the experiments (srv->exps) and, when state.dir is set, the event
+ * store (srv->events) with every experiment declared to it (a changed share with the same salt is a
+ * settings error). Also sets log_level. srv->request_scan is set
  * to a synchronous scan (run on the calling thread, serialized with server_load_now), so POST /v1/models/{name}/reload works without a
  * loop; cmd_serve replaces it with one that wakes its loop. Returns RC_OK, or an RC code with the
  * message set; *settings_error (may be NULL) is then 1 when the settings were refused (a usage or config

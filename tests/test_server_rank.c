@@ -45,7 +45,7 @@ static void expected_probs(const wd_model *m, float *out)
 }
 
 static const char *RANK_BODY =
-    "{\"user_id\":\"u1\",\"experiment\":\"homepage\",\"k\":3,"
+    "{\"user_id\":\"u1\",\"k\":3,"
     "\"context\":{\"x1\":0.3,\"c1\":\"b\",\"not_a_column\":[1]},"
     "\"candidates\":[{\"item_id\":\"a\",\"features\":{\"c2\":\"k1\",\"x2\":-1}},"
     "{\"item_id\":\"b\",\"features\":{\"c2\":\"k2\",\"c1\":\"zz-unknown\"}},"
