@@ -24,7 +24,7 @@ for variant in widedeep wide deep; do
   : > "$TMP/$variant.txt"
   for seed in $SEEDS; do
     "$BIN" train widedeep -c "$cfg" --train "$DATA/adult.data" --test "$DATA/adult.test" --seed "$seed" \
-      --eval_every 0 --out "$SNAPS" 2>"$TMP/log" >> "$TMP/$variant.txt" || { cat "$TMP/log" >&2; exit 1; }
+      --eval_every 0 --name "$variant" --out "$SNAPS" 2>"$TMP/log" >> "$TMP/$variant.txt" || { cat "$TMP/log" >&2; exit 1; }
   done
   awk -v v="$variant" '
     { for (i = 2; i <= NF; i++) { split($i, kv, "="); x[kv[1], NR] = kv[2] } }

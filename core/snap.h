@@ -10,7 +10,8 @@
  * a version, publish a newer one or remove its folder.
  *
  * Named databases:
- *   meta     key "meta" -> one JSON document: format_version, model, version, created_at, the model's
+ *   meta     key "meta" -> one JSON document: format_version, model, version, created_at, type (the model
+ *            type when the folder name is not the type's name; absent: the model name), the model's
  *            own fields (hyperparameters, dimensions, data fingerprint, metrics) and "tensors": for each
  *            tensor its dtype, shape and checksum (16 hex digits of snap_checksum), and "vocabs": for
  *            each vocabulary {"size": n}.
@@ -136,6 +137,10 @@ const snap_tensor *snap_tensor_expect(const snap *s, const char *name, snap_dtyp
 /* The meta document (borrowed, valid until snap_close). */
 const json_t *snap_meta(const snap *s);
 const char *snap_model(const snap *s);
+/* The model type that loads the snapshot (models/model.h): meta "type" when it is a string (a model
+ * served under another name: `recd train widedeep --name wide` writes ROOT/wide/V with "type":
+ * "widedeep"), else the model name. Borrowed, valid until snap_close. */
+const char *snap_type(const snap *s);
 uint64_t snap_version(const snap *s);
 const char *snap_dir(const snap *s);
 /* Total bytes of tensor data (for metrics and warm-up). */

@@ -316,6 +316,12 @@ const char *snap_model(const snap *s)
 {
     return s ? s->model : NULL;
 }
+const char *snap_type(const snap *s)
+{
+    if (!s) return NULL;
+    const char *t = json_string_value(json_object_get(s->meta, "type"));
+    return t ? t : s->model;
+}
 uint64_t snap_version(const snap *s)
 {
     return s ? s->version : 0;

@@ -507,10 +507,16 @@ static int variant_parse(const char *s)
 
 int wd_save(const wd_model *m, const char *root, uint64_t version, const json_t *extra, uint64_t *version_out)
 {
+    return wd_save_as(m, root, "widedeep", version, extra, version_out);
+}
+
+int wd_save_as(const wd_model *m, const char *root, const char *model, uint64_t version, const json_t *extra,
+               uint64_t *version_out)
+{
     const feat_spec *sp = m->spec;
     snap_writer *w = NULL;
     json_t *meta = NULL;
-    int rc = snap_writer_open(&w, root, "widedeep", version);
+    int rc = snap_writer_open(&w, root, model, version);
     if (rc != RC_OK) return rc;
     char name[256];
     if (has_wide(m)) {
@@ -546,6 +552,7 @@ int wd_save(const wd_model *m, const char *root, uint64_t version, const json_t 
     bad |= json_object_set_new(meta, "spec", spec);
     bad |= json_object_set_new(meta, "hidden", hidden);
     bad |= json_object_set_new(meta, "variant", json_string(variant_name(m->hp.variant)));
+    if (strcmp(model, "widedeep") != 0) bad |= json_object_set_new(meta, "type", json_string("widedeep"));
     if (bad) { /* a meta without them would publish a snapshot that wd_load refuses */
         rc = rc_error(RC_ENOMEM, "widedeep: out of memory for the snapshot's meta");
         goto fail;

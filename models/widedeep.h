@@ -137,6 +137,10 @@ int wd_apply(wd_model *m, wd_optim *o, wd_grads *g);
 /* Write the model as a new version under root/widedeep/ (version 0 = next). extra: meta fields to add
  * (metrics, hparams; borrowed, may be NULL). */
 int wd_save(const wd_model *m, const char *root, uint64_t version, const json_t *extra, uint64_t *version_out);
+/* The same under root/NAME/ (a model name of [A-Za-z0-9_-]: the served name, e.g. "wide" for the wide-only
+ * variant served beside "widedeep"). Errors of snap_writer_open (RC_EINVAL for a bad name). */
+int wd_save_as(const wd_model *m, const char *root, const char *model, uint64_t version, const json_t *extra,
+               uint64_t *version_out);
 /* Load from a validated snapshot: tensors are borrowed from s's map (zero copy), s must outlive *out.
  * Errors: RC_ECORRUPT (missing/misshapen tensor, bad spec), RC_ENOMEM. */
 int wd_load(wd_model **out, const snap *s);

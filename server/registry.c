@@ -294,7 +294,7 @@ int registry_load(registry *r, const char *name, uint64_t version, model_version
     v->version = version;
     snprintf(v->version_str, sizeof v->version_str, "%llu", (unsigned long long)version);
     if ((rc = snap_open(&v->snap, dir)) != RC_OK) goto fail;
-    const char *tname = snap_model(v->snap);
+    const char *tname = snap_type(v->snap);
     v->type = tname ? model_type_find(tname) : NULL;
     if (!v->type) {
         rc = rc_error(RC_ENOTFOUND, "%s: unknown model type '%s'", dir, tname ? tname : "(none)");

@@ -9,6 +9,8 @@
 #include <jansson.h>
 
 #include "core/rng.h"
+#include "core/snap.h"
+#include "server/registry.h"
 #include "tests/test_server_util.h"
 #include "tests/testlib.h"
 
@@ -95,6 +97,44 @@ TEST(wd_train_cli_variants_and_eval)
     if (st != 0) FAIL("eval exited %d: %s", st, out);
     ASSERT_CONTAINS(out, "deep auc=");
     ASSERT_CONTAINS(out, "n=1000 bad=0");
+}
+
+/* --name publishes under another model name (ROOT/wide/V) that loads as a widedeep type (meta "type"), so
+ * that the variants can be served side by side as the arms of an experiment. */
+TEST(wd_train_name_publishes_a_served_model)
+{
+    const char *d = test_tmpdir();
+    char p[512], cfg[512], out[16384];
+    snprintf(p, sizeof p, "%s/train.csv", d);
+    write_synth_csv(p, 600, 1, 1, 0);
+    snprintf(p, sizeof p, "%s/test.csv", d);
+    write_synth_csv(p, 200, 2, 0, 0);
+    snprintf(cfg, sizeof cfg, "%s/wd.json", d);
+    write_config(cfg, d, "");
+    int st = test_run(out, sizeof out, "%s train widedeep -c %s --model wide --name wide --epochs 1 2>&1",
+                      test_recd_bin(), cfg);
+    if (st != 0) FAIL("train exited %d: %s", st, out);
+    ASSERT_CONTAINS(out, "/snaps/wide/1");
+    snprintf(p, sizeof p, "%s/snaps/wide/1", d);
+    snap *s = NULL;
+    ASSERT_OK(snap_open(&s, p));
+    ASSERT_STR_EQ(snap_model(s), "wide");
+    ASSERT_STR_EQ(snap_type(s), "widedeep");
+    snap_close(s);
+    snprintf(p, sizeof p, "%s/snaps", d);
+    const char *names[] = {"wide"};
+    registry *r = registry_new(p, names, 1);
+    ASSERT(r != NULL);
+    ASSERT_EQ(registry_scan(r, NULL, 0), 1);
+    model_version *v = registry_acquire(r, "wide", NULL);
+    ASSERT(v != NULL);
+    ASSERT_STR_EQ(v->type_name, "widedeep");
+    ASSERT(v->type->rank != NULL);
+    registry_release(r, v);
+    registry_free(r);
+    /* a name that is not a model name is refused */
+    st = test_run(out, sizeof out, "%s train widedeep -c %s --name ../x --epochs 1 2>&1", test_recd_bin(), cfg);
+    ASSERT(st != 0);
 }
 
 TEST(wd_train_bad_rows)

@@ -27,7 +27,7 @@
 
 typedef struct wd_cfg {
     json_t *columns, *features, *label_positive, *label_negative, *missing, *hidden;
-    char *label, *sep, *header, *comment, *train, *test, *out, *model;
+    char *label, *sep, *header, *comment, *train, *test, *out, *model, *name;
     long long epochs, batch_size, seed, max_bad_rows, eval_every, version, threads;
     double ftrl_alpha, ftrl_beta, ftrl_l1, ftrl_l2, learning_rate, adagrad_init, adagrad_eps, l2, dropout;
 } wd_cfg;
@@ -48,7 +48,9 @@ static const cfg_def wd_cfg_defs[] = {
     CFG_STRING("comment", wd_cfg, comment, NULL, "lines starting with this are skipped (Adult: \"|\")"),
     CFG_STRING("train", wd_cfg, train, NULL, "training file (CSV, may be gzip; --train F)"),
     CFG_STRING("test", wd_cfg, test, NULL, "held-out file evaluated after each epoch"),
-    CFG_STRING("out", wd_cfg, out, "snapshots", "snapshot root: writes OUT/widedeep/VERSION"),
+    CFG_STRING("out", wd_cfg, out, "snapshots", "snapshot root: writes OUT/NAME/VERSION"),
+    CFG_STRING("name", wd_cfg, name, "widedeep",
+               "model name: the snapshot folder under out, served as snapshots.models NAME (e.g. wide, deep)"),
     CFG_INT("version", wd_cfg, version, 0, 0, 1e15, "snapshot version (0 = next)"),
     CFG_ENUM("model", wd_cfg, model, "widedeep", "wide|deep|widedeep", "variant"),
     CFG_JSON("hidden", wd_cfg, hidden, "[100, 50]", "hidden layer sizes of the deep part"),
@@ -518,8 +520,8 @@ int wd_cmd_train(int argc, char **argv)
                                                   (json_int_t)train.n, "seconds", train_s));
     if (c.test) json_object_set_new(extra, "metrics", metrics_json(&mt));
     uint64_t ver;
-    if ((rc = wd_save(m, c.out, (uint64_t)c.version, extra, &ver)) != RC_OK) goto fail;
-    log_info("published %s/widedeep/%llu (training %.2fs)", c.out, (unsigned long long)ver, train_s);
+    if ((rc = wd_save_as(m, c.out, c.name, (uint64_t)c.version, extra, &ver)) != RC_OK) goto fail;
+    log_info("published %s/%s/%llu (training %.2fs)", c.out, c.name, (unsigned long long)ver, train_s);
     if (c.test)
         printf("%s auc=%.4f accuracy=%.4f logloss=%.4f train_s=%.2f version=%llu\n", c.model, mt.auc, mt.accuracy,
                mt.logloss, train_s, (unsigned long long)ver);
