@@ -346,6 +346,9 @@ static int parse_one(const json_t *o, int idx, const char *const *models, int n_
     if (sl == 0 || sl > sizeof e->salt - 1 || memchr(json_string_value(v), '\0', sl))
         return rc_error(RC_EINVAL, "%s.salt: must be 1-127 bytes without NUL, got %zu bytes", w, sl);
     memcpy(e->salt, json_string_value(v), sl + 1);
+    if (strncmp(e->salt, "ns:", 3) == 0) /* namespace buckets hash "ns:" + namespace: a salt like that
+                                             would make the arm bucket the namespace bucket */
+        return rc_error(RC_EINVAL, "%s.salt: salts starting with \"ns:\" are reserved for namespaces", w);
     snprintf(e->unit, sizeof e->unit, "user_id");
     if ((v = json_object_get(o, "unit"))) {
         if (!json_is_string(v) || strcmp(json_string_value(v), "user_id") != 0)
@@ -371,6 +374,10 @@ static int parse_one(const json_t *o, int idx, const char *const *models, int n_
         cum += e->arms[i].share;
         long hi = lround(cum * EXP_BUCKETS);
         e->arms[i].hi = (uint32_t)(hi > EXP_BUCKETS ? EXP_BUCKETS : hi);
+        if (e->arms[i].hi <= e->arms[i].lo)
+            return rc_error(RC_EINVAL,
+                            "%s.share: %.10g rounds to no bucket of %d (the smallest share is 1/%d = 0.0001)", wa,
+                            e->arms[i].share, EXP_BUCKETS, EXP_BUCKETS);
     }
     if (cum > 1 + 1e-9) {
         return rc_error(RC_EINVAL, "%s.arms: the shares add up to %.10g, more than 1", w, cum);

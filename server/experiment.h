@@ -8,7 +8,7 @@
  *            {"name":"wd","model":"widedeep","version":"3","share":0.33}],
  *    "control":"wide", "start":"2026-12-01T00:00:00Z", "stop":"2026-12-22T00:00:00Z",
  *    "namespace":"home", "namespace_buckets":[0,5000], "alpha":0.05, "tau":0.1}
- * name: [A-Za-z0-9_-]{1,63}; salt: 1..127 bytes; unit: "user_id" (the only unit today); arms: 1..8, each
+ * name: [A-Za-z0-9_-]{1,63}; salt: 1..127 bytes, not starting with "ns:" (reserved); unit: "user_id" (the only unit today); arms: 1..8, each
  * a name ([A-Za-z0-9_-]{1,31}), a configured model (snapshots.models) and optionally a pinned version
  * ("version": a snapshot version of that model: the arm is served by the registry entry "MODEL@V",
  * added to the registry, which loads exactly that version and never swaps it), and a share in (0, 1];
@@ -25,7 +25,7 @@
  * murmur3_x86_32 is Austin Appleby's MurmurHash3_x86_32 over the UTF-8 bytes (Python: mmh3.hash(key,
  * 0, signed=False); Java: Guava Hashing.murmur3_32_fixed(0)). Arm i takes the buckets
  * [10000 * (share_0 + .. + share_{i-1}), 10000 * (share_0 + .. + share_i)) (each bound rounded to the
- * nearest integer). A unit is in the experiment when its namespace bucket (when there is a namespace)
+ * nearest integer; a share that rounds to no bucket is refused). A unit is in the experiment when its namespace bucket (when there is a namespace)
  * is in the range, its arm bucket falls under the shares' sum, and the time is within [start, stop).
  * Test vectors: exp_bucket("homepage-2026-12", "u1") and others are in tests/test_experiment.c and the
  * README.

@@ -373,7 +373,7 @@ int route_experiment(http_req *r)
     double observed[EVSTORE_MAX_ARMS], shares[EVSTORE_MAX_ARMS], chi2 = NAN;
     for (int a = 0; a < n; a++) {
         observed[a] = rep[a].s.units;
-        shares[a] = e->arms[a].share;
+        shares[a] = (double)(e->arms[a].hi - e->arms[a].lo); /* the buckets the arm really takes */
     }
     double p = ab_srm(observed, shares, n, &chi2);
     sbuf_adds(o, "],\"srm\":{\"chi2\":");

@@ -316,6 +316,10 @@ TEST(exp_parse_errors)
         {"[{\"name\":\"a\"," ARM1 "}]", "experiments[0].salt: required"},
         {"[{\"name\":\"a\",\"salt\":\"\"," ARM1 "}]", "experiments[0].salt: must be 1-127 bytes"},
         {"[{\"name\":\"a\",\"salt\":7," ARM1 "}]", "experiments[0].salt: expected a string, got a number"},
+        {"[{\"name\":\"a\",\"salt\":\"ns:home\"," ARM1 "}]", "experiments[0].salt: salts starting with \"ns:\" are reserved"},
+        {"[{\"name\":\"a\",\"salt\":\"s\",\"arms\":[{\"name\":\"c\",\"model\":\"wide\",\"share\":0.5},"
+         "{\"name\":\"t\",\"model\":\"wide\",\"share\":0.00004}]}]",
+         "experiments[0].arms[1].share: 4e-05 rounds to no bucket of 10000"},
         {"[{\"name\":\"a\",\"salt\":\"s\",\"unit\":\"session\"," ARM1 "}]", "experiments[0].unit: \"session\" is not a unit"},
         {"[{\"name\":\"a\",\"salt\":\"s\"," ARM1 ",\"sallt\":1}]", "experiments[0]: unknown field 'sallt'"},
         {"[{\"name\":\"a\",\"salt\":\"s\"}]", "experiments[0].arms: required"},
