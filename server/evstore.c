@@ -57,6 +57,19 @@ typedef struct run_info {
     char name[64];
 } run_info;
 
+/* An item shown in this transaction: (run, arm, item) -> times, added to db_items in one get/put per
+ * distinct key at the end of the transaction (or when the table fills). The item bytes point into the
+ * ring record, valid until the cycle ends. */
+typedef struct item_agg {
+    const uint8_t *item; /* NULL: an empty slot */
+    uint64_t h;
+    uint64_t cnt;
+    uint16_t n;
+    uint8_t run, arm;
+} item_agg;
+#define EVS_IA_CAP 4096    /* slots (a power of two) */
+#define EVS_IA_MAX 2048    /* keys before a flush */
+
 /* The writer's copy of an arm's report during one transaction (loaded on first touch). */
 typedef struct arm_work {
     ev_arm_report r;
@@ -102,6 +115,8 @@ struct evstore {
     int n_touched;
     uint64_t multi[EVSTORE_MAX_RUNS];
     int multi_state[EVSTORE_MAX_RUNS]; /* 0 not loaded, 1 loaded, 2 changed */
+    item_agg *ia;         /* (EVS_IA_CAP) items shown in this transaction, not yet in db_items */
+    int ia_n;
 
     /* metrics */
     _Atomic uint64_t m_committed[CM_N], m_refused[RF_N], m_dropped[DR_N];
@@ -464,7 +479,8 @@ int evstore_open(evstore **out, const evstore_cfg *cfg)
     st->ring = malloc(st->ring_cap);
     st->aw = calloc((size_t)EVSTORE_MAX_RUNS * EVSTORE_MAX_ARMS, sizeof *st->aw);
     st->touched = calloc((size_t)EVSTORE_MAX_RUNS * EVSTORE_MAX_ARMS, sizeof *st->touched);
-    if (!st->ring || !st->aw || !st->touched) {
+    st->ia = calloc(EVS_IA_CAP, sizeof *st->ia);
+    if (!st->ring || !st->aw || !st->touched || !st->ia) {
         rc = rc_error(RC_ENOMEM, "state folder %s: out of memory for the %zu-byte queue", st->dir, st->ring_cap);
         goto fail;
     }
@@ -511,6 +527,7 @@ void evstore_close(evstore *st)
     free(st->ring);
     free(st->aw);
     free(st->touched);
+    free(st->ia);
     free(st);
 }
 
@@ -861,6 +878,76 @@ static int unit_update(evstore *st, cycle *c, int run, int arm, api_str unit, do
     return 0;
 }
 
+/* Add the transaction's item counts to db_items (an item new to its arm counts in distinct_items) and
+ * empty the table. 0 or an LMDB error. */
+static int items_flush(evstore *st, cycle *c)
+{
+    int mrc = 0;
+    for (int s = 0; st->ia_n && s < EVS_IA_CAP; s++) {
+        item_agg *e = &st->ia[s];
+        if (!e->item) continue;
+        if (!mrc) {
+            uint8_t ib[2 + EVS_ID_MAX];
+            ib[0] = e->run;
+            ib[1] = e->arm;
+            memcpy(ib + 2, e->item, e->n);
+            MDB_val k = {2 + (size_t)e->n, ib}, v;
+            uint64_t cnt = 0;
+            mrc = mdb_get(c->txn, st->db_items, &k, &v);
+            if (mrc == 0 && v.mv_size == 8) memcpy(&cnt, v.mv_data, 8);
+            else if (mrc == MDB_NOTFOUND) {
+                arm_work *aw = arm_get(st, c, e->run, e->arm);
+                if (c->fatal) mrc = c->mrc;
+                else {
+                    aw->r.distinct_items++;
+                    mrc = 0;
+                }
+            }
+            if (!mrc) {
+                cnt += e->cnt;
+                v.mv_data = &cnt;
+                v.mv_size = 8;
+                mrc = mdb_put(c->txn, st->db_items, &k, &v, 0);
+            }
+        }
+        e->item = NULL;
+        st->ia_n--;
+    }
+    st->ia_n = 0;
+    return mrc;
+}
+
+/* Count one showing of item in (run, arm) in the transaction's table. 0 or an LMDB error (a flush of a
+ * full table). */
+static int item_add(evstore *st, cycle *c, int run, int arm, api_str it)
+{
+    uint64_t h = hash64(it.p, it.n, (uint64_t)run << 8 | (uint64_t)arm);
+    for (;;) {
+        size_t s = (size_t)h & (EVS_IA_CAP - 1);
+        for (;; s = (s + 1) & (EVS_IA_CAP - 1)) {
+            item_agg *e = &st->ia[s];
+            if (!e->item) break;
+            if (e->h == h && e->n == it.n && e->run == run && e->arm == arm && memcmp(e->item, it.p, it.n) == 0) {
+                e->cnt++;
+                return 0;
+            }
+        }
+        if (st->ia_n < EVS_IA_MAX) {
+            item_agg *e = &st->ia[s];
+            e->item = it.n ? (const uint8_t *)it.p : (const uint8_t *)"";
+            e->h = h;
+            e->n = (uint16_t)it.n;
+            e->run = (uint8_t)run;
+            e->arm = (uint8_t)arm;
+            e->cnt = 1;
+            st->ia_n++;
+            return 0;
+        }
+        int mrc = items_flush(st, c);
+        if (mrc) return mrc;
+    }
+}
+
 static void log_key(uint8_t k[16], double t, uint64_t seq)
 {
     evs_be64(k, (uint64_t)llround(t * 1e6));
@@ -912,26 +999,12 @@ static int apply_imp(evstore *st, cycle *c, const uint8_t *rec, size_t n)
         v.mv_size = 1;
         if ((mrc = mdb_put(c->txn, st->db_unitarm, &k, &v, 0))) return mrc;
     }
-    /* items shown */
+    /* items shown: counted in the transaction's table, written by items_flush */
     evs_rd r = {im.items_at, rec + n, 0};
-    uint8_t ib[2 + EVS_ID_MAX];
-    ib[0] = (uint8_t)im.run;
-    ib[1] = (uint8_t)im.arm;
     for (int i = 0; i < im.n_items; i++) {
         api_str it = evs_str16(&r);
-        if (r.bad) return MDB_CORRUPTED;
-        memcpy(ib + 2, it.p, it.n);
-        k.mv_data = ib;
-        k.mv_size = 2 + it.n;
-        uint64_t cnt = 0;
-        mrc = mdb_get(c->txn, st->db_items, &k, &v);
-        if (mrc == 0 && v.mv_size == 8) memcpy(&cnt, v.mv_data, 8);
-        else if (mrc == MDB_NOTFOUND) aw->r.distinct_items++;
-        else if (mrc) return mrc;
-        cnt++;
-        v.mv_data = &cnt;
-        v.mv_size = 8;
-        if ((mrc = mdb_put(c->txn, st->db_items, &k, &v, 0))) return mrc;
+        if (r.bad || it.n > EVS_ID_MAX) return MDB_CORRUPTED;
+        if ((mrc = item_add(st, c, im.run, im.arm, it))) return mrc;
     }
     aw->r.items_shown += (uint64_t)im.n_items;
     if (im.fallback) aw->r.fallbacks++;
@@ -1196,6 +1269,10 @@ static void writer_cycle(evstore *st, size_t off, uint32_t n_rec, ev_batch *bl, 
         }
     }
     int did_work = c.n_imp || bl || deleted;
+    if (!c.fatal && (mrc = items_flush(st, &c))) {
+        c.fatal = 1;
+        c.mrc = mrc;
+    }
     if (!c.fatal && did_work && (mrc = flush_arms(st, &c))) {
         c.fatal = 1;
         c.mrc = mrc;
@@ -1257,6 +1334,10 @@ static void writer_cycle(evstore *st, size_t off, uint32_t n_rec, ev_batch *bl, 
     }
     for (int i = 0; i < st->n_touched; i++) st->aw[st->touched[i]].loaded = 0;
     st->n_touched = 0;
+    if (st->ia_n) { /* a failed transaction: its item counts go with it (they point into the ring) */
+        memset(st->ia, 0, EVS_IA_CAP * sizeof *st->ia);
+        st->ia_n = 0;
+    }
     /* the rest of the ring records (when a record failed to decode the loop above walked them all) */
     while (left) rp = --left ? ring_next(st, &roff, consumed, &rn, &rseq) : NULL;
 }
