@@ -439,7 +439,7 @@ static enum MHD_Result dispatch(conn_ctx *cc)
         return send_answer(cc);
     }
     /* While draining, requests on open connections are still served (their answers carry Connection:
-     * close); the listening socket is already closed. */
+     * close); new connections are refused by on_accept. */
     r->body = cc->body.len ? cc->body.data : "";
     r->body_len = cc->body.len;
     r->status = 0;
@@ -796,6 +796,16 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     log_debug("libmicrohttpd: %s", msg);
 }
 
+/* libmicrohttpd's accept policy: while draining (SIGTERM), a new connection is closed as soon as it is
+ * accepted, so the listener takes no new work without touching the epoll sets (see http_quiesce). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addr;
+    (void)addrlen;
+    const http_listener *l = cls;
+    return atomic_load_explicit(&l->srv->draining, memory_order_relaxed) ? MHD_NO : MHD_YES;
+}
+
 static struct MHD_Daemon *start_daemon(server *srv, http_listener *lst, struct sockaddr *sa, unsigned flags,
                                        long threads, long long max_conn, long long per_ip)
 {
@@ -812,7 +822,7 @@ static struct MHD_Daemon *start_daemon(server *srv, http_listener *lst, struct s
     };
     /* a single-thread daemon: skip the pool option (MHD_OPTION_END there would end the array early) */
     struct MHD_OptionItem *first = threads > 1 ? ops : ops + 1;
-    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, lst, MHD_OPTION_ARRAY, first, MHD_OPTION_END);
+    return MHD_start_daemon(flags, 0, on_accept, lst, on_request, lst, MHD_OPTION_ARRAY, first, MHD_OPTION_END);
 }
 
 /* http.max_connections sockets need as many descriptors: raise the soft limit (often 1024, below the
@@ -903,14 +913,14 @@ int http_start(server *srv)
     return RC_OK;
 }
 
+/* Draining refuses new connections in the accept policy callback (on_accept) rather than with
+ * MHD_quiesce_daemon: in libmicrohttpd 0.9.75 with epoll worker threads, MHD_quiesce_daemon and a worker's
+ * own loop can both remove the listen socket from the worker's epoll set, unlocked, and the loser's
+ * epoll_ctl(EPOLL_CTL_DEL) failing with ENOENT is an MHD_PANIC: the process aborted on SIGTERM ("Failed to
+ * remove listen FD from epoll set", seen once in `make asan`). */
 void http_quiesce(server *srv)
 {
-    struct MHD_Daemon *ds[] = {srv->mhd, srv->mhd_admin};
-    for (int i = 0; i < 2; i++) {
-        if (!ds[i]) continue;
-        MHD_socket fd = MHD_quiesce_daemon(ds[i]);
-        if (fd != MHD_INVALID_SOCKET) close(fd);
-    }
+    atomic_store(&srv->draining, 1);
 }
 
 void http_stop(server *srv)

@@ -132,7 +132,8 @@ void http_resume(http_req *r);
 /* Start libmicrohttpd on srv->cfg's bind address and port with its thread pool. RC_OK, or RC_EIO with
  * the reason (port taken, ...). */
 int http_start(struct server *srv);
-/* Stop accepting connections (the listen sockets are closed); open connections finish. */
+/* Stop accepting connections (sets srv->draining: each new connection is closed as soon as it is
+ * accepted; the listen sockets stay open until http_stop); open connections finish. */
 void http_quiesce(struct server *srv);
 /* Stop the daemon: joins its threads, closes every connection. */
 void http_stop(struct server *srv);
