@@ -34,12 +34,14 @@
 #include "server/evstore_impl.h"
 
 #define EVS_HDR 16                 /* ring record header: u32 len, u32 0, u64 seq */
-#define EVS_ID_MAX 255             /* request, unit, session, model, version, item, event ids */
+#define EVS_ID_MAX EVSTORE_MAX_ID   /* request, unit, session, model, version, item, event ids */
 #define EVS_ROW_MAX (1u << 20)     /* one CSV row or the row header */
 #define EVS_MAX_BATCH 100000       /* events of one batch */
 #define EVS_SLICE 1000             /* log records deleted per retention slice */
-#define EVS_SLICE_FULL 64          /* the same while the map is full */
 #define EVS_FULL_RETRY_NS 1000000000ull /* after a full map, batches are refused for this long */
+#define EVS_HIGH_WATER 0.9         /* new records stop when this share of the map is in use: the rest is the
+                                      room retention's deletes need (copy-on-write pages, free-list updates) */
+#define EVS_USAGE_NS 50000000ull   /* the map's usage is measured at most this often (and after a refusal) */
 #define EVS_COMMIT_BUCKETS 13
 
 enum { CM_IMP, CM_CLIENT_IMP, CM_CLICK, CM_ACQ, CM_N };
@@ -110,6 +112,9 @@ struct evstore {
     /* writer only */
     uint64_t log_seq;
     uint64_t next_retention_ns;
+    int ret_slice;        /* log records per retention transaction (0: EVS_SLICE; smaller after a full map) */
+    uint64_t usage_at_ns;   /* when `usage` was last measured */
+    _Atomic uint64_t used_bytes; /* pages in use (allocated minus free) x page size, at usage_at_ns */
     arm_work *aw;         /* (EVSTORE_MAX_RUNS * EVSTORE_MAX_ARMS) */
     int *touched;         /* indices into aw loaded in this transaction */
     int n_touched;
@@ -123,6 +128,7 @@ struct evstore {
     _Atomic uint64_t m_commits, m_commit_fail, m_dups, m_expired, m_commit_ns;
     _Atomic uint64_t m_commit_hist[EVS_COMMIT_BUCKETS];
     _Atomic uint64_t m_queue_bytes;
+    _Atomic uint64_t m_rows_skipped; /* impressions stored without their rows (over their bounds) */
     _Atomic uint64_t last_warn_ns;
 };
 
@@ -168,6 +174,7 @@ int evs_decode_imp(const uint8_t *v, size_t n, evs_imp *o)
     o->model = evs_str16(&r);
     o->version = evs_str16(&r);
     o->row_header = evs_str32(&r);
+    o->ctx_row = o->has_rows == 2 ? evs_str32(&r) : (api_str){NULL, 0};
     o->items_at = r.p;
     return r.bad ? -1 : 0;
 }
@@ -191,9 +198,9 @@ int evs_decode_ev(const uint8_t *v, size_t n, evs_ev *o)
 void evs_dedup_key(int type, api_str request_id, api_str item_id, api_str event_id, uint8_t out[16])
 {
     uint64_t h1, h2;
-    if (event_id.n) {
-        h1 = hash_combine(0x6576656e74ull, event_id.p, event_id.n);
-        h2 = hash_combine(0x9e3779b97f4a7c15ull, event_id.p, event_id.n);
+    if (event_id.n) { /* (request_id, event_id): the same event_id on another request is another event */
+        h1 = hash_combine(hash_combine(0x6576656e74ull, request_id.p, request_id.n), event_id.p, event_id.n);
+        h2 = hash_combine(hash_combine(0x9e3779b97f4a7c15ull, request_id.p, request_id.n), event_id.p, event_id.n);
     } else {
         uint8_t t = (uint8_t)type;
         h1 = hash_combine(hash_combine(hash_combine(0x6b6579ull, request_id.p, request_id.n), &t, 1), item_id.p,
@@ -293,6 +300,7 @@ evstore_cfg evstore_cfg_default(void)
 }
 
 static void *writer_main(void *arg);
+static uint64_t map_used(evstore *st);
 static void *syncer_main(void *arg);
 
 /* Decode a runs value into *n_arms, shares and arm names ("a,b" form into names_out). 0 or -1. */
@@ -473,6 +481,8 @@ int evstore_open(evstore **out, const evstore_cfg *cfg)
     mdb_env_stat(st->env, &es);
     st->psize = es.ms_psize;
     if ((rc = open_state(st)) != RC_OK) goto fail;
+    atomic_store(&st->used_bytes, map_used(st));
+    st->usage_at_ns = clock_mono_ns();
 
     st->ring_cap = cfg->queue_bytes & ~(size_t)7;
     st->rec_max = st->ring_cap / 2;
@@ -683,17 +693,26 @@ int evstore_impression(evstore *st, const ev_impression *imp)
     else if (imp->run < 0 || imp->run >= EVSTORE_MAX_RUNS || !st->runs[imp->run].used) bad = "run";
     else if (imp->arm < 0 || imp->arm >= st->runs[imp->run].n_arms) bad = "arm";
     else if (!isfinite(imp->t) || imp->t < 0 || imp->t > 1e12) bad = "t";
-    else if (imp->row_header.n > EVS_ROW_MAX || (imp->row_header.n && !imp->row_header.p)) bad = "row_header";
-    int has_rows = imp->row_header.n > 0 && imp->rows != NULL;
+    /* the rows: left out (the impression stored without them, counted) when over their bounds */
+    int has_rows = !bad && imp->row_header.n > 0 && imp->rows != NULL && !imp->rows_skipped;
+    int compact = has_rows && imp->ctx_row.p != NULL;
+    size_t rows_need = 0, rows_max = st->rec_max / 4 < EVSTORE_ROWS_MAX ? st->rec_max / 4 : EVSTORE_ROWS_MAX;
+    if (has_rows) {
+        rows_need = 4 + imp->row_header.n + (compact ? 4 + imp->ctx_row.n : 0);
+        if (!imp->row_header.p || imp->row_header.n > EVS_ROW_MAX || imp->ctx_row.n > EVS_ROW_MAX) has_rows = 0;
+        for (int i = 0; has_rows && i < imp->n_items && rows_need <= rows_max; i++) {
+            if (imp->rows[i].n > EVS_ROW_MAX || (imp->rows[i].n && !imp->rows[i].p)) has_rows = 0;
+            rows_need += 4 + imp->rows[i].n;
+        }
+        if (rows_need > rows_max) has_rows = 0;
+    }
+    int rows_left_out = !has_rows && (imp->rows_skipped || (imp->row_header.n > 0 && imp->rows != NULL));
+    compact &= has_rows;
     size_t need = 1 + 8 + 4 + 4 + 2 + 5 * 2 + imp->request_id.n + imp->unit.n + imp->session.n + imp->model.n +
-                  imp->version.n + 4 + imp->row_header.n;
+                  imp->version.n + (has_rows ? rows_need : 4);
     for (int i = 0; !bad && i < imp->n_items; i++) {
         if (!STR_OK(imp->items[i], 1)) bad = "items[]";
         need += 2 + imp->items[i].n;
-        if (has_rows) {
-            if (imp->rows[i].n > EVS_ROW_MAX || (imp->rows[i].n && !imp->rows[i].p)) bad = "rows[]";
-            need += 4 + imp->rows[i].n;
-        }
     }
     size_t rec = (EVS_HDR + need + 7) & ~(size_t)7;
     if (!bad && rec > st->rec_max) bad = "size";
@@ -744,14 +763,15 @@ int evstore_impression(evstore *st, const ev_impression *imp)
     w_u8(&w, (unsigned)imp->run);
     w_u8(&w, (unsigned)imp->arm);
     w_u8(&w, imp->fallback ? 1 : 0);
-    w_u8(&w, has_rows ? 1 : 0);
+    w_u8(&w, compact ? 2 : has_rows ? 1 : 0);
     w_u16(&w, (size_t)imp->n_items);
     w_str16(&w, imp->request_id);
     w_str16(&w, imp->unit);
     w_str16(&w, imp->session);
     w_str16(&w, imp->model);
     w_str16(&w, imp->version);
-    w_str32(&w, imp->row_header);
+    w_str32(&w, has_rows ? imp->row_header : (api_str){NULL, 0});
+    if (compact) w_str32(&w, imp->ctx_row);
     for (int i = 0; i < imp->n_items; i++) w_str16(&w, imp->items[i]);
     if (has_rows)
         for (int i = 0; i < imp->n_items; i++) w_str32(&w, imp->rows[i]);
@@ -766,6 +786,7 @@ int evstore_impression(evstore *st, const ev_impression *imp)
     }
     atomic_store_explicit(&st->m_queue_bytes, st->ring_used, memory_order_relaxed);
     pthread_mutex_unlock(&st->mu);
+    if (rows_left_out) ctr_add(&st->m_rows_skipped, 1);
     return RC_OK;
 }
 
@@ -817,7 +838,7 @@ int evstore_submit(evstore *st, ev_batch *b)
 
 typedef struct cycle {
     MDB_txn *txn;
-    uint64_t committed[CM_N], dups, dup_req, expired, n_imp;
+    uint64_t committed[CM_N], dups, dup_req, n_imp;
     int fatal;       /* an LMDB error: the transaction is aborted */
     int mrc;
 } cycle;
@@ -1058,6 +1079,7 @@ static int apply_batch(evstore *st, cycle *c, ev_batch *b)
     }
     if (b->n_unknown) {
         b->status = 422;
+        ctr_add(&st->m_refused[RF_UNKNOWN], (uint64_t)b->n); /* final: a later failure of the cycle keeps 422 */
         snprintf(b->detail, sizeof b->detail,
                  "%d of %d events name an unknown request_id (first: events[%d]); nothing was stored", b->n_unknown,
                  b->n, first);
@@ -1221,6 +1243,45 @@ static const uint8_t *ring_next(evstore *st, size_t *off, size_t *consumed, size
 }
 
 /* One cycle: n_rec ring records from off and the batch list bl, in one transaction. */
+/* Bytes of the map in use now: pages up to the last one written minus the pages on LMDB's free list
+ * (reused before the file grows). The free list is walked in a read transaction: a few records. */
+static uint64_t map_used(evstore *st)
+{
+    MDB_envinfo info;
+    if (mdb_env_info(st->env, &info) != 0) return 0;
+    uint64_t pages = (uint64_t)info.me_last_pgno + 1, freed = 0;
+    MDB_txn *txn;
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) == 0) {
+        MDB_cursor *cur;
+        if (mdb_cursor_open(txn, 0 /* FREE_DBI */, &cur) == 0) {
+            MDB_val k, v;
+            while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0)
+                if (v.mv_size >= sizeof(size_t)) freed += *(const size_t *)v.mv_data; /* an IDL: count first */
+            mdb_cursor_close(cur);
+        }
+        mdb_txn_abort(txn);
+    }
+    return (freed < pages ? pages - freed : 0) * st->psize;
+}
+
+/* 1 when new records must wait: the map is over EVS_HIGH_WATER in use (measured every EVS_USAGE_NS, or
+ * at once while refusing, so that writing resumes as soon as retention freed room, or while the file
+ * itself is past the mark: then every cycle measures, so that fast commits cannot run the map full
+ * between two measures - a map run full leaves no room even for retention's deletes). */
+static int over_high_water(evstore *st, int refusing)
+{
+    uint64_t now = clock_mono_ns();
+    MDB_envinfo info;
+    int near = mdb_env_info(st->env, &info) != 0 ||
+               (double)((uint64_t)info.me_last_pgno + 1) * (double)st->psize > EVS_HIGH_WATER * (double)st->cfg.max_bytes;
+    if (refusing || near || now - st->usage_at_ns >= EVS_USAGE_NS) {
+        atomic_store_explicit(&st->used_bytes, map_used(st), memory_order_relaxed);
+        st->usage_at_ns = now;
+    }
+    return (double)atomic_load_explicit(&st->used_bytes, memory_order_relaxed) >
+           EVS_HIGH_WATER * (double)st->cfg.max_bytes;
+}
+
 static void writer_cycle(evstore *st, size_t off, uint32_t n_rec, ev_batch *bl, size_t *consumed, int ret_due)
 {
     cycle c;
@@ -1230,20 +1291,47 @@ static void writer_cycle(evstore *st, size_t off, uint32_t n_rec, ev_batch *bl, 
     for (int i = 0; i < st->n_touched; i++) st->aw[st->touched[i]].loaded = 0;
     st->n_touched = 0;
     memset(st->multi_state, 0, sizeof st->multi_state);
-    int deleted = 0;
-    int mrc = mdb_txn_begin(st->env, NULL, 0, &c.txn);
-    if (mrc) {
+    int deleted = 0, mrc = 0;
+    int slice = st->ret_slice > 0 ? st->ret_slice : EVS_SLICE;
+    if (ret_due) {
+        /* Retention first, in its own transaction: its deletes must not be rolled back with records that
+         * do not fit, and they run in the room the high-water mark keeps free. A slice that finds no room
+         * even so (a map run full by an older version, or a commit past the mark) is retried smaller, down
+         * to one record, then grows back. */
+        if ((mrc = mdb_txn_begin(st->env, NULL, 0, &c.txn)) == 0) {
+            mrc = retention_slice(st, &c, slice, &deleted);
+            if (mrc == 0 && deleted) mrc = mdb_txn_commit(c.txn);
+            else mdb_txn_abort(c.txn);
+            c.txn = NULL;
+        }
+        if (mrc) {
+            deleted = 0;
+            if (mrc == MDB_MAP_FULL && slice > 1) st->ret_slice = slice > 4 ? slice / 4 : 1;
+            EVS_WARN(st, "state folder %s: retention failed (%d records at once): %s", st->dir, slice,
+                     mdb_strerror(mrc));
+        } else {
+            ctr_add(&st->m_expired, (uint64_t)deleted);
+            if (deleted >= slice && slice < EVS_SLICE) st->ret_slice = slice * 2 < EVS_SLICE ? slice * 2 : EVS_SLICE;
+        }
+    }
+    /* when retention is due again: at once while it deletes whole slices (or shrank after a full map) */
+    uint64_t ret_next = deleted >= slice || (ret_due && mrc == MDB_MAP_FULL && slice > 1) ? 0 : 1000000000ull;
+    if (n_rec == 0 && !bl) { /* a retention cycle only */
+        if (ret_due) st->next_retention_ns = clock_mono_ns() + ret_next;
+        if (was_full && deleted && !over_high_water(st, 1)) {
+            atomic_store(&st->full, 0);
+            log_info("state folder %s: room again after a full map (%d old records deleted)", st->dir, deleted);
+        }
+        return;
+    }
+    if (over_high_water(st, was_full)) {
+        c.fatal = 1;
+        c.mrc = MDB_MAP_FULL;
+        c.txn = NULL;
+    } else if ((mrc = mdb_txn_begin(st->env, NULL, 0, &c.txn))) {
         c.fatal = 1;
         c.mrc = mrc;
         c.txn = NULL;
-    }
-    if (!c.fatal && ret_due) {
-        mrc = retention_slice(st, &c, was_full ? EVS_SLICE_FULL : EVS_SLICE, &deleted);
-        if (mrc) {
-            c.fatal = 1;
-            c.mrc = mrc;
-        }
-        c.expired = (uint64_t)deleted;
     }
     /* merge by arrival order */
     size_t roff = off;
@@ -1268,7 +1356,7 @@ static void writer_cycle(evstore *st, size_t off, uint32_t n_rec, ev_batch *bl, 
             b = b->next_;
         }
     }
-    int did_work = c.n_imp || bl || deleted;
+    int did_work = c.n_imp || bl;
     if (!c.fatal && (mrc = items_flush(st, &c))) {
         c.fatal = 1;
         c.mrc = mrc;
@@ -1291,7 +1379,6 @@ static void writer_cycle(evstore *st, size_t off, uint32_t n_rec, ev_batch *bl, 
         for (int i = 0; i < CM_N; i++) ctr_add(&st->m_committed[i], c.committed[i]);
         ctr_add(&st->m_dups, c.dups);
         ctr_add(&st->m_dropped[DR_DUP_REQ], c.dup_req);
-        ctr_add(&st->m_expired, c.expired);
         ctr_add(&st->m_commits, 1);
         ctr_add(&st->m_commit_ns, dt);
         int hb = 0;
@@ -1299,11 +1386,11 @@ static void writer_cycle(evstore *st, size_t off, uint32_t n_rec, ev_batch *bl, 
         ctr_add(&st->m_commit_hist[hb], 1);
         if (c.dup_req) EVS_WARN(st, "state folder %s: %llu impressions with an already logged request_id dropped",
                                 st->dir, (unsigned long long)c.dup_req);
-        if (was_full && (deleted || c.n_imp || bl)) {
+        if (was_full) {
             atomic_store(&st->full, 0);
             log_info("state folder %s: writing again after a full map (%d old records deleted)", st->dir, deleted);
         }
-        if (ret_due) st->next_retention_ns = clock_mono_ns() + (deleted >= (was_full ? EVS_SLICE_FULL : EVS_SLICE) ? 0 : 1000000000ull);
+        if (ret_due) st->next_retention_ns = clock_mono_ns() + ret_next;
     } else if (c.fatal) {
         int full = c.mrc == MDB_MAP_FULL;
         ctr_add(&st->m_commit_fail, 1);
@@ -1529,6 +1616,11 @@ void evstore_render_metrics(sbuf *out, void *arg)
         sbuf_printf(out, "recd_events_dropped_total{kind=\"%s\"} %llu\n", dr_names[i],
                     (unsigned long long)ctr_get(&st->m_dropped[i]));
     sbuf_printf(out,
+                "# HELP recd_events_rows_skipped_total Server impressions stored without their Wide & Deep rows "
+                "(over their bound).\n# TYPE recd_events_rows_skipped_total counter\nrecd_events_rows_skipped_total "
+                "%llu\n",
+                (unsigned long long)ctr_get(&st->m_rows_skipped));
+    sbuf_printf(out,
                 "# HELP recd_events_duplicates_total Client events acknowledged as duplicates (counted once).\n"
                 "# TYPE recd_events_duplicates_total counter\nrecd_events_duplicates_total %llu\n"
                 "# HELP recd_events_expired_total Log records deleted by retention.\n"
@@ -1551,10 +1643,22 @@ void evstore_render_metrics(sbuf *out, void *arg)
     sbuf_printf(out, "recd_events_commit_seconds_sum %.6f\nrecd_events_commit_seconds_count %llu\n",
                 (double)ctr_get(&st->m_commit_ns) * 1e-9, (unsigned long long)cum);
     MDB_envinfo info;
-    uint64_t used = 0;
-    if (mdb_env_info(st->env, &info) == 0) used = ((uint64_t)info.me_last_pgno + 1) * st->psize;
+    /* in use now (a read transaction: the writer's own measure may be old while it is idle) */
+    uint64_t file = 0, used = map_used(st);
+    uint64_t judged = atomic_load_explicit(&st->used_bytes, memory_order_relaxed);
+    if (mdb_env_info(st->env, &info) == 0) file = ((uint64_t)info.me_last_pgno + 1) * st->psize;
     sbuf_printf(out,
-                "# HELP recd_events_state_bytes Bytes of the state folder's LMDB file in use (high-water mark).\n"
+                "# HELP recd_events_state_fill_ratio Share of max_bytes in use as the writer last measured it "
+                "(new records are refused above %g).\n"
+                "# TYPE recd_events_state_fill_ratio gauge\nrecd_events_state_fill_ratio %.6f\n",
+                EVS_HIGH_WATER, st->cfg.max_bytes ? (double)judged / (double)st->cfg.max_bytes : 0.0);
+    sbuf_printf(out,
+                "# HELP recd_events_state_file_bytes Bytes of the state folder's LMDB file written (high-water mark).\n"
+                "# TYPE recd_events_state_file_bytes gauge\nrecd_events_state_file_bytes %llu\n",
+                (unsigned long long)file);
+    sbuf_printf(out,
+                "# HELP recd_events_state_bytes Bytes of the state in use (file minus LMDB's free pages; new records "
+                "stop at 90%% of max_bytes).\n"
                 "# TYPE recd_events_state_bytes gauge\nrecd_events_state_bytes %llu\n"
                 "# HELP recd_events_state_max_bytes The state folder's bound (max_bytes).\n"
                 "# TYPE recd_events_state_max_bytes gauge\nrecd_events_state_max_bytes %llu\n"

@@ -19,8 +19,9 @@
  *               counted once in multi_arm_units; the arm's latency histogram, fallbacks, shown items
  *               (and distinct items: one key per (run, arm, item)); the arm's history point.
  *   event       looked up by request_id (unknown: the whole batch is refused with 422 and the unknown
- *               indices, nothing of it stored); deduplicated by its key - event_id when given, else
- *               (request_id, type, item_id) - a duplicate is acknowledged and counted once (a
+ *               indices, nothing of it stored); deduplicated by its key - (request_id, event_id) when
+ *               event_id is given, else (request_id, type, item_id): the same event_id on two requests
+ *               is two events - a duplicate is acknowledged and counted once (a
  *               duplicate within one batch too); then a log record and, for the impression's unit and
  *               arm, click: c_u += 1; acquisition: a_u += 1, v_u += value; client impression: counted
  *               in impression_events only (the server's own impression already counts the exposure).
@@ -28,12 +29,22 @@
  * and is exactly the sum of what was committed.
  *
  * Bounds: the environment's map size is the folder's bound (max_bytes). Records older than retention_s
- * (log, request-id index, dedup keys) are deleted by the writer in slices; the sums, unit counters and
- * history are kept (an event for a request past retention is 422 unknown). When a commit fails with a
- * full map, its batches are answered 503 and its impressions dropped (counted); until a later commit
- * succeeds (retention freed pages) new batches are refused at once with RC_EFULL. Nothing is dropped
- * silently: recd_events_refused_total{reason}, recd_events_dropped_total{kind} and a log line (at
- * most one per second).
+ * (log, request-id index, dedup keys) are deleted by the writer in slices, each in its own transaction
+ * committed before the cycle's records are applied; the sums, unit counters and history are kept (an
+ * event for a request past retention is 422 unknown). The aggregates that retention keeps - units and
+ * unitarm (about 100 bytes per unit and arm), items (one key per distinct item shown per arm), hist (one
+ * point per arm and history_s), arms, runs - count against max_bytes too and are never deleted by the
+ * store: a long experiment with many units needs a max_bytes that holds them; they are freed only by
+ * deleting the state folder (a new salt starts new aggregates but keeps the old ones).
+ * Headroom: the writer measures the map's fill (pages in use: the environment's last page minus the
+ * free list, over the map size; recd_events_state_fill_ratio) before each cycle; above 90% (EVS_HIGH_WATER)
+ * the cycle's batches are answered 503 and its impressions dropped (counted), so the remaining pages
+ * always leave room for retention's deletes (a slice that finds no room even so - a commit that went past
+ * the mark - is retried smaller, down to one record). A commit that fails with a full map is answered the same
+ * way. After either, new batches and impressions are refused at once with RC_EFULL for a second, then
+ * the writer judges again: writes resume as soon as retention brought the fill below the mark. Nothing
+ * is dropped silently: recd_events_refused_total{reason}, recd_events_dropped_total{kind} and a log line
+ * (at most one per second).
  *
  * Layout (named databases; keys big-endian so that LMDB's order is numeric): meta (format version),
  * runs (experiment name -> declared salt, arms, shares, run id), log (time_us, seq -> record), req
@@ -59,6 +70,8 @@
 #define EVSTORE_MAX_ARMS 8
 #define EVSTORE_MAX_RUNS 64
 #define EVSTORE_MAX_ITEMS 1000 /* items of one impression */
+#define EVSTORE_MAX_ID 255     /* bytes of any id the store keeps (LMDB keys are at most 511 bytes): experiment
+                                  requests with a longer user, session or candidate id are refused (422) */
 #define EV_LAT_BUCKETS 40      /* latency histogram: bucket i counts answers in [ev_lat_bound(i-1), ev_lat_bound(i)) */
 
 typedef struct evstore evstore;
@@ -66,7 +79,7 @@ typedef struct evstore evstore;
 typedef struct evstore_cfg {
     const char *dir;      /* state folder, created if missing (copied) */
     uint64_t max_bytes;   /* bound of the folder: the LMDB map size (default 1 GiB) */
-    double retention_s;   /* log records older are deleted (0: kept) */
+    double retention_s;   /* log records older are deleted (0: kept); seconds, fractions allowed */
     int flush_ms;         /* impressions are committed within this (default 20) */
     size_t queue_bytes;   /* ring of queued impressions (default 16 MiB); full: dropped and counted */
     int sync;             /* 1 (default): fdatasync every commit (survives power loss); 0: the OS page
@@ -104,26 +117,37 @@ int evstore_declare(evstore *st, const ev_run_decl *d, int *run);
 
 /* ---- impressions (the server's own, one per answered request in an experiment) ---- */
 typedef struct ev_impression {
-    api_str request_id;   /* 1..255 bytes */
+    api_str request_id;   /* 1..EVSTORE_MAX_ID bytes */
     int run, arm;         /* from evstore_declare; 0 <= arm < n_arms */
-    api_str unit;         /* the unit (user_id), 1..255 bytes */
-    api_str session;      /* the session for the click export (n == 0: the unit) */
-    api_str model, version; /* the model and version that answered */
-    const api_str *items; /* (n_items) shown, in answer order: position = index + 1 */
+    api_str unit;         /* the unit (user_id), 1..EVSTORE_MAX_ID bytes */
+    api_str session;      /* the session for the click export (n == 0: the unit), 0..EVSTORE_MAX_ID bytes */
+    api_str model, version; /* the model and version that answered, 0..EVSTORE_MAX_ID bytes */
+    const api_str *items; /* (n_items) shown, in answer order: position = index + 1; 1..EVSTORE_MAX_ID bytes */
     int n_items;          /* 0..EVSTORE_MAX_ITEMS */
     double t;             /* unix seconds */
     uint32_t latency_us;  /* request start to answer */
     int fallback;         /* 1: the answer is a fallback (another model, or popular items) */
     /* Labelled rows for the Wide & Deep export (n == 0 when the route has none): a CSV header of the
-     * model's input columns, and for each shown item one CSV line (no newline) of its input values. */
+     * model's input columns, and for each shown item one CSV line (no newline) of its input values.
+     * Compact form (ctx_row.p != NULL, even with n == 0): ctx_row is one CSV line of the context's
+     * values over the header's columns, and rows[i] holds only the item's own values: an empty field
+     * (or a missing trailing one) takes ctx_row's field, a quoted empty field ("") is an explicit empty
+     * value. The export writes the same full rows either way (evstore_export). */
     api_str row_header;
     const api_str *rows;  /* (n_items) or NULL */
+    api_str ctx_row;      /* p NULL: rows are full rows */
+    int rows_skipped;     /* 1: the route had rows but left them out (over its bound): counted */
 } ev_impression;
 
-/* Copy imp into the writer's ring and return. RC_OK; RC_EFULL (ring full or store full: dropped and
- * counted); RC_EINVAL (a field over its bound: nothing queued); RC_ESTATE (the store is closing).
- * Allocates nothing. Every pointer in imp
- * is borrowed for the call only. */
+/* Rows of one impression over this many bytes (row_header + ctx_row + rows, or over a quarter of the
+ * ring's record limit) are not stored: the impression is stored without them and counted in
+ * recd_events_rows_skipped_total (so are rows_skipped and rows over their bounds). */
+#define EVSTORE_ROWS_MAX (256u << 10)
+
+/* Copy imp into the writer's ring and return. RC_OK (also when its rows were left out: counted);
+ * RC_EFULL (ring full or store full: dropped and counted); RC_EINVAL (a field over its bound: nothing
+ * queued); RC_ESTATE (the store is closing). Allocates nothing. Every pointer in imp is borrowed for
+ * the call only. */
 int evstore_impression(evstore *st, const ev_impression *imp);
 
 /* ---- client events (POST /v1/events) ---- */
@@ -131,9 +155,10 @@ typedef enum { EV_IMPRESSION = 1, EV_CLICK = 2, EV_ACQUISITION = 3 } ev_type;
 
 typedef struct ev_event {
     ev_type type;
-    api_str request_id;   /* 1..255 bytes */
-    api_str item_id;      /* 1..255 bytes */
-    api_str event_id;     /* 0..255 bytes; n == 0: the key is (request_id, type, item_id) */
+    api_str request_id;   /* 1..EVSTORE_MAX_ID bytes */
+    api_str item_id;      /* 1..EVSTORE_MAX_ID bytes */
+    api_str event_id;     /* 0..EVSTORE_MAX_ID bytes; the key is (request_id, event_id), or with n == 0
+                             (request_id, type, item_id) */
     double value;         /* acquisitions: the value (0 when not given) */
     double t;             /* unix seconds the server received it */
 } ev_event;
@@ -193,8 +218,12 @@ typedef struct ev_point {
 int evstore_history(evstore *st, int run, int arm, ev_point *pts, int cap);
 
 /* Prometheus series: recd_events_committed_total{type}, recd_events_refused_total{reason},
- * recd_events_dropped_total{kind}, recd_events_commits_total, recd_events_commit_seconds (histogram),
- * recd_events_state_bytes, recd_events_queue_bytes. For metrics_add_collector. */
+ * recd_events_dropped_total{kind}, recd_events_rows_skipped_total, recd_events_commits_total,
+ * recd_events_commit_seconds (histogram),
+ * recd_events_state_bytes (pages in use now: the file's high-water mark minus the free list),
+ * recd_events_state_file_bytes (the file's high-water mark),
+ * recd_events_state_fill_ratio (the writer's last measure, compared with the 0.9 high-water mark),
+ * recd_events_queue_bytes. For metrics_add_collector. */
 void evstore_render_metrics(sbuf *out, void *st);
 
 /* ---- export (`recd events export`) ---- */
@@ -215,8 +244,8 @@ typedef struct ev_export_stats {
  *     the session being the impression's (its session, else its unit), in time order;
  *   rows (may be NULL): Wide & Deep labelled rows: CSV, the header of the first impression that has
  *     rows plus the label column; one line per shown item of each such impression, label 1 when the
- *     item was acquired in that request, else 0. Impressions whose header differs are skipped and
- *     counted (skipped_rows).
+ *     item was acquired in that request, else 0 (compact rows are merged with their ctx_row into the
+ *     same full rows). Impressions whose header differs are skipped and counted (skipped_rows).
  * RC_OK, or RC_EIO / RC_ECORRUPT / RC_ENOTFOUND (no state folder) with a message naming dir. */
 int evstore_export(const char *dir, FILE *clicks, FILE *rows, const ev_export_opts *o, ev_export_stats *st);
 

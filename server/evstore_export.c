@@ -87,6 +87,52 @@ static int has_newline(api_str s)
     return memchr(s.p, '\n', s.n) || memchr(s.p, '\r', s.n) || memchr(s.p, 0, s.n);
 }
 
+/* The CSV field of line p[0..n) that starts at *at (<= n), raw (its quotes kept); *at moves to the next
+ * field's start, or past n after the last. An unterminated quote runs to the end of the line. */
+static api_str csv_next(const char *p, size_t n, size_t *at)
+{
+    size_t b = *at, i = b;
+    if (i < n && p[i] == '"') {
+        for (i++; i < n; i++)
+            if (p[i] == '"') {
+                if (i + 1 < n && p[i + 1] == '"') i++;
+                else {
+                    i++;
+                    break;
+                }
+            }
+    }
+    const char *c = i < n ? memchr(p + i, ',', n - i) : NULL;
+    i = c ? (size_t)(c - p) : n;
+    *at = c ? i + 1 : n + 1;
+    return (api_str){p + b, i - b};
+}
+
+/* The fields of a CSV line. */
+static size_t csv_count(api_str s)
+{
+    size_t k = 0;
+    for (size_t at = 0; at <= s.n; k++) csv_next(s.p, s.n, &at);
+    return k;
+}
+
+/* The full row of a compact one (server/evstore.h, ev_impression.ctx_row) into out: ncols fields (the
+ * header's), each the row's own, else (empty or missing) ctx's, else empty; a quoted empty field ("")
+ * is written empty, as a full row has it. RC_OK or RC_ENOMEM. */
+static int merge_row(sbuf *out, size_t ncols, api_str ctx, api_str row)
+{
+    sbuf_reset(out);
+    size_t ca = 0, ra = 0;
+    for (size_t j = 0; j < ncols; j++) {
+        api_str cf = ca <= ctx.n ? csv_next(ctx.p, ctx.n, &ca) : (api_str){NULL, 0};
+        api_str rf = ra <= row.n ? csv_next(row.p, row.n, &ra) : (api_str){NULL, 0};
+        if (j) sbuf_addc(out, ',');
+        if (rf.n == 0 && cf.n) sbuf_add(out, cf.p, cf.n);
+        else if (rf.n && (rf.n != 2 || rf.p[0] != '"' || rf.p[1] != '"')) sbuf_add(out, rf.p, rf.n);
+    }
+    return sbuf_failed(out) ? rc_error(RC_ENOMEM, "export: out of memory") : RC_OK;
+}
+
 int evstore_export(const char *dir, FILE *clicks, FILE *rows, const ev_export_opts *o, ev_export_stats *stats)
 {
     ev_export_stats local;
@@ -110,6 +156,8 @@ int evstore_export(const char *dir, FILE *clicks, FILE *rows, const ev_export_op
     hset acq = {0}, sess = {0};
     char *header = NULL;
     size_t header_n = 0;
+    sbuf merged; /* a compact row made full */
+    sbuf_init(&merged);
     if ((mrc = mdb_env_create(&env))) return evs_mdb_fail(RC_EIO, mrc, "mdb_env_create", dir);
     mdb_env_set_maxdbs(env, EVS_MAXDBS);
     mdb_env_set_maxreaders(env, 512);
@@ -262,6 +310,7 @@ int evstore_export(const char *dir, FILE *clicks, FILE *rows, const ev_export_op
                 continue;
             }
             evs_rd rd = {im.items_at, r + v.mv_size, 0};
+            size_t ncols = 0; /* the header's fields (counted at the first compact row) */
             api_str items[EVSTORE_MAX_ITEMS];
             for (int i = 0; i < im.n_items; i++) items[i] = evs_str16(&rd);
             for (int i = 0; i < im.n_items; i++) {
@@ -269,6 +318,11 @@ int evstore_export(const char *dir, FILE *clicks, FILE *rows, const ev_export_op
                 if (rd.bad) {
                     rc = rc_error(RC_ECORRUPT, "state folder %s: a malformed impression record", dir);
                     goto out;
+                }
+                if (im.has_rows == 2) {
+                    if (!ncols) ncols = csv_count(im.row_header);
+                    if ((rc = merge_row(&merged, ncols, im.ctx_row, row)) != RC_OK) goto out;
+                    row = (api_str){merged.data ? merged.data : "", merged.len};
                 }
                 if (has_newline(row)) {
                     stats->skipped_rows++;
@@ -295,5 +349,6 @@ out:
     free(acq.t);
     free(sess.t);
     free(header);
+    sbuf_release(&merged);
     return rc;
 }

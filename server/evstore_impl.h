@@ -7,7 +7,7 @@
  *   runs     name "\0" salt -> u32 run, u32 n_arms, f64 shares[n_arms], n_arms x (u8 len, name bytes)
  *   log      u64 time_us, u64 seq -> record (below)
  *   req      request_id -> u8[16] log key, u8 run, u8 arm, str16 unit, str16 session
- *   dedup    u8[16] event key hash -> u8[16] log key
+ *   dedup    u8[16] event key hash -> u8[16] log key (evs_dedup_key)
  *   units    u8 run, u8 arm, unit -> f64 n, a, c, v
  *   unitarm  u8 run, unit -> u8 arm bit mask
  *   arms     u8 run, u8 arm -> ev_arm_report ; u8 run, 0xff -> u64 multi_arm_units
@@ -17,7 +17,8 @@
  * Records (str16: u16 length + bytes; str32: u32 length + bytes):
  *   impression 'I', f64 t, u32 latency_us, u8 run, u8 arm, u8 fallback, u8 has_rows, u16 n_items,
  *              str16 request_id, unit, session, model, version, str32 row_header,
- *              n_items x str16 item, has_rows ? n_items x str32 row
+ *              has_rows == 2 ? str32 ctx_row, n_items x str16 item, has_rows ? n_items x str32 row
+ *              (has_rows: 0 none, 1 full rows, 2 compact rows over ctx_row: ev_impression.ctx_row)
  *   event      'E', u8 type, u8 run, u8 arm, f64 value, f64 t, str16 request_id, item_id, event_id,
  *              unit, session
  */
@@ -112,6 +113,7 @@ typedef struct evs_imp {
     uint32_t latency_us;
     int run, arm, fallback, has_rows, n_items;
     api_str request_id, unit, session, model, version, row_header;
+    api_str ctx_row;         /* has_rows == 2: the context's row (rows hold the items' own fields) */
     const uint8_t *items_at; /* n_items x str16, then (has_rows) n_items x str32 */
 } evs_imp;
 
@@ -126,7 +128,8 @@ typedef struct evs_ev {
 int evs_decode_imp(const uint8_t *v, size_t n, evs_imp *out);
 int evs_decode_ev(const uint8_t *v, size_t n, evs_ev *out);
 
-/* The 16-byte dedup key of an event: its event_id when given, else (request_id, type, item_id). */
+/* The 16-byte dedup key of an event: (request_id, event_id) when event_id is given, else (request_id,
+ * type, item_id). */
 void evs_dedup_key(int type, api_str request_id, api_str item_id, api_str event_id, uint8_t out[16]);
 
 /* rc_error naming the folder and LMDB's reason; returns code. */

@@ -188,6 +188,15 @@ static int valid_request_id(const char *s)
     return n > 0;
 }
 
+void http_request_id_unique(http_req *r)
+{
+    if (!r->request_id_client) return;
+    size_t n = strnlen(r->request_id, HTTP_REQUEST_ID_MAX);
+    snprintf(r->request_id + n, sizeof r->request_id - n, ".%s-%llx", req_prefix,
+             (unsigned long long)atomic_fetch_add_explicit(&req_counter, 1, memory_order_relaxed));
+    r->request_id_client = 0;
+}
+
 /* 1 when a Content-Type names JSON: application/json or application/<x>+json (case-insensitive), with
  * optional parameters of which a charset must be UTF-8 (RFC 8259 section 8.1). */
 static int json_content_type(const char *ct)
@@ -480,7 +489,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->out = &cc->out;
         r->t0_ns = http_now_ns();
         const char *rid = http_header(r, "X-Request-Id");
-        if (rid && valid_request_id(rid))
+        r->request_id_client = rid && valid_request_id(rid);
+        if (r->request_id_client)
             snprintf(r->request_id, sizeof r->request_id, "%s", rid);
         else
             snprintf(r->request_id, sizeof r->request_id, "%s-%llx", req_prefix,

@@ -39,7 +39,8 @@
 struct server;
 struct MHD_Connection;
 
-#define HTTP_REQUEST_ID_MAX 64
+#define HTTP_REQUEST_ID_MAX 64  /* a client's X-Request-Id, at most (longer or other bytes: the server makes one) */
+#define HTTP_REQUEST_ID_CAP 96  /* request_id's buffer: a client id and the suffix http_request_id_unique adds */
 
 /* The Content-Security-Policy of every text/html answer (recd's own pages, server/ui.c): inline style
  * and script only, fetches to the same origin, nothing external (no script, font, image, frame, form
@@ -57,7 +58,10 @@ struct http_req {
     int nparams;
     const char *body; /* the request body (NUL-terminated), body_len bytes; valid during the request */
     size_t body_len;
-    char request_id[HTTP_REQUEST_ID_MAX + 1];
+    char request_id[HTTP_REQUEST_ID_CAP];
+    /* 1: request_id is the client's X-Request-Id (a client may send the same one twice); 0: the server made
+     * it ("<process prefix>-<counter hex>": unique per process start) */
+    int request_id_client;
     uint64_t t0_ns; /* monotonic time the request started */
     /* The answer, filled by the handler. */
     int status;
@@ -104,6 +108,13 @@ http_req *http_detached_new(struct server *srv);
 void http_detached_end(http_req *r);
 /* Destroys the slots and frees the context. NULL is a no-op. */
 void http_detached_free(http_req *r);
+
+/* Make r->request_id unique to this request when it came from the client (r->request_id_client):
+ * append "." and a server-unique suffix ("<client id>.<process prefix>-<counter hex>"), so that a client
+ * id reused by another request (a retry, another user, a gateway's trace id) never names two answers.
+ * Call before the answer is rendered: the answer's request_id and its X-Request-Id header carry the new
+ * id. A server-made id is left as it is; calling twice changes nothing more. Allocates nothing. */
+void http_request_id_unique(http_req *r);
 
 /* Monotonic nanoseconds. */
 uint64_t http_now_ns(void);

@@ -670,6 +670,13 @@ int route_next(http_req *r)
                                                             req.user_id.n > 0, req.model.n > 0, MODEL_CAP_NEXT, &j->x)
                                         : route_acquire(r, req.model.p, req.model.n, MODEL_CAP_NEXT);
     if (!v) return HTTP_DONE;
+    if (j->x.e && j->x.arm >= 0 && req.session_id.n > EVSTORE_MAX_ID) { /* the impression's session */
+        http_problem(r, 422, "unprocessable-request",
+                     "session_id: %zu bytes; in an experiment ids are at most %d bytes (the event store's bound)",
+                     req.session_id.n, EVSTORE_MAX_ID);
+        registry_release(srv->reg, v);
+        return HTTP_DONE;
+    }
     const model_next_ops *ops = v->type->next;
     const idmap *items = version_items(v);
     int64_t N = version_n(v);

@@ -8,8 +8,10 @@
  *       "version":"3", "user_id":"u1", "request_id":"..."}
  * In an experiment ("experiment":"homepage" with "user_id", no "model"): the model of the user's arm
  * answers (route_exp_acquire), the answer adds "experiment" and "arm", and the impression is recorded
- * before the answer goes out: the shown items and, for the Wide & Deep export, one CSV row per shown item
- * (its input values: the candidate's over the context's) under the model's input columns.
+ * before the answer goes out: the shown items and, for the Wide & Deep export, the model's input columns,
+ * the context's values once and per shown item the candidate's own values (compact rows: the export
+ * merges them into one full row per item; over EVSTORE_ROWS_MAX bytes the impression goes without rows,
+ * counted in recd_events_rows_skipped_total).
  *
  * The route is: parse the body (api/rank_req.h: syntax, top-level fields), pick the version
  * (route_acquire: the named model, else the first configured one that has `rank`), decode the features
@@ -149,50 +151,66 @@ static void csv_value(sbuf *out, const feat_value *fv)
     }
 }
 
-/* Record the shown candidates idx[0..n) of req: their ids and one CSV row each (the candidate's value of
- * each input, else the context's; missing: empty; numbers %.17g), in this thread's buffers. The
- * context's fields are formatted once and copied into each row that takes them. RC_OK or RC_ENOMEM
- * (nothing recorded). */
+/* n commas (a row's empty fields before a value). */
+static void add_commas(sbuf *out, int n)
+{
+    static const char commas[] = ",,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,";
+    for (size_t k = sizeof commas - 1; n > 0; n -= (int)k) sbuf_add(out, commas, (size_t)n < k ? (size_t)n : k);
+}
+
+/* Record the shown candidates idx[0..n) of req: their ids and the Wide & Deep rows in the compact form
+ * (server/evstore.h, ev_impression.ctx_row): the context's values once (ctx_row: strings quoted when
+ * needed, numbers as %.17g, missing empty), then per shown item only the candidate's own values (an
+ * empty field takes the context's, an empty string is written "", trailing empty fields are left
+ * out). When the rows pass EVSTORE_ROWS_MAX bytes (a wide context, many candidates) formatting stops
+ * and the impression is recorded without them (rows_skipped: counted by the store): the exposure is
+ * never lost. This thread's text buffer is freed after a request that grew it past twice that bound
+ * (a row is bounded by the request body). RC_OK or RC_ENOMEM (the items' buffer: nothing recorded). */
 static int expose(http_req *r, const route_exp *x, const model_version *v, const rank_vscr *vs, const rank_req *req,
                   const int32_t *idx, int n)
 {
-    enum { CTX_CACHE = 256 }; /* inputs whose context field is formatted once (beyond: per row) */
     api_str *items, *rows;
     sbuf *text;
     if (route_exp_buffers(n, &items, &rows, &text) != RC_OK) return RC_ENOMEM;
     if (n > EVSTORE_MAX_ITEMS) n = EVSTORE_MAX_ITEMS;
     const feat_spec *sp = vs->in.spec;
-    int nin = sp->ninputs;
-    uint32_t coff[CTX_CACHE], clen[CTX_CACHE];
-    for (int f = 0; f < nin && f < CTX_CACHE; f++) { /* the context's fields, at the start of text */
-        coff[f] = (uint32_t)text->len;
-        if (f != sp->label) csv_value(text, &req->ctx[f]);
-        clen[f] = (uint32_t)(text->len - coff[f]);
+    int nin = sp->ninputs, skipped = 0;
+    for (int f = 0, col = 0; f < nin && !skipped; f++) { /* the context's row */
+        if (f == sp->label) continue;
+        if (col++) sbuf_addc(text, ',');
+        csv_value(text, &req->ctx[f]);
+        skipped = text->len > EVSTORE_ROWS_MAX;
     }
-    size_t at = text->len;
+    size_t ctx_n = text->len;
     for (int i = 0; i < n; i++) {
         int c = idx[i];
         items[i] = req->ids[c];
+        if (skipped) continue;
         size_t start = text->len;
-        for (int f = 0, first = 1; f < nin; f++) {
+        const feat_value *cv = &req->cand[(size_t)c * nin];
+        for (int f = 0, col = 0, pend = 0; f < nin; f++) {
             if (f == sp->label) continue;
-            if (!first) sbuf_addc(text, ',');
-            first = 0;
-            const feat_value *fv = &req->cand[(size_t)c * nin + f];
-            if (fv->kind != FEAT_V_MISSING) csv_value(text, fv);
-            else if (f >= CTX_CACHE) csv_value(text, &req->ctx[f]);
-            else if (clen[f] && sbuf_reserve(text, clen[f]) == RC_OK) /* no move while copying from itself */
-                sbuf_add(text, text->data + coff[f], clen[f]);
+            if (col++) pend++;
+            if (cv[f].kind == FEAT_V_MISSING) continue;
+            add_commas(text, pend);
+            pend = 0;
+            if (cv[f].kind == FEAT_V_STR && cv[f].len == 0) sbuf_add(text, "\"\"", 2); /* not the context's */
+            else csv_value(text, &cv[f]);
         }
         rows[i].n = text->len - start; /* pointers once the text stops moving */
+        skipped = text->len > EVSTORE_ROWS_MAX;
     }
-    if (sbuf_failed(text)) return rc_error(RC_ENOMEM, "out of memory for the impression's rows");
-    for (int i = 0; i < n; i++) {
-        rows[i].p = text->data ? text->data + at : "";
-        at += rows[i].n;
+    skipped |= sbuf_failed(text); /* out of memory for the rows: the impression without them */
+    const char *base = text->data && !skipped ? text->data : "";
+    for (size_t i = 0, at = ctx_n; i < (size_t)n && !skipped; at += rows[i].n, i++) rows[i].p = base + at;
+    ev_impression imp = {.items = items, .n_items = n, .rows_skipped = skipped};
+    if (!skipped) {
+        imp.row_header = (api_str){vs->header.data ? vs->header.data : "", vs->header.len};
+        imp.rows = rows;
+        imp.ctx_row = (api_str){base, ctx_n};
     }
-    api_str header = {vs->header.data ? vs->header.data : "", vs->header.len};
-    route_exp_expose(r, x, v, (api_str){NULL, 0}, items, n, header, rows, 0);
+    route_exp_record(r, x, v, &imp);
+    if (text->cap > 2 * (size_t)EVSTORE_ROWS_MAX) sbuf_release(text); /* a wide request's bytes are not kept */
     return RC_OK;
 }
 
@@ -236,6 +254,14 @@ int route_rank(http_req *r)
         problem(r, st, detail);
         goto done;
     }
+    if (x.e && x.arm >= 0) /* the impression keys its items by id: the event store's bound applies */
+        for (size_t c = 0; c < req.n_cand; c++)
+            if (req.ids[c].n > EVSTORE_MAX_ID) {
+                http_problem(r, 422, "unprocessable-request",
+                             "candidates[%zu].item_id: %zu bytes; in an experiment ids are at most %d bytes (the "
+                             "event store's bound)", c, req.ids[c].n, EVSTORE_MAX_ID);
+                goto done;
+            }
     const float *logit, *prob;
     int bad = -1, n = (int)req.n_cand;
     if (ops->score(v->handle, vs->msc, req.ctx, req.cand, n, &logit, &prob, &bad) != RC_OK) {

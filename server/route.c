@@ -323,6 +323,9 @@ model_version *route_exp_acquire(http_req *r, const char *exp, size_t exp_n, api
     x->e = e;
     x->unit = user_id;
     x->arm = exp_assign(e, user_id.p, user_id.n, clock_wall_s());
+    /* the impression is keyed by the request id: a client's X-Request-Id gets a server-unique suffix (a
+     * reused one would drop this impression and credit its events to another request's unit) */
+    if (x->arm >= 0) http_request_id_unique(r);
     const char *control = e->arms[e->control].entry;
     if (x->arm >= 0 && x->arm != e->control) {
         model_version *v = registry_acquire(srv->reg, e->arms[x->arm].entry, NULL);
@@ -347,25 +350,32 @@ void route_exp_fields(http_req *r, const route_exp *x)
 void route_exp_expose(http_req *r, const route_exp *x, const model_version *v, api_str session, const api_str *items,
                       int n, api_str row_header, const api_str *rows, int fallback)
 {
-    if (!x->e || x->arm < 0 || !r->srv->events) return;
-    if (n > EVSTORE_MAX_ITEMS) n = EVSTORE_MAX_ITEMS;
-    uint64_t now = clock_mono_ns();
-    uint64_t us = now > r->t0_ns ? (now - r->t0_ns) / 1000 : 0;
     ev_impression imp = {
-        .request_id = {r->request_id, strlen(r->request_id)},
-        .run = x->e->run,
-        .arm = x->arm,
-        .unit = x->unit,
         .session = session,
-        .model = {v->model, strlen(v->model)},
-        .version = {v->version_str, strlen(v->version_str)},
         .items = items,
-        .n_items = n < 0 ? 0 : n,
-        .t = clock_wall_s(),
-        .latency_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us,
-        .fallback = x->fallback || fallback,
+        .n_items = n,
+        .fallback = fallback,
         .row_header = rows ? row_header : (api_str){NULL, 0},
         .rows = rows,
     };
-    evstore_impression(r->srv->events, &imp); /* a refusal is counted by the store */
+    route_exp_record(r, x, v, &imp);
+}
+
+void route_exp_record(http_req *r, const route_exp *x, const model_version *v, ev_impression *imp)
+{
+    if (!x->e || x->arm < 0 || !r->srv->events) return;
+    if (imp->n_items > EVSTORE_MAX_ITEMS) imp->n_items = EVSTORE_MAX_ITEMS;
+    if (imp->n_items < 0) imp->n_items = 0;
+    uint64_t now = clock_mono_ns();
+    uint64_t us = now > r->t0_ns ? (now - r->t0_ns) / 1000 : 0;
+    imp->request_id = (api_str){r->request_id, strlen(r->request_id)};
+    imp->run = x->e->run;
+    imp->arm = x->arm;
+    imp->unit = x->unit;
+    imp->model = (api_str){v->model, strlen(v->model)};
+    imp->version = (api_str){v->version_str, strlen(v->version_str)};
+    imp->t = clock_wall_s();
+    imp->latency_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    imp->fallback = x->fallback || imp->fallback;
+    evstore_impression(r->srv->events, imp); /* a refusal is counted by the store */
 }

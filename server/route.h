@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "core/sbuf.h"
+#include "server/evstore.h"
 #include "server/experiment.h"
 #include "server/http.h"
 #include "server/registry.h"
@@ -96,7 +97,9 @@ typedef struct route_exp {
  *       state.dir, so only a server built otherwise meets it);
  *   route_acquire's answers for the control's model when no model can answer (404/503/422).
  * The arm is exp_assign(now): -1 -> the control arm's model answers; an arm whose model cannot answer
- * (not loaded, or without cap) -> the control's, x->fallback = 1. Allocates nothing; takes the
+ * (not loaded, or without cap) -> the control's, x->fallback = 1. In an arm (x->arm >= 0) a request id
+ * taken from the client's X-Request-Id gets a server-unique suffix (http_request_id_unique): the
+ * answer's request_id, which events are posted against, names this answer only. Allocates nothing; takes the
  * registry mutex for one pointer read (twice on a fallback). */
 model_version *route_exp_acquire(http_req *r, const char *exp, size_t exp_n, api_str user_id, int has_user,
                                  int has_model, model_cap cap, route_exp *x);
@@ -114,6 +117,11 @@ void route_exp_fields(http_req *r, const route_exp *x);
  * (recd_events_dropped_total); the answer goes out regardless. Allocates nothing. */
 void route_exp_expose(http_req *r, const route_exp *x, const model_version *v, api_str session, const api_str *items,
                       int n, api_str row_header, const api_str *rows, int fallback);
+/* route_exp_expose with the caller's impression: imp's session, items, n_items, fallback and row fields
+ * (row_header, rows, ctx_row, rows_skipped: server/evstore.h) as the caller set them; the request id,
+ * run, arm, unit, model, version, time, latency and x->fallback are set here (imp is modified; its
+ * pointers are borrowed for the call). Same contract otherwise. */
+void route_exp_record(http_req *r, const route_exp *x, const model_version *v, ev_impression *imp);
 
 /* This thread's impression buffers: *items and *rows with room for n entries each (kept and grown; n
  * is capped at EVSTORE_MAX_ITEMS), and *text, an empty sbuf for the rows' bytes (its capacity kept:

@@ -79,8 +79,9 @@ static const cfg_def serve_defs[] = {
                "POST /v1/events answers 404"),
     CFG_INT("events.max_bytes", server_cfg, ev_max_bytes, 1LL << 30, 1LL << 20, 1LL << 40,
             "bound of the state folder (bytes); full: events refused with 503"),
-    CFG_INT("events.retention_days", server_cfg, ev_retention_days, 90, 0, 36500,
-            "event log records older are deleted (the report's sums are kept; 0: kept)"),
+    CFG_DOUBLE("events.retention_days", server_cfg, ev_retention_days, 90, 0, 36500,
+               "event log records older are deleted (fractions allowed: 0.5 = 12 h; the report's sums are kept; "
+               "0: kept). New records stop at 90% of max_bytes: retention's deletes use the rest"),
     CFG_INT("events.flush_ms", server_cfg, ev_flush_ms, 20, 1, 1000, "impressions are committed within"),
     CFG_BOOL("events.sync", server_cfg, ev_sync, 1,
              "fdatasync every commit (false: survives kill -9, not a power loss)"),

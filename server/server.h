@@ -53,7 +53,8 @@ typedef struct server_cfg {
     char *log_level;
     json_t *experiments;
     char *state_dir;
-    long long ev_max_bytes, ev_retention_days, ev_flush_ms, ev_queue_bytes, ev_history_s, ev_max_batch;
+    long long ev_max_bytes, ev_flush_ms, ev_queue_bytes, ev_history_s, ev_max_batch;
+    double ev_retention_days;
     int ev_sync;
 } server_cfg;
 

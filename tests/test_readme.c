@@ -280,6 +280,16 @@ static char *with_host(const char *cmd, const char *host)
     return out;
 }
 
+/* The server of the README's examples is the demo's (bench/demo.sh: the same models and experiments). */
+#define README_MODELS "[\"gru4rec\",\"itemknn\",\"widedeep\"]"
+#define README_EXPERIMENTS                                                                                       \
+    "[{\"name\":\"next-demo\",\"salt\":\"next-demo-1\",\"unit\":\"user_id\",\"control\":\"gru4rec\","                 \
+    "\"arms\":[{\"name\":\"gru4rec\",\"model\":\"gru4rec\",\"share\":0.5},"                                        \
+    "{\"name\":\"itemknn\",\"model\":\"itemknn\",\"share\":0.5}]},"                                                 \
+    "{\"name\":\"rank-demo\",\"salt\":\"rank-demo-1\",\"unit\":\"user_id\",\"control\":\"v1\","                      \
+    "\"arms\":[{\"name\":\"v1\",\"model\":\"widedeep\",\"version\":\"1\",\"share\":0.5},"                           \
+    "{\"name\":\"latest\",\"model\":\"widedeep\",\"share\":0.5}]}]"
+
 /* Train the README's models on synthetic data into dir/snapshots, the way bench/demo.sh does. */
 static void train_models(const char *dir)
 {
@@ -299,6 +309,11 @@ static void train_models(const char *dir)
                   bin, dir, dir);
     if (rc != 0) FAIL("recd train gru4rec failed (%d): %s", rc, out);
     rc = test_run(out, sizeof out,
+                  "%s train itemknn -c configs/itemknn.json --data %s/sessions.tsv --out %s/snapshots --quiet "
+                  "--data.item_col item_id --data.time_col timestamp --data.split_time 0",
+                  bin, dir, dir);
+    if (rc != 0) FAIL("recd train itemknn failed (%d): %s", rc, out);
+    rc = test_run(out, sizeof out,
                   "%s train widedeep -c bench/demo_ctr.json --train %s/ctr_train.csv --test %s/ctr_test.csv "
                   "--out %s/snapshots",
                   bin, dir, dir, dir);
@@ -307,9 +322,10 @@ static void train_models(const char *dir)
 
 static pid_t start_server(const char *dir, int port)
 {
-    char port_s[16], root[1024], log[1024];
+    char port_s[16], root[1024], log[1024], state[1024];
     snprintf(port_s, sizeof port_s, "%d", port);
     snprintf(root, sizeof root, "%s/snapshots", dir);
+    snprintf(state, sizeof state, "%s/state", dir);
     snprintf(log, sizeof log, "%s/serve.log", dir);
     fflush(NULL);
     pid_t pid = fork();
@@ -321,7 +337,7 @@ static pid_t start_server(const char *dir, int port)
         setenv("RECD_ADMIN_TOKEN", "secret", 1); /* the README's reload example */
         execl(test_recd_bin(), "recd", "serve", "-c", "configs/recd.json", "--http.bind", "127.0.0.1",
               "--http.port", port_s, "--http.threads", "2", "--snapshots.root", root, "--snapshots.models",
-              "[\"gru4rec\",\"widedeep\"]", (char *)NULL);
+              README_MODELS, "--state.dir", state, "--experiments", README_EXPERIMENTS, (char *)NULL);
         _exit(127);
     }
     char out[4096];
@@ -424,6 +440,20 @@ TEST_TIMEOUT(readme_demo_runs_to_the_end, 90)
     ASSERT_CONTAINS(out, "{\"status\":\"ready\"");
     ASSERT_CONTAINS(out, "recd_sessions 1");
     ASSERT_CONTAINS(out, "Content-Type: application/problem+json");
+    /* the retraining loop: experiments, events, reports, export, retrain, swap */
+    ASSERT_CONTAINS(out, "\"experiment\":\"rank-demo\"");
+    ASSERT_CONTAINS(out, "{\"accepted\":2,\"duplicates\":0");
+    ASSERT_CONTAINS(out, "requests to /v1/next, ");
+    ASSERT_CONTAINS(out, "requests to /v1/rank, ");
+    ASSERT_CONTAINS(out, "  itemknn  version 1: ");
+    ASSERT_CONTAINS(out, "(mismatch false)");
+    ASSERT_CONTAINS(out, "/ui/experiments/next-demo");
+    ASSERT_CONTAINS(out, "recd events export --state ");
+    ASSERT_CONTAINS(out, "clicks.tsv: ");
+    ASSERT_CONTAINS(out, " positive, 0 skipped");
+    ASSERT_CONTAINS(out, "version=2");
+    ASSERT_CONTAINS(out, "  gru4rec serves version 2 ");
+    ASSERT_CONTAINS(out, "  widedeep serves version 2 ");
     ASSERT_CONTAINS(out, "demo done");
     /* the server it started is gone */
     char log[1024];
@@ -465,7 +495,7 @@ TEST_TIMEOUT(readme_demo_port_taken, 90)
 TEST(readme_documents_every_command_and_route)
 {
     char *text = readme_text();
-    static const char *cmds[] = {"train", "eval", "split", "synth", "inspect", "serve", NULL};
+    static const char *cmds[] = {"train", "eval", "split", "synth", "inspect", "serve", "events", NULL};
     char help[8192];
     ASSERT_EQ(test_run(help, sizeof help, "%s --help", test_recd_bin()), 0);
     char want[128];
@@ -502,7 +532,7 @@ TEST(readme_flags_exist)
     const char *bin = test_recd_bin();
     int rc = test_run(help, sizeof help,
                       "for c in 'train gru4rec' 'train itemknn' 'train widedeep' 'eval gru4rec' 'eval pop' 'eval recentpop' "
-                      "'eval widedeep' 'split' 'synth' 'inspect' 'serve'; do %s $c --help; done",
+                      "'eval widedeep' 'split' 'synth' 'inspect' 'serve' 'events export'; do %s $c --help; done",
                       bin);
     ASSERT_EQ(rc, 0);
     int checked = 0;

@@ -242,6 +242,26 @@ TEST_TIMEOUT(server_exp_routes, 120)
     ASSERT_EQ(r.status, 422);
     ASSERT_CONTAINS(r.body, "at most 255 bytes");
     tresp_free(&r);
+    /* a candidate id longer than the store keeps: refused for units in the experiment (their impression
+     * could not be stored), served for the others (nothing is logged for them) */
+    memset(longu, 'i', 256); /* limits.max_id_len (256) accepts it */
+    longu[256] = '\0';
+    int refused = 0, served = 0;
+    for (int u = 0; u < 40; u++) {
+        snprintf(body, sizeof body,
+                 "{\"experiment\":\"home\",\"user_id\":\"long%d\",\"candidates\":[{\"item_id\":\"%s\"}]}", u, longu);
+        ASSERT_EQ(tconn_http(&c, "POST", "/v1/rank", body, strlen(body), NULL, &r), 0);
+        if (r.status == 422) {
+            ASSERT_CONTAINS(r.body, "candidates[0].item_id: 256 bytes; in an experiment ids are at most 255 bytes");
+            refused++;
+        } else {
+            ASSERT_EQ(r.status, 200);
+            ASSERT_CONTAINS(r.body, "\"arm\":null");
+            served++;
+        }
+        tresp_free(&r);
+    }
+    ASSERT(refused > 0);
     ASSERT(c.requests > 200);
     tconn_close(&c);
 
