@@ -3,9 +3,10 @@
  * A model type is a table of capabilities, in the style of h2o's handler structs: the loading part every
  * type has (load, free), a few optional hooks (fingerprint, warm) and one optional operation table per
  * kind of request it can answer (`next`: session step + scoring of every item; `rank`: score given
- * candidates). A route asks a loaded version "do you have `next`?" (model_type.next != NULL) and answers
- * 422 when not; no route or registry code names a model type. Later capabilities (`rate`, `recommend`,
- * `similar`, `embed`) are added here as one more table pointer by the issue that brings their first
+ * candidates; `rate`: predicted ratings of a user's items; `recommend`: the best unseen items of a
+ * user). A route asks a loaded version "do you have `next`?" (model_type.next != NULL) and answers
+ * 422 when not; no route or registry code names a model type. Later capabilities (`similar`, `embed`)
+ * are added here as one more table pointer by the issue that brings their first
  * model; a type leaves the tables it does not implement NULL.
  *
  * Registration: models/model.c holds the list of serving types (one line per type); trainer/train.c
@@ -79,6 +80,43 @@ typedef struct model_rank_ops {
                  const float **logit, const float **prob, int *bad);
 } model_rank_ops;
 
+/* `rate`: predict the rating a user would give items (the rating models: biased MF, AutoRec, RBMs,
+ * LLORMA). Users are indices in [0, U) of the type's `users` vocabulary, items in [0, N) of `items`;
+ * -1 stands for an id the model has not seen. */
+typedef struct model_rate_ops {
+    /* Scratch for predicting up to max_b items of one user at a time. NULL on ENOMEM (message set).
+     * scratch_free(NULL) is a no-op. */
+    void *(*scratch_new)(const void *m, int max_b);
+    void (*scratch_free)(void *scratch);
+    /* Predicted ratings of user u (-1: unknown) for items[0..B) (-1: unknown): out (B), fallback (B)
+     * set to 1 where the model had no basis for a prediction (unknown user or item: the model's
+     * default rating, meta "default_rating", 3 unless the trainer says otherwise) and 0 elsewhere.
+     * Predictions are not clipped to the rating scale. No allocation. */
+    void (*predict)(const void *m, int32_t u, const int32_t *items, int B, float *out, uint8_t *fallback,
+                    void *scratch);
+} model_rate_ops;
+
+/* `recommend`: the best items for a known user (rating models; later VBPR, WMF, text models). */
+typedef struct model_recommend_ops {
+    /* The user vocabulary (external id <-> index in [0, U)), borrowed, lives as long as m. */
+    const idmap *(*users)(const void *m);
+    /* The items user u interacted with in training (never recommended to u): *items points at n
+     * sorted, distinct indices in [0, N) (borrowed, lives as long as m); returns n (0: none). */
+    int64_t (*seen)(const void *m, int32_t u, const int32_t **items);
+    /* Scratch for score and query (one user at a time). NULL on ENOMEM. scratch_free(NULL) no-op. */
+    void *(*scratch_new)(const void *m);
+    void (*scratch_free)(void *scratch);
+    /* Scores of every item for user u in [0, U): scores (N), caller's buffer, every entry written,
+     * higher is better (for a rating model: the predicted rating, up to a per-user constant). */
+    void (*score)(const void *m, int32_t u, float *scores, void *scratch);
+    /* Optional (NULL: none; then query is NULL too). The item matrix behind score (see
+     * model_item_matrix; q_offset is 0) or RC_ENOTFOUND with a message. */
+    int (*item_matrix)(const void *m, model_item_matrix *out);
+    /* With item_matrix: the query of user u, q (D floats, caller's buffer), such that
+     * q . W[i] + bias[i] equals score(u)[i] up to float rounding and a per-user constant. */
+    void (*query)(const void *m, int32_t u, float *q, void *scratch);
+} model_recommend_ops;
+
 typedef struct model_type {
     const char *name; /* the "model" field of a snapshot's meta, e.g. "gru4rec" */
     const char *help; /* one line: what the model is */
@@ -102,6 +140,8 @@ typedef struct model_type {
     /* Capabilities: NULL when the type lacks one. */
     const model_next_ops *next;
     const model_rank_ops *rank;
+    const model_rate_ops *rate;
+    const model_recommend_ops *recommend;
 } model_type;
 
 /* The type called name (a snapshot meta's "model"), or NULL. */
