@@ -10,7 +10,8 @@
 #   VISITS=30000 CANDIDATES=10 K=1 SEED=1 SNAPSHOTS=DIR sh bench/ab_replay.sh   (DIR: reuse trained models)
 # Needs ../shared/data/uci-adult (RECD_SHARED overrides ../shared), curl, libcurl and jansson headers.
 set -eu
-BIN=${RECD_BIN:-bin/recd}
+# shellcheck source=bench/lib_serve.sh
+. "$(dirname "$0")/lib_serve.sh"
 DATA=${RECD_SHARED:-../shared}/data/uci-adult
 VISITS=${VISITS:-20000}
 CANDIDATES=${CANDIDATES:-10}
@@ -19,11 +20,8 @@ SEED=${SEED:-1}
 PORT=${PORT:-18941}
 [ -x "$BIN" ] || { echo "ab_replay.sh: $BIN not built (make)" >&2; exit 1; }
 [ -f "$DATA/adult.test" ] || { echo "ab_replay.sh: $DATA/adult.test absent" >&2; exit 1; }
-TMP=$(mktemp -d /tmp/ab-replay.XXXXXX)
+serve_tmp ab-replay
 SNAPSHOTS=${SNAPSHOTS:-$TMP/snaps}
-PID=
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
 
 cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -o "$TMP/ab_replay" bench/ab_replay.c \
   $(pkg-config --cflags --libs libcurl jansson) -lm
@@ -40,8 +38,5 @@ cat > "$TMP/recd.json" <<JSON
            {"name":"wide_deep","model":"widedeep","share":0.3333}]}],
  "log_level":"warn"}
 JSON
-"$BIN" serve -c "$TMP/recd.json" 2>"$TMP/serve.log" &
-PID=$!
-i=0; until curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null; do
-  i=$((i+1)); [ $i -lt 200 ] || { cat "$TMP/serve.log" >&2; exit 1; }; sleep 0.1; done
+serve_start "$TMP/serve.log" -c "$TMP/recd.json"
 "$TMP/ab_replay" "$PORT" "$DATA/adult.test" adult "$VISITS" "$CANDIDATES" "$K" "$SEED"

@@ -18,8 +18,10 @@
 # Needs wrk, curl and ../shared/data/uci-adult (RECD_SHARED overrides ../shared) unless SNAPSHOTS has a
 # widedeep model. The machine is shared: medians of alternated runs are the figures, not one run's rate.
 set -eu
-BIN=${RECD_BIN:-bin/recd}
-DATA=${RECD_SHARED:-../shared}/data/uci-adult
+# shellcheck source=bench/lib_serve.sh
+. "$(dirname "$0")/lib_serve.sh"
+# shellcheck source=bench/lib_adult.sh
+. "$(dirname "$0")/lib_adult.sh"
 DUR=${DUR:-8}
 ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-16}
@@ -28,15 +30,9 @@ PORT=${PORT:-18947}
 EVENTS_SYNC=${EVENTS_SYNC:-true}
 ONLY=${ONLY:-}
 command -v wrk >/dev/null || { echo "events_http.sh: wrk not installed (make deps)" >&2; exit 1; }
-TMP=$(mktemp -d /tmp/events-http.XXXXXX)
+serve_tmp events-http
 SNAPSHOTS=${SNAPSHOTS:-$TMP/snaps}
-PID=
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
-if [ ! -d "$SNAPSHOTS/widedeep" ]; then
-  "$BIN" train widedeep -c configs/widedeep_adult.json --train "$DATA/adult.data" --test "$DATA/adult.test" \
-    --epochs 10 --eval_every 0 --out "$SNAPSHOTS" 2>/dev/null
-fi
+adult_widedeep "$SNAPSHOTS"
 cat > "$TMP/recd.json" <<JSON
 {"http":{"bind":"127.0.0.1","port":$PORT,"threads":$THREADS},"snapshots":{"root":"$SNAPSHOTS","models":["widedeep"]},
  "state":{"dir":"$TMP/state"},"events":{"sync":$EVENTS_SYNC},
@@ -44,24 +40,11 @@ cat > "$TMP/recd.json" <<JSON
    "arms":[{"name":"a","model":"widedeep","share":0.5},{"name":"b","model":"widedeep","share":0.5}]}],
  "log_level":"warn"}
 JSON
-"$BIN" serve -c "$TMP/recd.json" 2>"$TMP/serve.log" &
-PID=$!
-i=0; until curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null; do
-  i=$((i+1)); [ $i -lt 200 ] || { cat "$TMP/serve.log" >&2; exit 1; }; sleep 0.1; done
+serve_start "$TMP/serve.log" -c "$TMP/recd.json"
 
-# The rank request of bench/rank_adult.sh without its opening brace: each script adds the user and
-# experiment/model.
-awk 'BEGIN {
-  split("Tech-support Craft-repair Other-service Sales Exec-managerial Prof-specialty Handlers-cleaners Machine-op-inspct Adm-clerical Farming-fishing", occ, " ")
-  split("Private Self-emp-not-inc Local-gov State-gov Federal-gov", wc, " ")
-  printf "\"k\":10,\"context\":{\"age\":41,\"education\":\"Bachelors\",\"education_num\":13,"
-  printf "\"marital_status\":\"Married-civ-spouse\",\"relationship\":\"Husband\",\"capital_gain\":0,\"capital_loss\":0},\"candidates\":["
-  for (i = 0; i < 100; i++) {
-    printf "%s{\"item_id\":\"job%d\",\"features\":{\"occupation\":\"%s\",\"hours_per_week\":%d,\"workclass\":\"%s\"}}",
-      (i ? "," : ""), i, occ[i % 10 + 1], 20 + (i * 7) % 45, wc[int(i / 10) % 5 + 1]
-  }
-  printf "]}"
-}' > "$TMP/rest.json"
+# The rank request of bench/rank_adult.sh (bench/lib_adult.sh) without its opening brace: each request
+# adds the user and experiment/model.
+adult_rank_body > "$TMP/rest.json"
 ANS=$( { printf '{"experiment":"bench","user_id":"u0",'; cat "$TMP/rest.json"; } |
   curl -sf -XPOST -H 'Content-Type: application/json' --data-binary @- "http://127.0.0.1:$PORT/v1/rank")
 echo "$ANS" | grep -q '"experiment":"bench","arm":"[ab]"' ||
@@ -69,12 +52,15 @@ echo "$ANS" | grep -q '"experiment":"bench","arm":"[ab]"' ||
 RID=$(echo "$ANS" | sed -n 's/.*"request_id":"\([^"]*\)".*/\1/p')
 [ -n "$RID" ] || { echo "events_http.sh: no request_id from /v1/rank" >&2; cat "$TMP/serve.log" >&2; exit 1; }
 
-# wrk scripts: a counter per thread (and a random run prefix) makes every event_id and user_id distinct.
-cat > "$TMP/events.lua" <<LUA
+# wrk scripts: a counter per thread (and a random run prefix) makes every event_id and user_id distinct;
+# each script is ids.lua followed by its own lines.
+cat > "$TMP/ids.lua" <<LUA
 local n = 0
 local counter = 0
 local run = tostring(math.random(1, 1000000000))
 function setup(thread) counter = counter + 1; thread:set("tid", counter) end
+LUA
+cat "$TMP/ids.lua" - > "$TMP/events.lua" <<LUA
 request = function()
   n = n + 1
   return wrk.format("POST", "/v1/events", {["Content-Type"] = "application/json"},
@@ -84,14 +70,10 @@ response = function(status) if status ~= 200 then io.stderr:write("status " .. s
 LUA
 for mode in off on; do
   if [ $mode = on ]; then head='"experiment":"bench",'; else head='"model":"widedeep",'; fi
-  cat > "$TMP/rank_$mode.lua" <<LUA
+  cat "$TMP/ids.lua" - > "$TMP/rank_$mode.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local f = io.open("$TMP/rest.json", "r"); local rest = f:read("*a"); f:close()
-local n = 0
-local counter = 0
-local run = tostring(math.random(1, 1000000000))
-function setup(thread) counter = counter + 1; thread:set("tid", counter) end
 request = function()
   n = n + 1
   return wrk.format(nil, "/v1/rank", nil, '{$head"user_id":"u' .. run .. '-' .. tid .. '-' .. n .. '",' .. rest)

@@ -9,45 +9,29 @@
 # The machine is shared: run it several times and take the median; the 16-connection p99 is mostly
 # queueing (16 requests in flight on 2 cores, wrk included), so it follows the load average.
 set -eu
-BIN=${RECD_BIN:-bin/recd}
-DATA=${RECD_SHARED:-../shared}/data/uci-adult
+# shellcheck source=bench/lib_serve.sh
+. "$(dirname "$0")/lib_serve.sh"
+# shellcheck source=bench/lib_adult.sh
+. "$(dirname "$0")/lib_adult.sh"
 DUR=${DUR:-10}
 PORT=${PORT:-18937}
 THREADS=${THREADS:-0}   # http.threads of the server (0: one per core)
 command -v wrk >/dev/null || { echo "rank_adult.sh: wrk not installed (make deps)" >&2; exit 1; }
-TMP=$(mktemp -d /tmp/wd-rank-bench.XXXXXX)
+serve_tmp wd-rank-bench
 SNAPSHOTS=${SNAPSHOTS:-$TMP/snaps}
-PID=
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
-if [ ! -d "$SNAPSHOTS/widedeep" ]; then
-  "$BIN" train widedeep -c configs/widedeep_adult.json --train "$DATA/adult.data" --test "$DATA/adult.test" \
-    --epochs 10 --eval_every 0 --out "$SNAPSHOTS" 2>/dev/null
-fi
+adult_widedeep "$SNAPSHOTS"
 cat > "$TMP/recd.json" <<JSON
 {"http":{"bind":"127.0.0.1","port":$PORT,"threads":$THREADS},"snapshots":{"root":"$SNAPSHOTS","models":["widedeep"]},"log_level":"warn"}
 JSON
-"$BIN" serve -c "$TMP/recd.json" 2>"$TMP/serve.log" &
-PID=$!
-i=0; until curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null; do i=$((i+1)); [ $i -lt 100 ] || { cat "$TMP/serve.log"; exit 1; }; sleep 0.1; done
+serve_start "$TMP/serve.log" -c "$TMP/recd.json"
 # one request: a person as context, 100 candidate jobs (occupation x hours x workclass)
-awk 'BEGIN {
-  split("Tech-support Craft-repair Other-service Sales Exec-managerial Prof-specialty Handlers-cleaners Machine-op-inspct Adm-clerical Farming-fishing", occ, " ")
-  split("Private Self-emp-not-inc Local-gov State-gov Federal-gov", wc, " ")
-  printf "{\"user_id\":\"u1\",\"k\":10,\"context\":{\"age\":41,\"education\":\"Bachelors\",\"education_num\":13,"
-  printf "\"marital_status\":\"Married-civ-spouse\",\"relationship\":\"Husband\",\"capital_gain\":0,\"capital_loss\":0},\"candidates\":["
-  for (i = 0; i < 100; i++) {
-    printf "%s{\"item_id\":\"job%d\",\"features\":{\"occupation\":\"%s\",\"hours_per_week\":%d,\"workclass\":\"%s\"}}",
-      (i ? "," : ""), i, occ[i % 10 + 1], 20 + (i * 7) % 45, wc[int(i / 10) % 5 + 1]
-  }
-  printf "]}"
-}' > "$TMP/body.json"
+{ printf '{"user_id":"u1",'; adult_rank_body; } > "$TMP/body.json"
 cat > "$TMP/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local f = io.open("$TMP/body.json", "r"); wrk.body = f:read("*a"); f:close()
 LUA
-curl -sf -XPOST "http://127.0.0.1:$PORT/v1/rank" --data-binary @"$TMP/body.json" | head -c 200; echo
+curl -sf -XPOST -H 'Content-Type: application/json' "http://127.0.0.1:$PORT/v1/rank" --data-binary @"$TMP/body.json" | head -c 200; echo
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m "{route=\"/v1/rank\"}" { print $2 }'; }
 bucket() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v le="$1" '$1 == "recd_http_request_duration_seconds_bucket{route=\"/v1/rank\",le=\"" le "\"}" { print $2 }'; }
 run() {

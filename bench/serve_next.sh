@@ -29,6 +29,9 @@ MODEL=${MODEL:-gru4rec}
 WRK_THREADS=${WRK_THREADS:-1}
 SERVE_FLAGS=${SERVE_FLAGS:-}
 RECD=${RECD:-"$root/bin/recd"}
+# shellcheck source=bench/lib_serve.sh
+. "$here/lib_serve.sh"
+BIN=$RECD
 command -v wrk >/dev/null || { echo "serve_next.sh: wrk is not installed (make deps)" >&2; exit 1; }
 if [ ! -x "$RECD" ]; then
     echo "serve_next.sh: building $RECD" >&2
@@ -69,32 +72,20 @@ else
     fi
 fi
 
-log="$WORK/server.log"
-# shellcheck disable=SC2086
-"$RECD" serve -c "$root/configs/recd.json" --http.bind 127.0.0.1 --http.port "$PORT" --snapshots.root "$snaps" \
-    --snapshots.models "[\"$MODEL\"]" --log_level warn $SERVE_FLAGS 2>"$log" &
-pid=$!
 swapper=""
 cleanup() {
     [ -n "$swapper" ] && kill "$swapper" 2>/dev/null
-    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    return 0
+    serve_stop
 }
 trap cleanup EXIT INT TERM
-i=0
-until curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null; do
-    i=$((i + 1))
-    if [ $i -gt 600 ] || ! kill -0 "$pid" 2>/dev/null; then
-        echo "serve_next.sh: server not ready; log:" >&2
-        cat "$log" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
+READY_S=60 # a large model takes a while to load
+# shellcheck disable=SC2086
+serve_start "$WORK/server.log" -c "$root/configs/recd.json" --http.bind 127.0.0.1 --http.port "$PORT" \
+    --snapshots.root "$snaps" --snapshots.models "[\"$MODEL\"]" --log_level warn $SERVE_FLAGS
 url="http://127.0.0.1:$PORT"
 export CLICKS="$clicks" MODE
 hz=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 nreq() { curl -s "$url/metrics" | awk '/^recd_http_requests_total\{route="\/v1\/next"/ {n += $2} END {print n + 0}'; }
 # Runs wrk and reports on stderr the server's CPU time per request (user+sys): unlike wall-clock figures it
 # hardly depends on what else the machine runs.
@@ -118,7 +109,7 @@ if [ -n "${SWAP_EVERY:-}" ]; then
         n=0
         while :; do
             sleep "$SWAP_EVERY"
-            [ $n -gt 0 ] && echo "$n $(awk '/VmRSS/ {print $2}' "/proc/$pid/status")" >>"$WORK/rss.log"
+            [ $n -gt 0 ] && echo "$n $(awk '/VmRSS/ {print $2}' "/proc/$PID/status")" >>"$WORK/rss.log"
             n=$((n + 1))
             rm -rf "$snaps/$MODEL/.tmp-$v"
             cp -al "$snaps/$MODEL/$latest" "$snaps/$MODEL/.tmp-$v" && mv "$snaps/$MODEL/.tmp-$v" "$snaps/$MODEL/$v"

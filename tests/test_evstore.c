@@ -11,134 +11,32 @@
 
 #include "core/sbuf.h"
 #include "server/evstore.h"
+#include "tests/test_evstore_util.h"
 #include "tests/testlib.h"
 #include "trainer/sessions.h"
 
 #define T0 1700000000.0 /* a fixed time for records that retention must keep (retention off) */
 
-static const char *tpath(const char *name)
-{
-    static char buf[4][1024];
-    static int k;
-    char *p = buf[k++ & 3];
-    snprintf(p, 1024, "%s/%s", test_tmpdir(), name);
-    return p;
-}
-
-static api_str S(const char *s)
-{
-    api_str a = {s, s ? strlen(s) : 0};
-    return a;
-}
-
-static void msleep(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int g_sync; /* 1: fdatasync and the syncer thread (tests of the acknowledgement path) */
 
 static evstore *open_store(const char *dir, uint64_t max_bytes, double retention_s)
 {
-    evstore_cfg c = evstore_cfg_default();
-    c.dir = dir;
+    evstore_cfg c = tev_cfg(dir, max_bytes, retention_s);
     c.sync = g_sync;
-    if (max_bytes) c.max_bytes = max_bytes;
-    c.retention_s = retention_s;
-    evstore *st = NULL;
-    int rc = evstore_open(&st, &c);
-    if (rc != RC_OK) FAIL("evstore_open(%s): %s", dir, rc_errmsg());
-    return st;
-}
-
-static int declare(evstore *st, const char *name, const char *salt, int n, const double *shares)
-{
-    static const char *const names[] = {"a", "b", "c", "d"};
-    ev_run_decl d = {name, salt, n, names, shares};
-    int run = -1;
-    ASSERT_OK(evstore_declare(st, &d, &run));
-    return run;
-}
-
-/* A batch one waits for. */
-typedef struct wbatch {
-    ev_batch b;
-    ev_event ev[64];
-    int unknown[16];
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
-} wbatch;
-
-static void wb_done(ev_batch *b)
-{
-    wbatch *w = b->arg;
-    pthread_mutex_lock(&w->mu);
-    w->done++;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-static void wb_init(wbatch *w)
-{
-    memset(w, 0, sizeof *w);
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
-    w->b.ev = w->ev;
-    w->b.done = wb_done;
-    w->b.arg = w;
-    w->b.unknown = w->unknown;
-    w->b.unknown_cap = 16;
-}
-
-static void wb_add(wbatch *w, ev_type type, const char *req, const char *item, const char *event_id, double value,
-                   double t)
-{
-    ev_event *e = &w->ev[w->b.n++];
-    e->type = type;
-    e->request_id = S(req);
-    e->item_id = S(item);
-    e->event_id = S(event_id ? event_id : "");
-    e->value = value;
-    e->t = t;
-}
-
-/* Submit and wait (30 s bound) for done(); returns evstore_submit's code. */
-static int wb_run(evstore *st, wbatch *w)
-{
-    w->done = 0;
-    int rc = evstore_submit(st, &w->b);
-    if (rc != RC_OK) return rc;
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += 30;
-    pthread_mutex_lock(&w->mu);
-    while (!w->done)
-        if (pthread_cond_timedwait(&w->cv, &w->mu, &dl) != 0) break;
-    int d = w->done;
-    pthread_mutex_unlock(&w->mu);
-    if (!d) FAIL("batch not answered within 30 s");
-    return RC_OK;
+    return tev_open(&c);
 }
 
 static void impress(evstore *st, int run, int arm, const char *req, const char *unit, const char *session,
                     int n_items, const char *const *items, double t)
 {
     api_str it[16];
-    for (int i = 0; i < n_items; i++) it[i] = S(items[i]);
-    ev_impression imp;
-    memset(&imp, 0, sizeof imp);
-    imp.request_id = S(req);
-    imp.run = run;
-    imp.arm = arm;
-    imp.unit = S(unit);
-    imp.session = S(session);
-    imp.model = S("m");
-    imp.version = S("1");
+    for (int i = 0; i < n_items; i++) it[i] = tev_str(items[i]);
+    ev_impression imp = tev_impression(run, arm, req, unit, t);
+    imp.session = tev_str(session);
+    imp.model = tev_str("m");
+    imp.version = tev_str("1");
     imp.items = it;
     imp.n_items = n_items;
-    imp.t = t;
     imp.latency_us = 1500;
     ASSERT_OK(evstore_impression(st, &imp));
 }
@@ -167,18 +65,6 @@ static void assert_sums(const ab_sums *got, const ab_sums *want)
         if (fabs(g[i] - w[i]) > 1e-9) FAIL("ab_sums field %zu: %g != %g", i, g[i], w[i]);
 }
 
-/* Wait until the run's arm reaches n impressions (bounded: 10 s). */
-static void wait_impressions(evstore *st, int run, int arm, double n)
-{
-    ev_arm_report r[EVSTORE_MAX_ARMS];
-    for (int i = 0; i < 1000; i++) {
-        ASSERT_OK(evstore_report(st, run, r, EVSTORE_MAX_ARMS, NULL));
-        if (r[arm].s.n >= n) return;
-        msleep(10);
-    }
-    FAIL("impressions not committed within 10 s: %g of %g", r[arm].s.n, n);
-}
-
 /* The traffic of evstore_counts_and_sums and the expected per-unit counts. */
 static const double shares2[2] = {0.5, 0.5};
 static void traffic(evstore *st, int run)
@@ -191,16 +77,16 @@ static void traffic(evstore *st, int run)
     impress(st, run, 0, "r5", "u3", "s3", 2, items, T0 + 5);
     impress(st, run, 0, "r6", "u3", "s3", 2, items, T0 + 6);
     impress(st, run, 1, "r7", "u4", "s4", 3, items, T0 + 7);
-    wbatch w;
-    wb_init(&w);
-    wb_add(&w, EV_CLICK, "r1", "i1", NULL, 0, T0 + 10);
-    wb_add(&w, EV_CLICK, "r2", "i2", NULL, 0, T0 + 11);
-    wb_add(&w, EV_ACQUISITION, "r2", "i2", NULL, 5, T0 + 12);
-    wb_add(&w, EV_ACQUISITION, "r4", "i1", NULL, 3, T0 + 13);
-    wb_add(&w, EV_ACQUISITION, "r4", "i3", NULL, 4, T0 + 14);
-    wb_add(&w, EV_IMPRESSION, "r5", "i1", NULL, 0, T0 + 15);
-    wb_add(&w, EV_CLICK, "r7", "i3", "e-7", 0, T0 + 16);
-    ASSERT_OK(wb_run(st, &w));
+    tev_batch w;
+    tev_batch_init(&w);
+    tev_add(&w, EV_CLICK, "r1", "i1", NULL, 0, T0 + 10);
+    tev_add(&w, EV_CLICK, "r2", "i2", NULL, 0, T0 + 11);
+    tev_add(&w, EV_ACQUISITION, "r2", "i2", NULL, 5, T0 + 12);
+    tev_add(&w, EV_ACQUISITION, "r4", "i1", NULL, 3, T0 + 13);
+    tev_add(&w, EV_ACQUISITION, "r4", "i3", NULL, 4, T0 + 14);
+    tev_add(&w, EV_IMPRESSION, "r5", "i1", NULL, 0, T0 + 15);
+    tev_add(&w, EV_CLICK, "r7", "i3", "e-7", 0, T0 + 16);
+    ASSERT_OK(tev_run(st, &w));
     ASSERT_EQ(w.b.status, 0);
     ASSERT_EQ(w.b.stored, 7);
     ASSERT_EQ(w.b.duplicates, 0);
@@ -235,8 +121,8 @@ static void check_traffic_report(evstore *st, int run)
 
 TEST(evstore_counts_and_sums)
 {
-    evstore *st = open_store(tpath("state"), 0, 0);
-    int run = declare(st, "home", "salt1", 2, shares2);
+    evstore *st = open_store(tev_path("state"), 0, 0);
+    int run = tev_declare(st, "home", "salt1", 2, shares2);
     ASSERT_EQ(run, 0);
     traffic(st, run);
     check_traffic_report(st, run);
@@ -256,8 +142,8 @@ TEST(evstore_counts_and_sums)
     int nh = evstore_history(st, run, 0, h1, 8);
     ASSERT(nh >= 1);
     evstore_close(st);
-    st = open_store(tpath("state"), 0, 0);
-    ASSERT_EQ(declare(st, "home", "salt1", 2, shares2), run);
+    st = open_store(tev_path("state"), 0, 0);
+    ASSERT_EQ(tev_declare(st, "home", "salt1", 2, shares2), run);
     check_traffic_report(st, run);
     ev_point h2[8];
     ASSERT_EQ(evstore_history(st, run, 0, h2, 8), nh);
@@ -271,19 +157,19 @@ TEST(evstore_counts_and_sums)
 TEST(evstore_history_buckets)
 {
     evstore_cfg c = evstore_cfg_default();
-    c.dir = tpath("state");
+    c.dir = tev_path("state");
     c.sync = 0;
     c.history_s = 10;
     evstore *st;
     ASSERT_OK(evstore_open(&st, &c));
-    int run = declare(st, "h", "s", 1, shares2);
-    wbatch w;
-    wb_init(&w);
+    int run = tev_declare(st, "h", "s", 1, shares2);
+    tev_batch w;
+    tev_batch_init(&w);
     for (int k = 0; k < 5; k++) {
         char req[16];
         snprintf(req, sizeof req, "q%d", k);
         impress(st, run, 0, req, "u", "", 0, NULL, T0 + 10 * k);
-        ASSERT_OK(wb_run(st, &w)); /* an empty batch: one commit per bucket */
+        ASSERT_OK(tev_run(st, &w)); /* an empty batch: one commit per bucket */
     }
     ev_point p[8];
     ASSERT_EQ(evstore_history(st, run, 0, p, 8), 5);
@@ -301,17 +187,17 @@ TEST(evstore_history_buckets)
 
 TEST(evstore_unknown_request_ids)
 {
-    evstore *st = open_store(tpath("state"), 0, 0);
-    int run = declare(st, "home", "s", 2, shares2);
+    evstore *st = open_store(tev_path("state"), 0, 0);
+    int run = tev_declare(st, "home", "s", 2, shares2);
     static const char *const items[] = {"i1"};
     impress(st, run, 0, "r1", "u1", "", 1, items, T0);
-    wbatch w;
-    wb_init(&w);
-    wb_add(&w, EV_CLICK, "r1", "i1", NULL, 0, T0 + 1);
-    wb_add(&w, EV_CLICK, "nope", "i1", NULL, 0, T0 + 1);
-    wb_add(&w, EV_ACQUISITION, "r1", "i1", NULL, 2, T0 + 1);
-    wb_add(&w, EV_CLICK, "nope2", "i1", NULL, 0, T0 + 1);
-    ASSERT_OK(wb_run(st, &w));
+    tev_batch w;
+    tev_batch_init(&w);
+    tev_add(&w, EV_CLICK, "r1", "i1", NULL, 0, T0 + 1);
+    tev_add(&w, EV_CLICK, "nope", "i1", NULL, 0, T0 + 1);
+    tev_add(&w, EV_ACQUISITION, "r1", "i1", NULL, 2, T0 + 1);
+    tev_add(&w, EV_CLICK, "nope2", "i1", NULL, 0, T0 + 1);
+    ASSERT_OK(tev_run(st, &w));
     ASSERT_EQ(w.b.status, 422);
     ASSERT_EQ(w.b.n_unknown, 2);
     ASSERT_EQ(w.unknown[0], 1);
@@ -322,57 +208,53 @@ TEST(evstore_unknown_request_ids)
     ev_arm_report r[2];
     ASSERT_OK(evstore_report(st, run, r, 2, NULL));
     ASSERT_NEAR(r[0].s.c + r[0].s.a, 0, 0);
-    wbatch w2;
-    wb_init(&w2);
-    wb_add(&w2, EV_CLICK, "r1", "i1", NULL, 0, T0 + 1);
-    ASSERT_OK(wb_run(st, &w2));
+    tev_batch w2;
+    tev_batch_init(&w2);
+    tev_add(&w2, EV_CLICK, "r1", "i1", NULL, 0, T0 + 1);
+    ASSERT_OK(tev_run(st, &w2));
     ASSERT_EQ(w2.b.status, 0);
     ASSERT_EQ(w2.b.stored, 1);
     ASSERT_EQ(w2.b.duplicates, 0);
     /* with unknown_cap 0 the count is still given */
-    wbatch w3;
-    wb_init(&w3);
+    tev_batch w3;
+    tev_batch_init(&w3);
     w3.b.unknown_cap = 0;
     w3.b.unknown = NULL;
-    wb_add(&w3, EV_CLICK, "x", "i1", NULL, 0, T0 + 1);
-    ASSERT_OK(wb_run(st, &w3));
+    tev_add(&w3, EV_CLICK, "x", "i1", NULL, 0, T0 + 1);
+    ASSERT_OK(tev_run(st, &w3));
     ASSERT_EQ(w3.b.status, 422);
     ASSERT_EQ(w3.b.n_unknown, 1);
-    sbuf m;
-    sbuf_init(&m);
-    evstore_render_metrics(&m, st);
-    ASSERT_CONTAINS(m.data, "recd_events_refused_total{reason=\"unknown_request_id\"}");
-    sbuf_release(&m);
+    ASSERT(tev_metric(st, "recd_events_refused_total{reason=\"unknown_request_id\"}") >= 0);
     evstore_close(st);
 }
 
 TEST(evstore_duplicates)
 {
-    evstore *st = open_store(tpath("state"), 0, 0);
-    int run = declare(st, "home", "s", 2, shares2);
+    evstore *st = open_store(tev_path("state"), 0, 0);
+    int run = tev_declare(st, "home", "s", 2, shares2);
     static const char *const items[] = {"i1", "i2"};
     impress(st, run, 0, "r1", "u1", "", 2, items, T0);
     impress(st, run, 0, "r1", "u9", "", 2, items, T0); /* a second impression with the same id: dropped */
-    wbatch w;
-    wb_init(&w);
-    wb_add(&w, EV_CLICK, "r1", "i1", NULL, 0, T0 + 1);
-    wb_add(&w, EV_CLICK, "r1", "i1", NULL, 0, T0 + 2);     /* same (request, type, item) in one batch */
-    wb_add(&w, EV_ACQUISITION, "r1", "i1", NULL, 1, T0 + 2); /* another type: not a duplicate */
-    wb_add(&w, EV_CLICK, "r1", "i2", "ev-1", 0, T0 + 3);
-    wb_add(&w, EV_CLICK, "r1", "i1", "ev-1", 0, T0 + 3);   /* same event id */
-    ASSERT_OK(wb_run(st, &w));
+    tev_batch w;
+    tev_batch_init(&w);
+    tev_add(&w, EV_CLICK, "r1", "i1", NULL, 0, T0 + 1);
+    tev_add(&w, EV_CLICK, "r1", "i1", NULL, 0, T0 + 2);     /* same (request, type, item) in one batch */
+    tev_add(&w, EV_ACQUISITION, "r1", "i1", NULL, 1, T0 + 2); /* another type: not a duplicate */
+    tev_add(&w, EV_CLICK, "r1", "i2", "ev-1", 0, T0 + 3);
+    tev_add(&w, EV_CLICK, "r1", "i1", "ev-1", 0, T0 + 3);   /* same event id */
+    ASSERT_OK(tev_run(st, &w));
     ASSERT_EQ(w.b.status, 0);
     ASSERT_EQ(w.b.stored, 3);
     ASSERT_EQ(w.b.duplicates, 2);
     /* a resend is all duplicates */
-    ASSERT_OK(wb_run(st, &w));
+    ASSERT_OK(tev_run(st, &w));
     ASSERT_EQ(w.b.status, 0);
     ASSERT_EQ(w.b.stored, 0);
     ASSERT_EQ(w.b.duplicates, 5);
     evstore_close(st);
     /* and after a reopen */
-    st = open_store(tpath("state"), 0, 0);
-    ASSERT_OK(wb_run(st, &w));
+    st = open_store(tev_path("state"), 0, 0);
+    ASSERT_OK(tev_run(st, &w));
     ASSERT_EQ(w.b.stored, 0);
     ASSERT_EQ(w.b.duplicates, 5);
     ev_arm_report r[2];
@@ -381,19 +263,15 @@ TEST(evstore_duplicates)
     ASSERT_NEAR(r[0].s.n, 1, 0);
     ASSERT_NEAR(r[0].s.c, 2, 0);
     ASSERT_NEAR(r[0].s.a, 1, 0);
-    sbuf m;
-    sbuf_init(&m);
-    evstore_render_metrics(&m, st);
-    ASSERT_CONTAINS(m.data, "recd_events_duplicates_total 5\n");
-    sbuf_release(&m);
+    ASSERT_EQ(tev_metric(st, "recd_events_duplicates_total"), 5);
     evstore_close(st);
 }
 
 TEST(evstore_multi_arm_unit)
 {
-    evstore *st = open_store(tpath("state"), 0, 0);
+    evstore *st = open_store(tev_path("state"), 0, 0);
     static const double sh3[3] = {0.3, 0.3, 0.3};
-    int run = declare(st, "x", "s", 3, sh3);
+    int run = tev_declare(st, "x", "s", 3, sh3);
     impress(st, run, 0, "r1", "u1", "", 0, NULL, T0);
     impress(st, run, 1, "r2", "u1", "", 0, NULL, T0);
     impress(st, run, 0, "r3", "u1", "", 0, NULL, T0);
@@ -401,9 +279,9 @@ TEST(evstore_multi_arm_unit)
     impress(st, run, 1, "r5", "u2", "", 0, NULL, T0);
     impress(st, run, 2, "r6", "u2", "", 0, NULL, T0);
     impress(st, run, 0, "r7", "u3", "", 0, NULL, T0);
-    wbatch w;
-    wb_init(&w);
-    ASSERT_OK(wb_run(st, &w));
+    tev_batch w;
+    tev_batch_init(&w);
+    ASSERT_OK(tev_run(st, &w));
     ev_arm_report r[3];
     uint64_t multi = 0;
     ASSERT_OK(evstore_report(st, run, r, 3, &multi));
@@ -418,10 +296,10 @@ TEST(evstore_multi_arm_unit)
 
 TEST(evstore_declare_rules)
 {
-    evstore *st = open_store(tpath("state"), 0, 0);
+    evstore *st = open_store(tev_path("state"), 0, 0);
     static const double a[2] = {0.5, 0.5}, b[2] = {0.7, 0.3};
-    int r1 = declare(st, "home", "x", 2, a);
-    ASSERT_EQ(declare(st, "home", "x", 2, a), r1);
+    int r1 = tev_declare(st, "home", "x", 2, a);
+    ASSERT_EQ(tev_declare(st, "home", "x", 2, a), r1);
     static const char *const names[] = {"a", "b", "c"};
     ev_run_decl d = {"home", "x", 2, names, b};
     int run = -1;
@@ -432,45 +310,39 @@ TEST(evstore_declare_rules)
     ev_run_decl d3 = {"home", "x", 3, names, c3};
     ASSERT_RC(evstore_declare(st, &d3, &run), RC_EINVAL);
     ASSERT_CONTAINS(rc_errmsg(), "arms changed from [a,b] to [a,b,c]");
-    int r2 = declare(st, "home", "y", 2, b); /* a new salt: a new run */
+    int r2 = tev_declare(st, "home", "y", 2, b); /* a new salt: a new run */
     ASSERT_NE(r1, r2);
     static const double bad[2] = {1.5, 0.5};
     ev_run_decl db = {"home", "z", 2, names, bad};
     ASSERT_RC(evstore_declare(st, &db, &run), RC_EINVAL);
     evstore_close(st);
     /* the same after a restart */
-    st = open_store(tpath("state"), 0, 0);
+    st = open_store(tev_path("state"), 0, 0);
     ASSERT_RC(evstore_declare(st, &d, &run), RC_EINVAL);
-    ASSERT_EQ(declare(st, "home", "y", 2, b), r2);
-    ASSERT_EQ(declare(st, "home", "x", 2, a), r1);
+    ASSERT_EQ(tev_declare(st, "home", "y", 2, b), r2);
+    ASSERT_EQ(tev_declare(st, "home", "x", 2, a), r1);
     ASSERT_RC(evstore_report(st, 40, NULL, 0, NULL), RC_ENOTFOUND);
     evstore_close(st);
 }
 
 TEST(evstore_bad_input)
 {
-    evstore *st = open_store(tpath("state"), 0, 0);
-    int run = declare(st, "home", "s", 2, shares2);
-    ev_impression imp;
-    memset(&imp, 0, sizeof imp);
-    imp.request_id = S("r");
-    imp.unit = S("u");
-    imp.run = run;
-    imp.arm = 2; /* out of range */
-    imp.t = T0;
+    evstore *st = open_store(tev_path("state"), 0, 0);
+    int run = tev_declare(st, "home", "s", 2, shares2);
+    ev_impression imp = tev_impression(run, 2 /* out of range */, "r", "u", T0);
     ASSERT_RC(evstore_impression(st, &imp), RC_EINVAL);
     imp.arm = 0;
     imp.run = 9;
     ASSERT_RC(evstore_impression(st, &imp), RC_EINVAL);
     imp.run = run;
-    imp.unit = S("");
+    imp.unit = tev_str("");
     ASSERT_RC(evstore_impression(st, &imp), RC_EINVAL);
     char big[300];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = 0;
-    imp.unit = S(big);
+    imp.unit = tev_str(big);
     ASSERT_RC(evstore_impression(st, &imp), RC_EINVAL);
-    imp.unit = S("u");
+    imp.unit = tev_str("u");
     imp.t = NAN;
     ASSERT_RC(evstore_impression(st, &imp), RC_EINVAL);
     imp.t = T0;
@@ -478,43 +350,43 @@ TEST(evstore_bad_input)
     ASSERT_RC(evstore_impression(st, &imp), RC_EINVAL);
     imp.n_items = 0;
     ASSERT_OK(evstore_impression(st, &imp));
-    wbatch w;
-    wb_init(&w);
-    wb_add(&w, (ev_type)9, "r", "i", NULL, 0, T0);
+    tev_batch w;
+    tev_batch_init(&w);
+    tev_add(&w, (ev_type)9, "r", "i", NULL, 0, T0);
     ASSERT_RC(evstore_submit(st, &w.b), RC_EINVAL);
     ASSERT_CONTAINS(rc_errmsg(), "events[0].type");
     w.b.n = 0;
-    wb_add(&w, EV_CLICK, "r", "i", big, 0, T0);
+    tev_add(&w, EV_CLICK, "r", "i", big, 0, T0);
     ASSERT_RC(evstore_submit(st, &w.b), RC_EINVAL);
     ASSERT_CONTAINS(rc_errmsg(), "events[0].event_id");
     w.b.n = 0;
-    wb_add(&w, EV_ACQUISITION, "r", "i", NULL, INFINITY, T0);
+    tev_add(&w, EV_ACQUISITION, "r", "i", NULL, INFINITY, T0);
     ASSERT_RC(evstore_submit(st, &w.b), RC_EINVAL);
     w.b.n = 0;
-    wb_add(&w, EV_ACQUISITION, "r", "i", NULL, 2.5, T0);
-    ASSERT_OK(wb_run(st, &w));
+    tev_add(&w, EV_ACQUISITION, "r", "i", NULL, 2.5, T0);
+    ASSERT_OK(tev_run(st, &w));
     ASSERT_EQ(w.b.status, 0);
     evstore_close(st);
 }
 
 TEST(evstore_impressions_flushed_without_events)
 {
-    evstore *st = open_store(tpath("state"), 0, 0);
-    int run = declare(st, "home", "s", 2, shares2);
+    evstore *st = open_store(tev_path("state"), 0, 0);
+    int run = tev_declare(st, "home", "s", 2, shares2);
     for (int i = 0; i < 50; i++) {
         char req[16];
         snprintf(req, sizeof req, "r%d", i);
         impress(st, run, i & 1, req, i % 3 ? "u1" : "u2", "", 0, NULL, T0 + i);
     }
-    wait_impressions(st, run, 0, 25);
-    wait_impressions(st, run, 1, 25);
+    tev_wait_impressions(st, run, 0, 25, NULL, 0);
+    tev_wait_impressions(st, run, 1, 25, NULL, 0);
     evstore_close(st);
 }
 
 TEST(evstore_not_a_state_folder)
 {
     /* an LMDB environment that is not an event store (a snapshot has a meta DB too) */
-    const char *d = tpath("other");
+    const char *d = tev_path("other");
     mkdir(d, 0755);
     MDB_env *env;
     MDB_txn *txn;
@@ -538,7 +410,7 @@ TEST(evstore_not_a_state_folder)
     ASSERT_RC(evstore_export(d, stdout, NULL, NULL, NULL), RC_ECORRUPT);
     ASSERT_CONTAINS(rc_errmsg(), d);
     /* garbage data.mdb */
-    const char *g = tpath("garbage");
+    const char *g = tev_path("garbage");
     mkdir(g, 0755);
     char p[1100];
     snprintf(p, sizeof p, "%s/data.mdb", g);
@@ -551,11 +423,11 @@ TEST(evstore_not_a_state_folder)
     ASSERT(rc == RC_ECORRUPT || rc == RC_EIO);
     ASSERT_CONTAINS(rc_errmsg(), g);
     /* missing folder */
-    ASSERT_RC(evstore_export(tpath("none"), stdout, NULL, NULL, NULL), RC_ENOTFOUND);
+    ASSERT_RC(evstore_export(tev_path("none"), stdout, NULL, NULL, NULL), RC_ENOTFOUND);
     ASSERT_CONTAINS(rc_errmsg(), "none");
     /* a second store on the same folder while one is open */
-    evstore *a = open_store(tpath("state"), 0, 0);
-    c.dir = tpath("state");
+    evstore *a = open_store(tev_path("state"), 0, 0);
+    c.dir = tev_path("state");
     ASSERT_RC(evstore_open(&st, &c), RC_EIO);
     ASSERT_CONTAINS(rc_errmsg(), "in use");
     evstore_close(a);
@@ -563,27 +435,22 @@ TEST(evstore_not_a_state_folder)
 
 /* One impression (with rows: big) and a click on it; returns the batch status, or -1 when refused at
  * once with RC_EFULL. */
-static int full_step(evstore *st, int run, wbatch *w, const char *req, const char *unit)
+static int full_step(evstore *st, int run, tev_batch *w, const char *req, const char *unit)
 {
     static char rowbuf[2048];
     memset(rowbuf, 'r', sizeof rowbuf - 1);
-    api_str rws[4] = {S(rowbuf), S(rowbuf), S(rowbuf), S(rowbuf)};
-    api_str its[4] = {S("i1"), S("i2"), S("i3"), S("i4")};
-    ev_impression imp;
-    memset(&imp, 0, sizeof imp);
-    imp.request_id = S(req);
-    imp.unit = S(unit);
-    imp.run = run;
-    imp.t = (double)time(NULL);
+    api_str rws[4] = {tev_str(rowbuf), tev_str(rowbuf), tev_str(rowbuf), tev_str(rowbuf)};
+    api_str its[4] = {tev_str("i1"), tev_str("i2"), tev_str("i3"), tev_str("i4")};
+    ev_impression imp = tev_impression(run, 0, req, unit, (double)time(NULL));
     imp.items = its;
     imp.n_items = 4;
-    imp.row_header = S("a,b");
+    imp.row_header = tev_str("a,b");
     imp.rows = rws;
     int rc = evstore_impression(st, &imp);
     ASSERT(rc == RC_OK || rc == RC_EFULL);
     w->b.n = 0;
-    wb_add(w, EV_CLICK, req, "i1", NULL, 0, (double)time(NULL));
-    rc = wb_run(st, w);
+    tev_add(w, EV_CLICK, req, "i1", NULL, 0, (double)time(NULL));
+    rc = tev_run(st, w);
     if (rc == RC_EFULL) return -1;
     ASSERT_OK(rc);
     return w->b.status;
@@ -595,11 +462,11 @@ static int full_step(evstore *st, int run, wbatch *w, const char *req, const cha
 TEST_TIMEOUT(evstore_full_recovers_by_retention_alone, 120)
 {
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s", tpath("state"));
+    snprintf(dir, sizeof dir, "%s", tev_path("state"));
     evstore *st = open_store(dir, 1 << 20, 2);
-    int run = declare(st, "home", "s", 2, shares2);
-    wbatch w;
-    wb_init(&w);
+    int run = tev_declare(st, "home", "s", 2, shares2);
+    tev_batch w;
+    tev_batch_init(&w);
     int got503 = 0;
     for (int k = 0; k < 20000 && !got503; k++) {
         char req[32], unit[32];
@@ -612,12 +479,8 @@ TEST_TIMEOUT(evstore_full_recovers_by_retention_alone, 120)
     /* no traffic: within a few seconds retention has deleted the old records and made room */
     int ok = 0;
     for (int i = 0; i < 100 && !ok; i++) {
-        msleep(200);
-        sbuf m;
-        sbuf_init(&m);
-        evstore_render_metrics(&m, st);
-        ok = strstr(m.data, "recd_events_full 0\n") != NULL && !strstr(m.data, "recd_events_expired_total 0\n");
-        sbuf_release(&m);
+        tev_sleep_ms(200);
+        ok = tev_metric(st, "recd_events_full") == 0 && tev_metric(st, "recd_events_expired_total") > 0;
     }
     ASSERT(ok);
     ok = 0;
@@ -625,7 +488,7 @@ TEST_TIMEOUT(evstore_full_recovers_by_retention_alone, 120)
         char req[32];
         snprintf(req, sizeof req, "again%d", i);
         if (full_step(st, run, &w, req, "u1") == 0 && w.b.stored == 1) ok = 1;
-        else msleep(200);
+        else tev_sleep_ms(200);
     }
     ASSERT(ok);
     evstore_close(st);
@@ -637,11 +500,11 @@ TEST_TIMEOUT(evstore_full_recovers_by_retention_alone, 120)
 TEST_TIMEOUT(evstore_full_then_recovers, 120)
 {
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s", tpath("state"));
+    snprintf(dir, sizeof dir, "%s", tev_path("state"));
     evstore *st = open_store(dir, 512 << 10, 0);
-    int run = declare(st, "home", "s", 2, shares2);
-    wbatch w;
-    wb_init(&w);
+    int run = tev_declare(st, "home", "s", 2, shares2);
+    tev_batch w;
+    tev_batch_init(&w);
     int got503 = 0, fails = 0;
     for (int k = 0; k < 20000 && fails < 3; k++) {
         char req[32], unit[32];
@@ -653,9 +516,9 @@ TEST_TIMEOUT(evstore_full_then_recovers, 120)
             fails++;
             ASSERT_CONTAINS(w.b.detail, "full");
             ASSERT_RC(evstore_submit(st, &w.b), RC_EFULL); /* refused at once now */
-            msleep(1100);                                  /* the retry window */
+            tev_sleep_ms(1100);                                  /* the retry window */
         } else if (s == -1) {
-            msleep(100);
+            tev_sleep_ms(100);
         } else {
             fails = 0;
             ASSERT(s == 0 || s == 422); /* 422: its impression was dropped while full */
@@ -663,13 +526,8 @@ TEST_TIMEOUT(evstore_full_then_recovers, 120)
     }
     ASSERT(got503);
     ASSERT_EQ(fails, 3);
-    sbuf m;
-    sbuf_init(&m);
-    evstore_render_metrics(&m, st);
-    ASSERT_CONTAINS(m.data, "recd_events_refused_total{reason=\"full\"} ");
-    ASSERT(!strstr(m.data, "recd_events_refused_total{reason=\"full\"} 0\n"));
-    ASSERT(!strstr(m.data, "recd_events_dropped_total{kind=\"store_full\"} 0\n"));
-    sbuf_release(&m);
+    ASSERT(tev_metric(st, "recd_events_refused_total{reason=\"full\"}") > 0);
+    ASSERT(tev_metric(st, "recd_events_dropped_total{kind=\"store_full\"}") > 0);
     ev_arm_report r0[2];
     ASSERT_OK(evstore_report(st, run, r0, 2, NULL));
     evstore_close(st);
@@ -681,14 +539,11 @@ TEST_TIMEOUT(evstore_full_then_recovers, 120)
         char req[32];
         snprintf(req, sizeof req, "late%d", i);
         if (full_step(st, run, &w, req, "late") == 0 && w.b.stored == 1) ok = 1;
-        else msleep(100);
+        else tev_sleep_ms(100);
     }
     ASSERT(ok);
-    sbuf_init(&m);
-    evstore_render_metrics(&m, st);
-    ASSERT_CONTAINS(m.data, "recd_events_full 0\n");
-    ASSERT(!strstr(m.data, "recd_events_expired_total 0\n"));
-    sbuf_release(&m);
+    ASSERT_EQ(tev_metric(st, "recd_events_full"), 0);
+    ASSERT(tev_metric(st, "recd_events_expired_total") > 0);
     ev_arm_report r1[2];
     ASSERT_OK(evstore_report(st, run, r1, 2, NULL)); /* the sums were kept */
     ASSERT_NEAR(r1[0].s.n, r0[0].s.n + 1, 0);
@@ -698,20 +553,20 @@ TEST_TIMEOUT(evstore_full_then_recovers, 120)
 
 TEST(evstore_retention_forgets_requests)
 {
-    evstore *st = open_store(tpath("state"), 0, 1);
-    int run = declare(st, "home", "s", 2, shares2);
+    evstore *st = open_store(tev_path("state"), 0, 1);
+    int run = tev_declare(st, "home", "s", 2, shares2);
     impress(st, run, 0, "old", "u1", "", 0, NULL, 1000); /* long past the retention */
-    wbatch w;
-    wb_init(&w);
-    ASSERT_OK(wb_run(st, &w));
-    wait_impressions(st, run, 0, 1);
+    tev_batch w;
+    tev_batch_init(&w);
+    ASSERT_OK(tev_run(st, &w));
+    tev_wait_impressions(st, run, 0, 1, NULL, 0);
     int gone = 0;
     for (int i = 0; i < 100 && !gone; i++) {
         w.b.n = 0;
-        wb_add(&w, EV_CLICK, "old", "i", NULL, 0, T0);
-        ASSERT_OK(wb_run(st, &w));
+        tev_add(&w, EV_CLICK, "old", "i", NULL, 0, T0);
+        ASSERT_OK(tev_run(st, &w));
         if (w.b.status == 422) gone = 1;
-        else msleep(100);
+        else tev_sleep_ms(100);
     }
     ASSERT(gone);
     ev_arm_report r[2];
@@ -720,65 +575,54 @@ TEST(evstore_retention_forgets_requests)
     evstore_close(st);
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) FAIL("cannot open %s", path);
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
-    fclose(f);
-    return buf;
-}
-
 TEST(evstore_export_files)
 {
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s", tpath("state"));
+    snprintf(dir, sizeof dir, "%s", tev_path("state"));
     evstore *st = open_store(dir, 0, 0);
-    int run = declare(st, "home", "s", 2, shares2);
-    int other = declare(st, "other", "s", 1, shares2);
-    api_str its[3] = {S("a"), S("b"), S("c")};
-    api_str rws[3] = {S("1,x"), S("2,y"), S("3,z")};
+    int run = tev_declare(st, "home", "s", 2, shares2);
+    int other = tev_declare(st, "other", "s", 1, shares2);
+    api_str its[3] = {tev_str("a"), tev_str("b"), tev_str("c")};
+    api_str rws[3] = {tev_str("1,x"), tev_str("2,y"), tev_str("3,z")};
     ev_impression imp;
     memset(&imp, 0, sizeof imp);
     imp.run = run;
     imp.items = its;
     imp.n_items = 3;
-    imp.row_header = S("f1,f2");
+    imp.row_header = tev_str("f1,f2");
     imp.rows = rws;
     const char *reqs[] = {"q1", "q2", "q3"};
     const char *sess[] = {"s1", "s1", ""};
     for (int i = 0; i < 3; i++) {
-        imp.request_id = S(reqs[i]);
-        imp.unit = S("u1");
-        imp.session = S(sess[i]);
+        imp.request_id = tev_str(reqs[i]);
+        imp.unit = tev_str("u1");
+        imp.session = tev_str(sess[i]);
         imp.t = T0 + i;
         ASSERT_OK(evstore_impression(st, &imp));
     }
-    imp.row_header = S("g1,g2"); /* another header: skipped */
-    imp.request_id = S("q4");
+    imp.row_header = tev_str("g1,g2"); /* another header: skipped */
+    imp.request_id = tev_str("q4");
     imp.t = T0 + 3;
     ASSERT_OK(evstore_impression(st, &imp));
     imp.run = other;
-    imp.request_id = S("o1");
-    imp.row_header = S("f1,f2");
+    imp.request_id = tev_str("o1");
+    imp.row_header = tev_str("f1,f2");
     ASSERT_OK(evstore_impression(st, &imp));
-    wbatch w;
-    wb_init(&w);
-    wb_add(&w, EV_CLICK, "q1", "a", NULL, 0, T0 + 10);
-    wb_add(&w, EV_ACQUISITION, "q1", "b", NULL, 1, T0 + 11);
-    wb_add(&w, EV_CLICK, "q2", "c", NULL, 0, T0 + 12.7);
-    wb_add(&w, EV_IMPRESSION, "q2", "a", NULL, 0, T0 + 13);
-    wb_add(&w, EV_CLICK, "q3", "a\tb", NULL, 0, T0 + 14);
-    wb_add(&w, EV_CLICK, "q3", "bad\nid", NULL, 0, T0 + 15);
-    wb_add(&w, EV_ACQUISITION, "q3", "c", NULL, 1, T0 + 16);
-    wb_add(&w, EV_CLICK, "o1", "a", NULL, 0, T0 + 17);
-    ASSERT_OK(wb_run(st, &w));
+    tev_batch w;
+    tev_batch_init(&w);
+    tev_add(&w, EV_CLICK, "q1", "a", NULL, 0, T0 + 10);
+    tev_add(&w, EV_ACQUISITION, "q1", "b", NULL, 1, T0 + 11);
+    tev_add(&w, EV_CLICK, "q2", "c", NULL, 0, T0 + 12.7);
+    tev_add(&w, EV_IMPRESSION, "q2", "a", NULL, 0, T0 + 13);
+    tev_add(&w, EV_CLICK, "q3", "a\tb", NULL, 0, T0 + 14);
+    tev_add(&w, EV_CLICK, "q3", "bad\nid", NULL, 0, T0 + 15);
+    tev_add(&w, EV_ACQUISITION, "q3", "c", NULL, 1, T0 + 16);
+    tev_add(&w, EV_CLICK, "o1", "a", NULL, 0, T0 + 17);
+    ASSERT_OK(tev_run(st, &w));
     ASSERT_EQ(w.b.stored, 8);
 
     /* while the store is open (a running server), read-only */
-    FILE *fc = fopen(tpath("clicks.tsv"), "w"), *fr = fopen(tpath("rows.csv"), "w");
+    FILE *fc = fopen(tev_path("clicks.tsv"), "w"), *fr = fopen(tev_path("rows.csv"), "w");
     ev_export_opts o = {"home", 0, 0, "y"};
     ev_export_stats es;
     ASSERT_OK(evstore_export(dir, fc, fr, &o, &es));
@@ -790,28 +634,28 @@ TEST(evstore_export_files)
     ASSERT_EQ(es.rows, 9);
     ASSERT_EQ(es.positives, 2);
     ASSERT_EQ(es.skipped_rows, 3);
-    ASSERT_STR_EQ(slurp(tpath("clicks.tsv")), "session_id\titem_id\ttimestamp\n"
-                                              "s1\ta\t1700000010\n"
-                                              "s1\tb\t1700000011\n"
-                                              "s1\tc\t1700000012\n"
-                                              "u1\t\"a\tb\"\t1700000014\n"
-                                              "u1\tc\t1700000016\n");
-    ASSERT_STR_EQ(slurp(tpath("rows.csv")), "f1,f2,y\n"
-                                            "1,x,0\n2,y,1\n3,z,0\n"
-                                            "1,x,0\n2,y,0\n3,z,0\n"
-                                            "1,x,0\n2,y,0\n3,z,1\n");
+    ASSERT_STR_EQ(tev_slurp(tev_path("clicks.tsv")), "session_id\titem_id\ttimestamp\n"
+                                                     "s1\ta\t1700000010\n"
+                                                     "s1\tb\t1700000011\n"
+                                                     "s1\tc\t1700000012\n"
+                                                     "u1\t\"a\tb\"\t1700000014\n"
+                                                     "u1\tc\t1700000016\n");
+    ASSERT_STR_EQ(tev_slurp(tev_path("rows.csv")), "f1,f2,y\n"
+                                                   "1,x,0\n2,y,1\n3,z,0\n"
+                                                   "1,x,0\n2,y,0\n3,z,0\n"
+                                                   "1,x,0\n2,y,0\n3,z,1\n");
     /* the session reader of `recd train gru4rec --data F` reads the clicks as is */
     sess_opts so;
     sess_opts_default(&so);
     so.verbose = 0;
     sess_data d;
-    ASSERT_OK(sess_load(&d, tpath("clicks.tsv"), &so));
+    ASSERT_OK(sess_load(&d, tev_path("clicks.tsv"), &so));
     ASSERT_EQ(d.n_events, 5);
     ASSERT_EQ(d.n_sessions, 2);
     ASSERT_EQ(d.n_items, 4); /* a, b, c, "a\tb" */
     sess_free(&d);
     /* time window and all experiments */
-    fc = fopen(tpath("c2.tsv"), "w");
+    fc = fopen(tev_path("c2.tsv"), "w");
     ev_export_opts o2 = {NULL, T0 + 11, T0 + 17, NULL};
     ASSERT_OK(evstore_export(dir, fc, NULL, &o2, &es));
     fclose(fc);
@@ -823,17 +667,19 @@ TEST(evstore_export_files)
     /* the command line */
     char out[4096];
     ASSERT_EQ(test_run(out, sizeof out, "%s events export --state %s --out %s --rows %s --experiment home", test_recd_bin(),
-                       dir, tpath("c3.tsv"), tpath("r3.csv")),
+                       dir, tev_path("c3.tsv"), tev_path("r3.csv")),
               0);
     ASSERT_CONTAINS(out, "5 clicks in 2 sessions");
-    char *c1 = strdup(slurp(tpath("clicks.tsv")));
-    ASSERT_STR_EQ(slurp(tpath("c3.tsv")), c1);
+    char *c1 = strdup(tev_slurp(tev_path("clicks.tsv")));
+    ASSERT_STR_EQ(tev_slurp(tev_path("c3.tsv")), c1);
     free(c1);
-    ASSERT_EQ(test_run(out, sizeof out, "%s events export --out %s", test_recd_bin(), tpath("x")), 2);
+    ASSERT_EQ(test_run(out, sizeof out, "%s events export --out %s", test_recd_bin(), tev_path("x")), 2);
     ASSERT_CONTAINS(out, "--state");
-    ASSERT_EQ(test_run(out, sizeof out, "%s events export --state %s --out %s", test_recd_bin(), tpath("none"), tpath("x")), 1);
+    ASSERT_EQ(test_run(out, sizeof out, "%s events export --state %s --out %s", test_recd_bin(), tev_path("none"),
+                       tev_path("x")),
+              1);
     ASSERT_CONTAINS(out, "none");
-    ASSERT(access(tpath("x"), F_OK) != 0 && access(tpath("x.tmp"), F_OK) != 0);
+    ASSERT(access(tev_path("x"), F_OK) != 0 && access(tev_path("x.tmp"), F_OK) != 0);
     ASSERT_EQ(test_run(out, sizeof out, "%s events export --state %s --bogus 1", test_recd_bin(), dir), 2);
     ASSERT_EQ(test_run(out, sizeof out, "%s events --help", test_recd_bin()), 0);
     ASSERT_CONTAINS(out, "--state");
@@ -849,31 +695,24 @@ typedef struct conc_arg {
 static void *conc_main(void *p)
 {
     conc_arg *a = p;
-    wbatch *w = malloc(sizeof *w);
-    wb_init(w);
+    tev_batch *w = malloc(sizeof *w);
+    tev_batch_init(w);
     char req[40], unit[40];
     for (int k = 0; k < 300; k++) {
         snprintf(req, sizeof req, "t%d-r%d", a->id, k);
         snprintf(unit, sizeof unit, "t%d-u%d", a->id, k % 17);
-        ev_impression imp;
-        memset(&imp, 0, sizeof imp);
-        imp.request_id = S(req);
-        imp.unit = S(unit);
-        imp.run = a->run;
-        imp.arm = k & 1;
-        imp.t = T0 + k;
+        ev_impression imp = tev_impression(a->run, k & 1, req, unit, T0 + k);
         if (evstore_impression(a->st, &imp) != RC_OK) continue;
         w->b.n = 0;
-        wb_add(w, EV_CLICK, req, "i1", NULL, 0, T0 + k);
-        wb_add(w, EV_CLICK, req, "i1", NULL, 0, T0 + k); /* a duplicate */
-        if (k % 3 == 0) wb_add(w, EV_ACQUISITION, req, "i2", NULL, 2, T0 + k);
-        if (wb_run(a->st, w) == RC_OK && w->b.status == 0) {
+        tev_add(w, EV_CLICK, req, "i1", NULL, 0, T0 + k);
+        tev_add(w, EV_CLICK, req, "i1", NULL, 0, T0 + k); /* a duplicate */
+        if (k % 3 == 0) tev_add(w, EV_ACQUISITION, req, "i2", NULL, 2, T0 + k);
+        if (tev_run(a->st, w) == RC_OK && w->b.status == 0) {
             a->stored += w->b.stored;
             a->dups += w->b.duplicates;
         }
     }
-    pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->cv);
+    tev_batch_free(w);
     free(w);
     return NULL;
 }
@@ -881,8 +720,8 @@ static void *conc_main(void *p)
 TEST(evstore_concurrent_writers)
 {
     g_sync = 1;
-    evstore *st = open_store(tpath("state"), 0, 0);
-    int run = declare(st, "home", "s", 2, shares2);
+    evstore *st = open_store(tev_path("state"), 0, 0);
+    int run = tev_declare(st, "home", "s", 2, shares2);
     pthread_t th[4];
     conc_arg args[4];
     for (int i = 0; i < 4; i++) {
@@ -898,7 +737,7 @@ TEST(evstore_concurrent_writers)
     ASSERT_EQ(stored, 4 * (300 + 100));
     ASSERT_EQ(dups, 4 * 300);
     evstore_close(st);
-    st = open_store(tpath("state"), 0, 0);
+    st = open_store(tev_path("state"), 0, 0);
     ev_arm_report r[2];
     ASSERT_OK(evstore_report(st, run, r, 2, NULL));
     ASSERT_NEAR(r[0].s.c + r[1].s.c + r[0].s.a + r[1].s.a, (double)stored, 0);
@@ -911,17 +750,17 @@ TEST(evstore_concurrent_writers)
 TEST(evstore_close_answers_pending)
 {
     g_sync = 1;
-    evstore *st = open_store(tpath("state"), 0, 0);
-    int run = declare(st, "home", "s", 2, shares2);
+    evstore *st = open_store(tev_path("state"), 0, 0);
+    int run = tev_declare(st, "home", "s", 2, shares2);
     impress(st, run, 0, "r1", "u1", "", 0, NULL, T0);
-    static wbatch w[20];
+    static tev_batch w[20];
     for (int i = 0; i < 20; i++) {
-        wb_init(&w[i]);
+        tev_batch_init(&w[i]);
         char id[16];
         snprintf(id, sizeof id, "e%d", i);
         w[i].ev[0].type = EV_CLICK;
-        w[i].ev[0].request_id = S("r1");
-        w[i].ev[0].item_id = S("i");
+        w[i].ev[0].request_id = tev_str("r1");
+        w[i].ev[0].item_id = tev_str("i");
         w[i].ev[0].event_id.p = strdup(id);
         w[i].ev[0].event_id.n = strlen(id);
         w[i].ev[0].t = T0;
@@ -934,7 +773,7 @@ TEST(evstore_close_answers_pending)
         ASSERT_EQ(w[i].b.status, 0);
         ASSERT_EQ(w[i].b.stored, 1);
     }
-    st = open_store(tpath("state"), 0, 0);
+    st = open_store(tev_path("state"), 0, 0);
     ev_arm_report r[2];
     ASSERT_OK(evstore_report(st, run, r, 2, NULL));
     ASSERT_NEAR(r[0].s.c, 20, 0);

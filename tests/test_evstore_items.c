@@ -4,28 +4,15 @@
  * again in later transactions and after a reopen. Real LMDB in the test's temporary folder. */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <lmdb.h>
 
 #include "server/evstore.h"
+#include "tests/test_evstore_util.h"
 #include "tests/testlib.h"
 
 #define T0 1700000000.0
 #define N_ITEMS 700 /* per impression */
-
-static const char *ipath(const char *name)
-{
-    static char buf[1024];
-    snprintf(buf, sizeof buf, "%s/%s", test_tmpdir(), name);
-    return buf;
-}
-
-static void isleep(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Impression `req` of arm `arm` showing items "x<first>".."x<first+n-1>". */
 static void show(evstore *st, int run, int arm, const char *req, int first, int n)
@@ -36,27 +23,18 @@ static void show(evstore *st, int run, int arm, const char *req, int first, int 
         int l = snprintf(names[i], sizeof names[i], "x%d", first + i);
         it[i] = (api_str){names[i], (size_t)l};
     }
-    ev_impression imp;
-    memset(&imp, 0, sizeof imp);
-    imp.request_id = (api_str){req, strlen(req)};
-    imp.run = run;
-    imp.arm = arm;
-    imp.unit = (api_str){"u", 1};
+    ev_impression imp = tev_impression(run, arm, req, "u", T0);
     imp.items = it;
     imp.n_items = n;
-    imp.t = T0;
     imp.latency_us = 100;
     ASSERT_OK(evstore_impression(st, &imp));
 }
 
+/* Wait until arm 0 has n0 impressions and arm 1 n1; the report of both in r[2]. */
 static void wait_n(evstore *st, int run, double n0, double n1, ev_arm_report *r)
 {
-    for (int i = 0; i < 1000; i++) {
-        ASSERT_OK(evstore_report(st, run, r, 2, NULL));
-        if (r[0].s.n >= n0 && r[1].s.n >= n1) return;
-        isleep(10);
-    }
-    FAIL("impressions not committed within 10 s");
+    tev_wait_impressions(st, run, 0, n0, NULL, 0);
+    tev_wait_impressions(st, run, 1, n1, r, 2); /* arm 0's count only grows */
 }
 
 /* The stored count of item name in (run, arm), read from the folder's items database. */
@@ -83,18 +61,11 @@ static uint64_t item_count(const char *dir, int run, int arm, const char *name)
 
 TEST(evstore_items_aggregated_per_commit)
 {
-    const char *dir = ipath("state");
-    evstore_cfg c = evstore_cfg_default();
-    c.dir = dir;
-    c.sync = 0;
+    const char *dir = tev_path("state");
+    evstore_cfg c = tev_cfg(dir, 0, 0);
     c.flush_ms = 200; /* the impressions below usually share a transaction (either way the counts hold) */
-    evstore *st = NULL;
-    ASSERT_OK(evstore_open(&st, &c));
-    static const char *const arms[] = {"a", "b"};
-    static const double shares[] = {0.5, 0.5};
-    ev_run_decl d = {"items", "s1", 2, arms, shares};
-    int run = -1;
-    ASSERT_OK(evstore_declare(st, &d, &run));
+    evstore *st = tev_open(&c);
+    int run = tev_declare(st, "items", "s1", 2, NULL);
     /* arm 0: x0..x699, x350..x1049, x700..x1399, x1050..x1749, x1400..x2099, x1750..x2449:
      * 4200 slots, 2450 distinct (over the table's 2048); x0 shown once, x700 twice (r1, r2) */
     char req[32];
@@ -125,8 +96,8 @@ TEST(evstore_items_aggregated_per_commit)
     ASSERT_EQ(item_count(dir, run, 1, "x7"), 3);
     ASSERT_EQ(item_count(dir, run, 1, "x19"), 1);
     /* reopened: the counts continue */
-    ASSERT_OK(evstore_open(&st, &c));
-    ASSERT_OK(evstore_declare(st, &d, &run));
+    st = tev_open(&c);
+    run = tev_declare(st, "items", "s1", 2, NULL);
     show(st, run, 0, "r7", 0, 3);
     wait_n(st, run, 8, 3, r);
     ASSERT_EQ(r[0].distinct_items, 2500);

@@ -4,108 +4,36 @@
  * full rows give; rows over EVSTORE_ROWS_MAX are left out (the impression stored, counted), in the store
  * and through POST /v1/rank (a wide context, many wide candidates: 200, the exposure kept). Real LMDB in
  * the test's temporary folder; no timing assertion. */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include <jansson.h>
 
 #include "core/sbuf.h"
 #include "models/widedeep.h"
 #include "server/evstore.h"
+#include "tests/test_evstore_util.h"
 #include "tests/test_server_util.h"
 #include "tests/testlib.h"
 
 #define T0 1700000000.0
 
-static const char *tpath(const char *name)
-{
-    static char buf[4][1024];
-    static int k;
-    char *p = buf[k++ & 3];
-    snprintf(p, 1024, "%s/%s", test_tmpdir(), name);
-    return p;
-}
-
-static api_str S(const char *s)
-{
-    api_str a = {s, s ? strlen(s) : 0};
-    return a;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) FAIL("cannot open %s", path);
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
-    fclose(f);
-    return buf;
-}
-
 static evstore *open_store(const char *dir)
 {
-    evstore_cfg c = evstore_cfg_default();
-    c.dir = dir;
-    c.sync = 0;
-    evstore *st = NULL;
-    if (evstore_open(&st, &c) != RC_OK) FAIL("evstore_open(%s): %s", dir, rc_errmsg());
-    return st;
+    evstore_cfg c = tev_cfg(dir, 0, 0);
+    return tev_open(&c);
 }
 
-static int declare(evstore *st, const char *name)
-{
-    static const char *const names[] = {"a", "b"};
-    static const double shares[] = {0.5, 0.5};
-    ev_run_decl d = {name, "s", 2, names, shares};
-    int run = -1;
-    ASSERT_OK(evstore_declare(st, &d, &run));
-    return run;
-}
-
-/* A batch of one event, waited for (30 s bound): its status. */
-typedef struct wbatch {
-    ev_batch b;
-    ev_event ev[4];
-    int unknown[4];
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
-} wbatch;
-
-static void wb_done(ev_batch *b)
-{
-    wbatch *w = b->arg;
-    pthread_mutex_lock(&w->mu);
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
+/* A batch of one event, waited for: its status. */
 static int event(evstore *st, ev_type type, const char *req, const char *item)
 {
-    wbatch w;
-    memset(&w, 0, sizeof w);
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cv, NULL);
-    w.ev[0] = (ev_event){type, S(req), S(item), S(""), type == EV_ACQUISITION ? 1 : 0, T0 + 100};
-    w.b = (ev_batch){.ev = w.ev, .n = 1, .done = wb_done, .arg = &w, .unknown = w.unknown, .unknown_cap = 4};
-    ASSERT_OK(evstore_submit(st, &w.b));
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += 30;
-    pthread_mutex_lock(&w.mu);
-    while (!w.done)
-        if (pthread_cond_timedwait(&w.cv, &w.mu, &dl) != 0) break;
-    int d = w.done;
-    pthread_mutex_unlock(&w.mu);
-    if (!d) FAIL("batch not answered within 30 s");
-    pthread_mutex_destroy(&w.mu);
-    pthread_cond_destroy(&w.cv);
+    tev_batch w;
+    tev_batch_init(&w);
+    tev_add(&w, type, req, item, NULL, type == EV_ACQUISITION ? 1 : 0, T0 + 100);
+    ASSERT_OK(tev_run(st, &w));
+    tev_batch_free(&w);
     return w.b.status;
 }
 
@@ -114,39 +42,21 @@ static void impress(evstore *st, int run, const char *req, double t, int n, cons
 {
     api_str it[8], rw[8];
     for (int i = 0; i < n; i++) {
-        it[i] = S(items[i]);
-        if (rows) rw[i] = S(rows[i]);
+        it[i] = tev_str(items[i]);
+        if (rows) rw[i] = tev_str(rows[i]);
     }
-    ev_impression imp;
-    memset(&imp, 0, sizeof imp);
-    imp.request_id = S(req);
-    imp.run = run;
-    imp.unit = S("u1");
-    imp.t = t;
+    ev_impression imp = tev_impression(run, 0, req, "u1", t);
     imp.items = it;
     imp.n_items = n;
-    imp.row_header = S(header);
+    imp.row_header = tev_str(header);
     imp.rows = rows ? rw : NULL;
-    imp.ctx_row = S(ctx); /* NULL: full rows */
+    imp.ctx_row = tev_str(ctx); /* NULL: full rows */
     ASSERT_OK(evstore_impression(st, &imp));
-}
-
-static double rows_skipped(evstore *st)
-{
-    sbuf m;
-    sbuf_init(&m);
-    evstore_render_metrics(&m, st);
-    ASSERT(!sbuf_failed(&m));
-    const char *p = strstr(m.data, "\nrecd_events_rows_skipped_total ");
-    ASSERT(p);
-    double v = atof(p + strlen("\nrecd_events_rows_skipped_total "));
-    sbuf_release(&m);
-    return v;
 }
 
 static void export_rows(const char *dir, const char *exp, ev_export_stats *es)
 {
-    FILE *f = fopen(tpath("rows.csv"), "w");
+    FILE *f = fopen(tev_path("rows.csv"), "w");
     ASSERT(f);
     ev_export_opts o = {exp, 0, 0, NULL};
     ASSERT_OK(evstore_export(dir, NULL, f, &o, es));
@@ -159,9 +69,9 @@ static void export_rows(const char *dir, const char *exp, ev_export_stats *es)
 TEST(evstore_rows_compact_export)
 {
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s", tpath("state"));
+    snprintf(dir, sizeof dir, "%s", tev_path("state"));
     evstore *st = open_store(dir);
-    int run = declare(st, "home");
+    int run = tev_declare(st, "home", "s", 2, NULL);
     const char *H = "x1,x2,c1,c2";
     const char *its[] = {"a", "b", "c", "d", "e", "f"};
     /* full rows (the form before compact rows) */
@@ -186,18 +96,18 @@ TEST(evstore_rows_compact_export)
     ASSERT_EQ(es.rows, 15);
     ASSERT_EQ(es.positives, 2);
     ASSERT_EQ(es.skipped_rows, 1);
-    ASSERT_STR_EQ(slurp(tpath("rows.csv")), "x1,x2,c1,c2,label\n"
-                                            "0.5,,b,\"k,1\",0\n2,,zz,\"q\"\"t\",0\n0.5,,b,,0\n"
-                                            "0.5,,b,\"k,1\",0\n2,,zz,\"q\"\"t\",1\n0.5,,b,,0\n"
-                                            "\"1,5\",7,\"q\"\"t\",,0\n"
-                                            "\"1,5\",-3,,,0\n"
-                                            "\"1,5\",-3,\"q\"\"t\",x,0\n"
-                                            ",,,,0\n"
-                                            "\"1,5\",-3,\" a\",,0\n"
-                                            "\"1,5\",-3,\"q\"\"t\",,1\n"
-                                            "1,2,c,d,0\n,,,,0\n"
-                                            "1,2,c,ok,0\n");
-    ASSERT_EQ(rows_skipped(st), 0);
+    ASSERT_STR_EQ(tev_slurp(tev_path("rows.csv")), "x1,x2,c1,c2,label\n"
+                                                   "0.5,,b,\"k,1\",0\n2,,zz,\"q\"\"t\",0\n0.5,,b,,0\n"
+                                                   "0.5,,b,\"k,1\",0\n2,,zz,\"q\"\"t\",1\n0.5,,b,,0\n"
+                                                   "\"1,5\",7,\"q\"\"t\",,0\n"
+                                                   "\"1,5\",-3,,,0\n"
+                                                   "\"1,5\",-3,\"q\"\"t\",x,0\n"
+                                                   ",,,,0\n"
+                                                   "\"1,5\",-3,\" a\",,0\n"
+                                                   "\"1,5\",-3,\"q\"\"t\",,1\n"
+                                                   "1,2,c,d,0\n,,,,0\n"
+                                                   "1,2,c,ok,0\n");
+    ASSERT_EQ(tev_metric(st, "recd_events_rows_skipped_total"), 0);
     evstore_close(st);
 }
 
@@ -206,9 +116,9 @@ TEST(evstore_rows_compact_export)
 TEST(evstore_rows_over_bound_left_out)
 {
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s", tpath("state"));
+    snprintf(dir, sizeof dir, "%s", tev_path("state"));
     evstore *st = open_store(dir);
-    int run = declare(st, "home");
+    int run = tev_declare(st, "home", "s", 2, NULL);
     const char *its[] = {"a", "b"};
     size_t big = EVSTORE_ROWS_MAX / 2 + 10;
     char *w = malloc(big + 1);
@@ -219,13 +129,8 @@ TEST(evstore_rows_over_bound_left_out)
     impress(st, run, "big", T0, 2, its, "f1", NULL, wide); /* full rows over the bound */
     impress(st, run, "bigctx", T0 + 1, 2, its, "f1", w, wide); /* compact: context and rows */
     const char *small[] = {"1", "2"};
-    ev_impression imp;
-    memset(&imp, 0, sizeof imp);
-    api_str it[2] = {S("a"), S("b")};
-    imp.request_id = S("marked");
-    imp.run = run;
-    imp.unit = S("u2");
-    imp.t = T0 + 2;
+    api_str it[2] = {tev_str("a"), tev_str("b")};
+    ev_impression imp = tev_impression(run, 0, "marked", "u2", T0 + 2);
     imp.items = it;
     imp.n_items = 2;
     imp.rows_skipped = 1;
@@ -234,14 +139,14 @@ TEST(evstore_rows_over_bound_left_out)
     ASSERT_EQ(event(st, EV_CLICK, "big", "a"), 0);
     ASSERT_EQ(event(st, EV_ACQUISITION, "bigctx", "b"), 0);
     ASSERT_EQ(event(st, EV_CLICK, "marked", "a"), 0);
-    ASSERT_EQ(rows_skipped(st), 3);
+    ASSERT_EQ(tev_metric(st, "recd_events_rows_skipped_total"), 3);
     ev_arm_report ar[2];
     ASSERT_OK(evstore_report(st, run, ar, 2, NULL));
     ASSERT_EQ(ar[0].s.n + ar[1].s.n, 4); /* every exposure counted */
     ev_export_stats es;
     export_rows(dir, NULL, &es);
     ASSERT_EQ(es.rows, 2);
-    ASSERT_STR_EQ(slurp(tpath("rows.csv")), "f1,label\n1,0\n2,0\n");
+    ASSERT_STR_EQ(tev_slurp(tev_path("rows.csv")), "f1,label\n1,0\n2,0\n");
     evstore_close(st);
     free(w);
 }
@@ -348,7 +253,7 @@ TEST_TIMEOUT(server_rank_rows_compact, 120)
     export_rows(state, "ab", &es);
     ASSERT_EQ(es.rows, 3 + 1000);
     ASSERT_EQ(es.positives, 2);
-    const char *out = slurp(tpath("rows.csv")); /* the first 64 KB */
+    const char *out = tev_slurp(tev_path("rows.csv")); /* the first 64 KB */
     ASSERT_CONTAINS(out, "x1,x2,c1,c2,label\n");
     ASSERT_CONTAINS(out, "0.29999999999999999,-1,b,,0\n");
     ASSERT_CONTAINS(out, "2,,zz,\"q\"\"t\",1\n");
