@@ -2,8 +2,8 @@
 # bench/demo.sh - what `make demo` runs after building bin/recd (POSIX sh; needs curl, nothing from ../shared).
 #
 #   1. writes synthetic click sessions and CTR rows (`recd synth`) into DEMO_DIR (default ./demo-data, git-ignored)
-#   2. trains a small GRU4Rec, an item-kNN on the same sessions and a small Wide & Deep there, printing their
-#      evaluation metrics
+#   2. trains a small GRU4Rec, an item-kNN on the same sessions, a small Wide & Deep, and a biased MF on
+#      synthetic ratings (`recd synth ratings`) there, printing their evaluation metrics
 #   3. starts `recd serve` on 127.0.0.1 (port $RECD_PORT, default 8080; a free one if that is taken) with a
 #      state folder (DEMO_DIR/state) and two experiments: next-demo (gru4rec, the control, against itemknn on
 #      /v1/next) and rank-demo (widedeep pinned to version 1, the control, against the newest widedeep)
@@ -78,6 +78,13 @@ say "train Wide & Deep on synthetic CTR rows (bench/demo_ctr.json)"
     --out "$D/snapshots" 2>"$D/train_widedeep.log" ||
     { cat "$D/train_widedeep.log" >&2; die "training Wide & Deep failed"; }
 
+say "train biased MF on synthetic ratings (configs/biasedmf.json; users u1.., items m1..)"
+"$RECD" synth ratings --out "$D/ratings.tsv" --seed 1
+echo "\$ recd train biasedmf -c configs/biasedmf.json --data $D/ratings.tsv --out $D/snapshots"
+"$RECD" train biasedmf -c configs/biasedmf.json --data "$D/ratings.tsv" --out "$D/snapshots" --quiet \
+    2>"$D/train_biasedmf.log" || { cat "$D/train_biasedmf.log" >&2; die "training biased MF failed"; }
+grep 'biasedmf rmse=' "$D/train_biasedmf.log" || true
+
 # Is something already listening on 127.0.0.1:$1? (curl exit 7: could not connect)
 port_taken() {
     rc=0
@@ -86,7 +93,7 @@ port_taken() {
 }
 
 # The demo's experiments (README "Experiments"): users are the units; each experiment splits them half and half.
-MODELS='["gru4rec","itemknn","widedeep"]'
+MODELS='["gru4rec","itemknn","widedeep","biasedmf"]'
 EXPERIMENTS='[{"name":"next-demo","salt":"next-demo-1","unit":"user_id","control":"gru4rec",
   "arms":[{"name":"gru4rec","model":"gru4rec","share":0.5},{"name":"itemknn","model":"itemknn","share":0.5}]},
  {"name":"rank-demo","salt":"rank-demo-1","unit":"user_id","control":"v1",
@@ -164,6 +171,12 @@ ex "curl -s $BASE/v1/next $J -d '{\"items\":[\"i260\",\"i153\",\"nope\"],\"k\":3
 echo
 echo "# Wide & Deep: rank candidates by predicted click probability"
 ex "curl -s $BASE/v1/rank $J -d '{\"user_id\":\"u1\",\"context\":{\"age\":35,\"income\":42000,\"hour\":\"h9\",\"segment\":\"g2\"},\"candidates\":[{\"item_id\":\"ad1\",\"features\":{\"device\":\"d0\",\"site\":\"s3\"}},{\"item_id\":\"ad2\",\"features\":{\"device\":\"d1\",\"site\":\"s14\"}},{\"item_id\":\"ad3\",\"features\":{\"device\":\"d2\",\"site\":\"s7\"}}],\"k\":2}'"
+echo
+echo "# rating models: predicted ratings (an unknown item gets the default, flagged), a user's top unseen items,"
+echo "# and a user the model has never seen (the most popular items, flagged)"
+ex "curl -s $BASE/v1/ratings $J -d '{\"user_id\":\"u1\",\"item_ids\":[\"m36\",\"m7\",\"nope\"]}'"
+ex "curl -s '$BASE/v1/users/u1/recommendations?k=3'"
+ex "curl -s '$BASE/v1/users/someone-new/recommendations?k=3'"
 echo
 echo "# models, health, readiness"
 ex "curl -s $BASE/v1/models | head -c 700"

@@ -8,6 +8,7 @@
     X(gru4rec)         \
     X(widedeep)        \
     X(itemknn)         \
+    X(biasedmf)        \
     /* add a line above: X(name) */
 
 #define DECLARE(name) extern const model_type name##_type;

@@ -26,23 +26,11 @@
 #include "server/server.h"
 #include "server/sessions.h"
 
-/* ---- per-version data (model_version.aux, built by next_prepare) ---- */
-typedef struct next_aux {
-    itemscore *isc; /* packed item matrix, or NULL: the type's own score */
-    size_t q_off;   /* the query's offset within a state (model_item_matrix.q_offset) */
-} next_aux;
-
-static void aux_free(void *p)
-{
-    next_aux *a = p;
-    if (!a) return;
-    itemscore_free(a->isc);
-    free(a);
-}
-
+/* ---- per-version data (route_aux: next_isc and next_q_off, built by next_prepare) ---- */
 static const itemscore *version_isc(const model_version *v)
 {
-    return v->aux ? ((const next_aux *)v->aux)->isc : NULL;
+    const route_aux *a = route_aux_get(v);
+    return a ? a->next_isc : NULL;
 }
 
 static const idmap *version_items(const model_version *v)
@@ -216,8 +204,8 @@ static next_scr *scr_get(const model_version *v, int B, int k)
  * type's own score. */
 static void score_states(const model_version *v, const float *h, int B, float *scores, next_scr *s)
 {
-    const next_aux *a = v->aux;
-    if (a && a->isc) itemscore_score(a->isc, h + a->q_off, s->ops->state_size(v->handle), B, scores);
+    const route_aux *a = route_aux_get(v);
+    if (a && a->next_isc) itemscore_score(a->next_isc, h + a->next_q_off, s->ops->state_size(v->handle), B, scores);
     else s->ops->score(v->handle, h, B, scores, s->msc);
 }
 
@@ -328,7 +316,7 @@ static void pick_candidates(next_job *j, const float *scores)
 static void answer_candidates(next_job *j, next_scr *s)
 {
     const model_version *v = j->v;
-    const next_aux *a = v->aux;
+    const route_aux *a = route_aux_get(v);
     const idmap *items = version_items(v);
     int32_t *idx;
     float *val;
@@ -337,8 +325,8 @@ static void answer_candidates(next_job *j, next_scr *s)
         return;
     }
     int n;
-    if (a && a->isc && itemscore_approx(a->isc)) {
-        itemscore_rescore(a->isc, j->h + a->q_off, j->cand, j->n_cand, s->exact);
+    if (a && a->next_isc && itemscore_approx(a->next_isc)) {
+        itemscore_rescore(a->next_isc, j->h + a->next_q_off, j->cand, j->n_cand, s->exact);
         n = topk_select(s->exact, j->n_cand, j->k, NULL, idx, val);
         for (int i = 0; i < n; i++) idx[i] = j->cand[idx[i]];
     } else {
@@ -423,12 +411,12 @@ struct next_batcher {
 };
 
 /* Score half the items here and half on the assist thread. */
-static void score_split(next_batcher *nb, const next_aux *a, const float *hb, size_t S, int B, float *scores)
+static void score_split(next_batcher *nb, const route_aux *a, const float *hb, size_t S, int B, float *scores)
 {
     assist *as = &nb->as;
     pthread_mutex_lock(&as->mu);
-    as->isc = a->isc;
-    as->q = hb + a->q_off;
+    as->isc = a->next_isc;
+    as->q = hb + a->next_q_off;
     as->stride = S;
     as->B = B;
     as->scores = scores;
@@ -436,7 +424,7 @@ static void score_split(next_batcher *nb, const next_aux *a, const float *hb, si
     as->has_work = 1;
     pthread_cond_broadcast(&as->cv);
     pthread_mutex_unlock(&as->mu);
-    itemscore_score_part(a->isc, hb + a->q_off, S, B, scores, 0, 2);
+    itemscore_score_part(a->next_isc, hb + a->next_q_off, S, B, scores, 0, 2);
     pthread_mutex_lock(&as->mu);
     while (!as->done) pthread_cond_wait(&as->cv, &as->mu);
     pthread_mutex_unlock(&as->mu);
@@ -464,8 +452,8 @@ static void batch_score(void *ctx, batch_job **bjobs, int B)
         return;
     }
     for (int i = 0; i < B; i++) memcpy(s->hb + (size_t)i * S, jobs[i]->h, S * sizeof(float));
-    const next_aux *a = v->aux;
-    if (B <= nb->split_below && nb->as.started && a && a->isc && itemscore_splittable(a->isc))
+    const route_aux *a = route_aux_get(v);
+    if (B <= nb->split_below && nb->as.started && a && a->next_isc && itemscore_splittable(a->next_isc))
         score_split(nb, a, s->hb, S, B, s->scores);
     else
         score_states(v, s->hb, B, s->scores, s);
@@ -564,43 +552,62 @@ void next_render_metrics(sbuf *out, void *unused)
 }
 
 /* ---- preparing a version ---- */
-/* The packed item matrix of v (per score.kernel / score.int8 / score.bf16), or NULL when its type describes
- * none. RC_OK / RC_ENOMEM. */
+/* Does the packed scorer's description im give the type's own scores? Checked on a few states (the
+ * zero state, then after clicks on popular items), with the naive reference of im (route_itemscore_agrees).
+ * 1 or 0; RC_ENOMEM as a negative value. */
+static int item_matrix_agrees(const model_version *v, const model_item_matrix *im)
+{
+    const model_next_ops *ops = v->type->next;
+    size_t S = ops->state_size(v->handle), N = (size_t)version_n(v);
+    void *sc = ops->scratch_new(v->handle, 1);
+    float *h = calloc(S, sizeof(float)), *want = malloc(N * sizeof(float)), *ref = malloc(N * sizeof(float));
+    int ok = -1;
+    if (sc && h && want && ref) {
+        const int32_t *pop = v->type->popular ? v->type->popular(v->handle) : NULL;
+        ok = 1;
+        for (int t = 0; t < 3 && ok == 1; t++) {
+            if (t) {
+                int32_t item = pop ? pop[(size_t)(t - 1) % N] : (int32_t)((size_t)(t - 1) % N);
+                ops->step(v->handle, h, &item, 1, sc);
+            }
+            ops->score(v->handle, h, 1, want, sc);
+            ok = route_itemscore_agrees(im, h + im->q_offset, want, 0, ref);
+        }
+    }
+    if (sc) ops->scratch_free(sc);
+    free(h);
+    free(want);
+    free(ref);
+    return ok;
+}
+
+/* The packed item matrix of v (route_itemscore_new: per score.kernel / score.int8 / score.bf16) in
+ * route_aux.next_isc, or none when its type describes none, it does not fit the states, or it does not
+ * give the type's own scores (logged). RC_OK / RC_ENOMEM. */
 static int build_aux(model_version *v, const server *srv)
 {
     model_item_matrix im;
     const model_next_ops *ops = v->type->next;
     if (!ops->item_matrix || ops->item_matrix(v->handle, &im) != RC_OK) return RC_OK;
-    size_t S = ops->state_size(v->handle);
-    if (im.n != version_n(v) || im.d < 1 || im.q_offset + (size_t)im.d > S) {
-        log_warn("%s version %s: its item matrix does not fit its states; scoring with the model's own score",
+    itemscore *isc = NULL;
+    int rc = route_itemscore_new(v, srv, &im, ops->state_size(v->handle), 0, "next", &isc);
+    if (rc != RC_OK || !isc) return rc;
+    int ok = item_matrix_agrees(v, &im);
+    if (ok != 1) {
+        itemscore_free(isc);
+        if (ok < 0) return rc_error(RC_ENOMEM, "out of memory checking the item matrix");
+        log_warn("%s version %s: its `next` item matrix does not give the model's own scores; scoring with the "
+                 "model's own score",
                  v->model, v->version_str);
         return RC_OK;
     }
-    int k = itemscore_kernel_parse(srv->cfg.score_kernel ? srv->cfg.score_kernel : "auto");
-    itemscore_kernel kern = k < 0 ? ITEMSCORE_AUTO : (itemscore_kernel)k;
-    itemscore_dtype dt = srv->cfg.score_int8 ? ITEMSCORE_INT8 : srv->cfg.score_bf16 ? ITEMSCORE_BF16 : ITEMSCORE_F32;
-    itemscore *isc = itemscore_new(im.w, im.bias, im.n, im.d, kern, dt);
-    if (isc && dt == ITEMSCORE_INT8 && srv->cfg.score_bf16 && itemscore_dtype_of(isc) != ITEMSCORE_INT8 &&
-        itemscore_kernel_of(isc) == ITEMSCORE_BLAS) {
-        itemscore_free(isc); /* int8 refused (validation): the bf16 matrix may still beat sgemm */
-        isc = itemscore_new(im.w, im.bias, im.n, im.d, kern, ITEMSCORE_BF16);
-    }
-    next_aux *a = calloc(1, sizeof *a);
-    if (!isc || !a) {
+    route_aux *a = route_aux_make(v);
+    if (!a) {
         itemscore_free(isc);
-        free(a);
-        return rc_error(RC_ENOMEM, "out of memory packing the item matrix");
+        return RC_ENOMEM;
     }
-    a->isc = isc;
-    a->q_off = im.q_offset;
-    v->aux = a;
-    v->aux_free = aux_free;
-    log_info("%s version %s: scoring with %s%s", v->model, v->version_str,
-             itemscore_kernel_name(itemscore_kernel_of(isc)),
-             itemscore_dtype_of(isc) == ITEMSCORE_INT8   ? " (int8 item matrix, f32 re-ranking)"
-             : itemscore_dtype_of(isc) == ITEMSCORE_BF16 ? " (bf16 item matrix, f32 re-ranking)"
-                                                         : "");
+    a->next_isc = isc;
+    a->next_q_off = im.q_offset;
     return RC_OK;
 }
 
@@ -609,7 +616,7 @@ int next_prepare(model_version *v, void *arg)
     server *srv = arg;
     if (!v->type->next || !v->type->items) return RC_OK;
     int rc = build_aux(v, srv);
-    if (rc != RC_OK || !v->aux) return rc; /* the registry warmed the type's own step and score */
+    if (rc != RC_OK || !version_isc(v)) return rc; /* the registry warmed the type's own step and score */
     /* A few requests through the packed matrix: step, score (batched as the scorers do), top-k. */
     const model_next_ops *ops = v->type->next;
     int B = srv->cfg.batch_max > 1 ? (int)srv->cfg.batch_max : 1;

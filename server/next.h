@@ -28,8 +28,10 @@ struct server;
 typedef struct next_batcher next_batcher;
 
 struct model_version;
-/* Registry prepare hook (registry_set_prepare, ctx = the server): builds the version's scorer
- * (server/score.h, per score.kernel / score.bf16) and runs warm-up requests through it. */
+/* The `next` part of the registry's prepare hook (route_prepare in server/route.h calls it for a type
+ * with `next`; ctx = the server): builds the version's packed item matrix (route_itemscore_new, per
+ * score.kernel / score.int8 / score.bf16, kept when it gives the type's own scores on a few states) and
+ * runs warm-up requests through it. */
 int next_prepare(struct model_version *v, void *srv);
 
 /* Start batch.threads scorer threads (when batch.max > 1). NULL with a message on failure. */

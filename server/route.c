@@ -8,7 +8,10 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "server/evstore.h"
+#include "server/next.h"
+#include "server/ratings.h"
 #include "server/server.h"
 
 int route_has(const model_version *v, model_cap cap)
@@ -17,18 +20,32 @@ int route_has(const model_version *v, model_cap cap)
     switch (cap) {
     case MODEL_CAP_NEXT: return v->type->next != NULL;
     case MODEL_CAP_RANK: return v->type->rank != NULL;
+    case MODEL_CAP_RATE: return v->type->rate != NULL;
+    case MODEL_CAP_RECOMMEND: return v->type->recommend != NULL;
     }
     return 0;
 }
 
 const char *route_cap_name(model_cap cap)
 {
-    return cap == MODEL_CAP_NEXT ? "next" : "rank";
+    switch (cap) {
+    case MODEL_CAP_NEXT: return "next";
+    case MODEL_CAP_RANK: return "rank";
+    case MODEL_CAP_RATE: return "rate";
+    case MODEL_CAP_RECOMMEND: return "recommend";
+    }
+    return "?";
 }
 
 static const char *cap_path(model_cap cap)
 {
-    return cap == MODEL_CAP_NEXT ? "/v1/next" : "/v1/rank";
+    switch (cap) {
+    case MODEL_CAP_NEXT: return "/v1/next";
+    case MODEL_CAP_RANK: return "/v1/rank";
+    case MODEL_CAP_RATE: return "/v1/ratings";
+    case MODEL_CAP_RECOMMEND: return "/v1/users/{id}/recommendations";
+    }
+    return "?";
 }
 
 /* name[0..n) for a message: at most 64 bytes, bytes outside printable ASCII as '?' (a name may hold any
@@ -91,7 +108,7 @@ model_version *route_acquire(http_req *r, const char *name, size_t n, model_cap 
 }
 
 /* ---- per-thread scratch ---- */
-enum { ROUTE_SCRATCH_TYPES = 4 };
+enum { ROUTE_SCRATCH_TYPES = 8 }; /* next, rank, ratings, recommendations: room for the routes to come */
 
 typedef struct scr_entry {
     uint64_t serial; /* version the entry was made for (0: empty) */
@@ -263,6 +280,131 @@ int route_answer_end(http_req *r)
     sbuf_adds(out, "}\n");
     if (sbuf_failed(out)) return http_oom(r, "the answer");
     return http_json(r, 200);
+}
+
+/* ---- per-version data ---- */
+static void aux_free(void *p)
+{
+    route_aux *a = p;
+    if (!a) return;
+    itemscore_free(a->next_isc);
+    itemscore_free(a->rec_isc);
+    free(a);
+}
+
+route_aux *route_aux_make(model_version *v)
+{
+    if (v->aux) return v->aux;
+    route_aux *a = calloc(1, sizeof *a);
+    if (!a) {
+        rc_error(RC_ENOMEM, "out of memory for a version's data");
+        return NULL;
+    }
+    v->aux = a;
+    v->aux_free = aux_free;
+    return a;
+}
+
+int route_prepare(model_version *v, void *srv)
+{
+    int rc = RC_OK;
+    if (v->type->next && (rc = next_prepare(v, srv)) != RC_OK) return rc;
+    if (v->type->recommend && (rc = recommend_prepare(v, srv)) != RC_OK) return rc;
+    if (v->type->rate && (rc = rate_prepare(v, srv)) != RC_OK) return rc;
+    return RC_OK;
+}
+
+int route_itemscore_new(const model_version *v, const server *srv, const model_item_matrix *im, size_t q_words,
+                        size_t f32_max_bytes, const char *what, itemscore **out)
+{
+    *out = NULL;
+    int64_t N = v->type->items ? (int64_t)idmap_size(v->type->items(v->handle)) : -1;
+    if (!im->w || im->n != N || im->d < 1 || im->q_offset + (size_t)im->d > q_words) {
+        log_warn("%s version %s: its `%s` item matrix does not fit its items or queries; scoring with the model's "
+                 "own score",
+                 v->model, v->version_str, what);
+        return RC_OK;
+    }
+    int k = itemscore_kernel_parse(srv->cfg.score_kernel ? srv->cfg.score_kernel : "auto");
+    itemscore_kernel kern = k < 0 ? ITEMSCORE_AUTO : (itemscore_kernel)k;
+    itemscore_dtype dt = srv->cfg.score_int8 ? ITEMSCORE_INT8 : srv->cfg.score_bf16 ? ITEMSCORE_BF16 : ITEMSCORE_F32;
+    if ((uint64_t)im->n * (uint64_t)im->d * sizeof(float) <= f32_max_bytes) dt = ITEMSCORE_F32; /* stays in cache */
+    itemscore *isc = itemscore_new(im->w, im->bias, im->n, im->d, kern, dt);
+    if (isc && dt == ITEMSCORE_INT8 && srv->cfg.score_bf16 && itemscore_dtype_of(isc) != ITEMSCORE_INT8 &&
+        itemscore_kernel_of(isc) == ITEMSCORE_BLAS) {
+        itemscore_free(isc); /* int8 refused (validation): the bf16 matrix may still beat sgemm */
+        isc = itemscore_new(im->w, im->bias, im->n, im->d, kern, ITEMSCORE_BF16);
+    }
+    if (!isc) return rc_error(RC_ENOMEM, "out of memory packing the item matrix");
+    log_info("%s version %s: `%s` scoring with %s%s", v->model, v->version_str, what,
+             itemscore_kernel_name(itemscore_kernel_of(isc)),
+             itemscore_dtype_of(isc) == ITEMSCORE_INT8   ? " (int8 item matrix, f32 re-ranking)"
+             : itemscore_dtype_of(isc) == ITEMSCORE_BF16 ? " (bf16 item matrix, f32 re-ranking)"
+                                                         : "");
+    *out = isc;
+    return RC_OK;
+}
+
+int route_itemscore_agrees(const model_item_matrix *im, const float *q, const float *want, int shift, float *scratch)
+{
+    int64_t N = im->n;
+    if (N <= 0) return 1;
+    itemscore_score_ref(im->w, im->bias, N, im->d, q, scratch);
+    double mean = 0, big = 0;
+    for (int64_t i = 0; i < N; i++) {
+        if (!isfinite(scratch[i]) || !isfinite(want[i])) return 0;
+        mean += (double)want[i] - scratch[i];
+        if (fabs(want[i]) > big) big = fabs(want[i]);
+    }
+    mean = shift ? mean / (double)N : 0;
+    for (int64_t i = 0; i < N; i++)
+        if (fabs((double)want[i] - scratch[i] - mean) > 1e-3 * big + 1e-4) return 0;
+    return 1;
+}
+
+void route_json_num(sbuf *out, double v)
+{
+    double a = fabs(v);
+    if (!(a >= 1e-4 && a < 1e6)) { /* 0, tiny, huge, NaN, inf */
+        if (v == 0) sbuf_add(out, signbit(v) ? "-0" : "0", signbit(v) ? 2 : 1);
+        else sbuf_json_float(out, v);
+        return;
+    }
+    /* x = exponent of the first significant digit; d = the 6 digits, a rounded to 10^(x-5) */
+    static const double p10[] = {1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1,
+                                 1e1,   1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10};
+    int x = 0;
+    while (x < 5 && a >= p10[10 + x + 1]) x++;
+    while (x > -4 && a < p10[10 + x]) x--;
+    long long d = (long long)nearbyint(a * p10[10 + 5 - x]); /* ties to even, as printf */
+    if (d >= 1000000) { /* 9.999996 -> 10.0000 */
+        x++;
+        d = (long long)nearbyint(a * p10[10 + 5 - x]);
+        if (x >= 6) {
+            sbuf_json_float(out, v);
+            return;
+        }
+    }
+    char digits[6], buf[24];
+    for (int i = 5; i >= 0; i--, d /= 10) digits[i] = (char)('0' + d % 10);
+    int nd = 6;
+    int n = 0;
+    if (v < 0) buf[n++] = '-';
+    if (x >= 0) { /* d0..dx . rest */
+        while (nd > x + 1 && digits[nd - 1] == '0') nd--;
+        for (int i = 0; i <= x; i++) buf[n++] = digits[i];
+        if (nd > x + 1) {
+            buf[n++] = '.';
+            for (int i = x + 1; i < nd; i++) buf[n++] = digits[i];
+        }
+    } else { /* 0.000ddd */
+        while (nd > 1 && digits[nd - 1] == '0') nd--;
+        buf[n++] = '0';
+        buf[n++] = '.';
+        for (int i = -1; i > x; i--) buf[n++] = '0';
+        for (int i = 0; i < nd; i++) buf[n++] = digits[i];
+    }
+    sbuf_add(out, buf, (size_t)n);
 }
 
 /* ---- experiments ---- */

@@ -12,18 +12,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/itemscore.h"
 #include "core/sbuf.h"
+#include "models/model.h"
 #include "server/evstore.h"
 #include "server/experiment.h"
 #include "server/http.h"
 #include "server/registry.h"
 
 /* The capabilities a route may need (models/model.h operation tables). */
-typedef enum { MODEL_CAP_NEXT = 0, MODEL_CAP_RANK = 1 } model_cap;
+typedef enum { MODEL_CAP_NEXT = 0, MODEL_CAP_RANK = 1, MODEL_CAP_RATE = 2, MODEL_CAP_RECOMMEND = 3 } model_cap;
 
 /* 1 when v's type has capability cap. */
 int route_has(const model_version *v, model_cap cap);
-/* "next", "rank": the capability's name in messages. */
+/* "next", "rank", "rate", "recommend": the capability's name in messages. */
 const char *route_cap_name(model_cap cap);
 
 /* The version that answers a request, with a reference held (pair with registry_release), or NULL when
@@ -51,7 +53,7 @@ typedef struct route_scratch_type {
     void (*destroy)(void *scratch);
 } route_scratch_type;
 
-/* This thread's scratch of type t (a static descriptor: its address is its identity, at most 4 types)
+/* This thread's scratch of type t (a static descriptor: its address is its identity, at most 8 types)
  * for version v with room for at least `size`: made on first use and kept. NULL on ENOMEM (the entry is
  * then empty). Valid on this thread until its next route_scratch call with the same t. */
 void *route_scratch(const route_scratch_type *t, const model_version *v, int size);
@@ -72,6 +74,60 @@ void route_answer_head(http_req *r);
 void route_answer_item(http_req *r, int first, const char *id, size_t len, float score);
 void route_answer_model(http_req *r, const model_version *v);
 int route_answer_end(http_req *r);
+/* v as a JSON number with 6 significant digits, the text of sbuf_json_float (printf "%.6g": "3.91234",
+ * "5", "0.000123", "-2.5", null when not finite) without printf's cost (printf took a third of the CPU
+ * of a /v1/ratings request of 100 items): values in [1e-4, 1e6) are written from one integer rounded
+ * half to even (the same text as printf for every float of a 3-million sample; a double whose scaled
+ * value rounds in binary could differ in its last digit), others go through sbuf_json_float. */
+void route_json_num(sbuf *out, double v);
+
+/* ---- per-version data of the routes (model_version.aux) ----
+ * The prepare hook of the registry (route_prepare, registered by server_open) builds it once per
+ * version, before the version serves; it is immutable afterwards and freed with the version. */
+typedef struct route_aux {
+    itemscore *next_isc;      /* `next`: the packed item matrix, or NULL (the type's own score) */
+    size_t next_q_off;        /* its query's offset within a state (model_item_matrix.q_offset) */
+    itemscore *rec_isc;       /* `recommend`: the packed item matrix, or NULL (the type's own score) */
+    int has_scale;            /* 1: rmin/rmax/default_rating were read from the snapshot's meta "rating" */
+    float rmin, rmax;         /* the rating scale seen in training (models/rating_base.h) */
+    float default_rating;     /* meta rating.default */
+} route_aux;
+
+/* v's route_aux (NULL when none was built). */
+static inline const route_aux *route_aux_get(const model_version *v)
+{
+    return (const route_aux *)v->aux;
+}
+
+/* The registry's prepare hook (registry_set_prepare, ctx = the server): for each capability of v's type,
+ * the route's preparation (next_prepare: the packed item matrix of `next` and warm-up requests;
+ * recommend_prepare and rate_prepare: server/ratings.h). A non-zero return refuses the version. */
+int route_prepare(model_version *v, void *srv);
+/* v's route_aux, made (zeroed) on first call and owned by v (v->aux / v->aux_free). For prepare hooks
+ * only: before v serves. NULL on ENOMEM (message set). */
+route_aux *route_aux_make(model_version *v);
+
+/* The packed scorer of an item matrix im that v's type describes (a `next` or `recommend` table's
+ * item_matrix), per the server's settings score.kernel / score.int8 / score.bf16 (int8 refused by
+ * itemscore's validation: bf16, then f32), except that a matrix of at most f32_max_bytes f32 bytes is
+ * packed f32 whatever score.int8 / score.bf16 say (0: never): the int8 and bf16 copies save memory
+ * bandwidth, which a matrix that stays in the caches does not need, and their candidates cost a re-rank.
+ * Measured with one query on the 2-core machine (AVX2, L3 8 MiB, D = 128): f32 61 us, bf16 75, int8 92
+ * at 3,706 items (1.9 MB of f32); 128 / 179 / 179 at 8,000; 572 / 508 / 489 at 16,000 (8.2 MB).
+ * q_words: the words of the query the scores are asked for (a `next` state's S, a `recommend` query's
+ * D): im must fit it (im->n the type's N items, im->d >= 1, im->q_offset + im->d <= q_words). `what`
+ * names the capability in the log line. RC_OK with *out the scorer (itemscore_free), or with *out NULL
+ * when im does not fit (logged: the type's own score is used); RC_ENOMEM. */
+int route_itemscore_new(const model_version *v, const struct server *srv, const model_item_matrix *im,
+                        size_t q_words, size_t f32_max_bytes, const char *what, itemscore **out);
+/* The f32_max_bytes of `recommend` (a user's query scores every item once, unbatched). */
+#define ROUTE_RECOMMEND_F32_BYTES ((size_t)4 << 20)
+/* Does the description im give the scores `want` (N floats, the type's own score of a query) for the
+ * query q (im->d floats)? The naive reference (itemscore_score_ref) of im against want: every score
+ * within 1e-3 of the largest magnitude (plus 1e-4), after removing the mean difference when shift is
+ * set (a `recommend` query's scores may differ by a per-user constant). scratch: N floats. 1 or 0. */
+int route_itemscore_agrees(const model_item_matrix *im, const float *q, const float *want, int shift,
+                           float *scratch);
 
 /* ---- experiments (server/experiment.h) ----
  * A request with "experiment":"NAME" and "user_id":"U" is answered by the model of U's arm, and the

@@ -14,6 +14,8 @@ int route_models(http_req *r);  /* server/models.c */
 int route_reload(http_req *r);  /* server/models.c */
 int route_next(http_req *r);    /* server/next.c */
 int route_rank(http_req *r);    /* server/rank.c */
+int route_ratings(http_req *r); /* server/ratings.c */
+int route_recommend(http_req *r); /* server/recommend.c */
 int route_events(http_req *r);  /* server/events.c */
 int route_experiments(http_req *r); /* server/experiments.c */
 int route_experiment(http_req *r);  /* server/experiments.c */
@@ -28,6 +30,8 @@ const route router_table[] = {
     {"POST", "/v1/models/{name}/reload", route_reload, ROUTE_ADMIN | ROUTE_OPS, "rescan and load the newest snapshot"},
     {"POST", "/v1/next", route_next, ROUTE_JSON, "next-item recommendations, stateful or stateless"},
     {"POST", "/v1/rank", route_rank, ROUTE_JSON, "Wide & Deep ranking of the request's candidates"},
+    {"POST", "/v1/ratings", route_ratings, ROUTE_JSON, "predicted ratings of a user's items (rating models)"},
+    {"GET", "/v1/users/{id}/recommendations", route_recommend, 0, "the top-k items a user has not rated"},
     {"POST", "/v1/events", route_events, ROUTE_JSON, "impressions, clicks and acquisitions, answered once durable"},
     {"GET", "/v1/experiments", route_experiments, 0, "the configured experiments with their totals"},
     {"GET", "/v1/experiments/{name}", route_experiment, 0, "an experiment's report: rates, lifts, trust checks"},

@@ -19,7 +19,9 @@
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/next.h"
+#include "server/ratings.h"
 #include "server/registry.h"
+#include "server/route.h"
 #include "server/server.h"
 #include "server/sessions.h"
 
@@ -397,7 +399,7 @@ int server_open(server *srv, int argc, char **argv, int *settings_error)
     if (!srv->reg) return RC_EINVAL;
     *bad = 0;
     registry_set_warm(srv->reg, (int)srv->cfg.warm_requests);
-    registry_set_prepare(srv->reg, next_prepare, srv);
+    registry_set_prepare(srv->reg, route_prepare, srv);
     sessions_cfg scfg = {.max = (size_t)srv->cfg.sess_max,
                          .ttl_s = (double)srv->cfg.sess_ttl_s,
                          .shards = (int)srv->cfg.sess_shards,
@@ -408,6 +410,8 @@ int server_open(server *srv, int argc, char **argv, int *settings_error)
     metrics_add_collector(registry_render_metrics, srv->reg);
     metrics_add_collector(sessions_render_metrics, srv->sess);
     metrics_add_collector(next_render_metrics, NULL);
+    metrics_add_collector(ratings_render_metrics, NULL);
+    metrics_add_collector(recommend_render_metrics, NULL);
     metrics_add_collector(render_inflight, srv);
     if (srv->cfg.batch_max > 1 && !(srv->batcher = next_batcher_new(srv))) return RC_ENOMEM;
     if (srv->cfg.state_dir && *srv->cfg.state_dir) {

@@ -281,7 +281,7 @@ static char *with_host(const char *cmd, const char *host)
 }
 
 /* The server of the README's examples is the demo's (bench/demo.sh: the same models and experiments). */
-#define README_MODELS "[\"gru4rec\",\"itemknn\",\"widedeep\"]"
+#define README_MODELS "[\"gru4rec\",\"itemknn\",\"widedeep\",\"biasedmf\"]"
 #define README_EXPERIMENTS                                                                                       \
     "[{\"name\":\"next-demo\",\"salt\":\"next-demo-1\",\"unit\":\"user_id\",\"control\":\"gru4rec\","                 \
     "\"arms\":[{\"name\":\"gru4rec\",\"model\":\"gru4rec\",\"share\":0.5},"                                        \
@@ -318,6 +318,11 @@ static void train_models(const char *dir)
                   "--out %s/snapshots",
                   bin, dir, dir, dir);
     if (rc != 0) FAIL("recd train widedeep failed (%d): %s", rc, out);
+    rc = test_run(out, sizeof out,
+                  "%s synth ratings --out %s/ratings.tsv --seed 1 && %s train biasedmf -c configs/biasedmf.json "
+                  "--data %s/ratings.tsv --out %s/snapshots --quiet",
+                  bin, dir, bin, dir, dir);
+    if (rc != 0) FAIL("recd train biasedmf failed (%d): %s", rc, out);
 }
 
 static pid_t start_server(const char *dir, int port)

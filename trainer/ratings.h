@@ -9,12 +9,14 @@
  *   "::" in the line          MovieLens 1M/10M ratings.dat   `1::1193::5::978300760`
  *   a tab                     MovieLens 100K u.data          `196\t242\t3\t881250949`
  *   otherwise ','             CSV; the ML-1M 5-fold parts     `1,1193,5`
- * A header is recognised when the first line's third field is not a number: the columns are then
+ * A header is recognised when the first line's third field is not a number ("nan", "inf" and
+ * "1e300" count as numbers: such a line is data, refused as not finite / out of range): the columns are then
  * found by name (user: user_id|userId|user|UserID; item: item_id|movieId|movie_id|item|MovieID;
- * rating: rating|Rating), else the first three columns are used. A path may name a file, a folder
+ * rating: rating|Rating; compared ignoring case), else the first three columns are used. A path may name a file, a folder
  * (every regular file in it whose name does not start with '.', in name order), or several of those
  * separated by ','. Ratings must be finite numbers (half stars are fine); ids are opaque strings of
- * 1..255 bytes. A repeated (user, item) pair keeps its last rating (counted: rt_data.n_dup).
+ * 1..255 bytes. A repeated (user, item) pair keeps its last rating, at the position of its first
+ * (counted: rt_data.n_dup).
  * Errors name the file, the line and the field: "u.data:17: field 3 (rating): 'x' is not a number".
  *
  * Protocol (Sedhain et al. 2015, following LLORMA): all ratings shuffled by seed; the first
@@ -83,6 +85,10 @@ typedef struct rt_split {
 } rt_split;
 int rt_split_make(rt_split *out, const rt_data *all, uint64_t seed, double test_frac, double valid_frac);
 void rt_split_free(rt_split *s);
+/* The set of each of n ratings under the protocol (what rt_split_make uses): set (n) gets 0 train,
+ * 1 validation, 2 test; counts (3, may be NULL) the sizes. For writing the three parts with their
+ * external ids (`recd split ratings`). RC_OK, RC_EINVAL (as rt_split_make, or n == 0), RC_ENOMEM. */
+int rt_split_sets(uint8_t *set, int64_t n, uint64_t seed, double test_frac, double valid_frac, int64_t counts[3]);
 
 /* Map the ids of d (its own vocabularies) to the vocabularies users and items (borrowed: a model's):
  * *out gets d's ratings with indices there, -1 for an id they lack, and borrows their vocabularies

@@ -11,6 +11,7 @@
     X("gru4rec", gru4rec_cmd_train, next_eval_cmd, "GRU4Rec session-based next-item model (configs/gru4rec*.json)") \
     X("itemknn", itemknn_cmd_train, next_eval_cmd, "session item-kNN: co-occurrence neighbours of recent clicks (configs/itemknn.json)") \
     X("widedeep", wd_cmd_train, wd_cmd_eval, "Wide & Deep ranking model (CSV features; configs/widedeep_*.json)") \
+    X("biasedmf", biasedmf_cmd_train, rt_eval_cmd, "biased matrix factorisation for ratings, SGD or ALS (configs/biasedmf.json)") \
     /* add a line above */
 
 #define DECLARE(name, train, eval, help) int train(int argc, char **argv); int eval(int argc, char **argv);
