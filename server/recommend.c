@@ -25,7 +25,7 @@
  * "rating" is the predicted rating when the type also has `rate` (clipped to the rating scale as
  * POST /v1/ratings does by default).
  * A user the model does not know is not an error (a new user is normal): the most popular items
- * (model_type.popular) answer with "score":null and "fallback":true; a type without a popularity list
+ * (model_type.popular) answer with "score":null and "fallback":"popular" (as /v1/next); a type without a popularity list
  * answers an empty list, also flagged.
  * In an experiment the arm's model answers, the answer adds "experiment" and "arm", and the impression
  * records the shown items before the answer goes out.
@@ -329,7 +329,7 @@ int route_recommend(http_req *r)
     route_answer_model(r, v);
     sbuf_adds(out, ",\"user_id\":");
     sbuf_json_str(out, user.p, user.n);
-    if (fallback) sbuf_adds(out, ",\"fallback\":true");
+    if (fallback) sbuf_adds(out, ",\"fallback\":\"popular\"");
     route_exp_fields(r, &x);
     atomic_fetch_add_explicit(&m_answers, 1, memory_order_relaxed);
     if (exposing && !sbuf_failed(out))

@@ -231,7 +231,7 @@ static void expect_popular(const json_t *ans, const mf_fixture *fx, int k)
 {
     const json_t *items = json_object_get(ans, "items");
     ASSERT_EQ(json_array_size(items), (size_t)k);
-    ASSERT(json_is_true(json_object_get(ans, "fallback")));
+    ASSERT(json_is_string(json_object_get(ans, "fallback")) && strcmp(json_string_value(json_object_get(ans, "fallback")), "popular") == 0);
     for (int i = 0; i < k; i++) {
         const json_t *it = json_array_get(items, (size_t)i);
         ASSERT_EQ(item_index(tsrv_jstr(it, "item_id")), fx->popular[i]);
