@@ -8,7 +8,10 @@
     X(gru4rec)         \
     X(widedeep)        \
     X(itemknn)         \
+    X(autorec)         \
     X(biasedmf)        \
+    X(rbm)             \
+    X(llorma)          \
     /* add a line above: X(name) */
 
 #define DECLARE(name) extern const model_type name##_type;

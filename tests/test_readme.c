@@ -533,11 +533,13 @@ static int has_token(const char *text, const char *flag)
 TEST(readme_flags_exist)
 {
     char *text = readme_text();
-    static char help[1 << 17];
+    static char help[1 << 19];
     const char *bin = test_recd_bin();
+    /* every model `recd train --help` and `recd eval --help` list, and the other commands */
     int rc = test_run(help, sizeof help,
-                      "for c in 'train gru4rec' 'train itemknn' 'train widedeep' 'eval gru4rec' 'eval pop' 'eval recentpop' "
-                      "'eval widedeep' 'split' 'synth' 'inspect' 'serve' 'events export'; do %s $c --help; done",
+                      "B=%s; for v in train eval; do for m in $($B $v --help | awk '/^  /{print $1}'); do "
+                      "$B $v $m --help || exit 1; done; done; "
+                      "for c in 'split' 'split ratings' 'synth' 'inspect' 'serve' 'events export'; do $B $c --help; done",
                       bin);
     ASSERT_EQ(rc, 0);
     int checked = 0;

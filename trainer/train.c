@@ -11,7 +11,10 @@
     X("gru4rec", gru4rec_cmd_train, next_eval_cmd, "GRU4Rec session-based next-item model (configs/gru4rec*.json)") \
     X("itemknn", itemknn_cmd_train, next_eval_cmd, "session item-kNN: co-occurrence neighbours of recent clicks (configs/itemknn.json)") \
     X("widedeep", wd_cmd_train, wd_cmd_eval, "Wide & Deep ranking model (CSV features; configs/widedeep_*.json)") \
+    X("autorec", autorec_cmd_train, rt_eval_cmd, "I-AutoRec / U-AutoRec rating autoencoder (configs/i-autorec.json, configs/u-autorec.json)") \
     X("biasedmf", biasedmf_cmd_train, rt_eval_cmd, "biased matrix factorisation for ratings, SGD or ALS (configs/biasedmf.json)") \
+    X("rbm", rbm_cmd_train, rt_eval_cmd, "U-RBM / I-RBM, RBMs for collaborative filtering (configs/u-rbm.json, configs/i-rbm.json)") \
+    X("llorma", llorma_cmd_train, rt_eval_cmd, "LLORMA: kernel-weighted local low-rank models around anchors, ratings (configs/llorma.json)") \
     /* add a line above */
 
 #define DECLARE(name, train, eval, help) int train(int argc, char **argv); int eval(int argc, char **argv);
