@@ -264,25 +264,25 @@ void llorma_kernel_rows(const llorma *m, int32_t au, int32_t ai, float *wu_row, 
         wi_row[i] = (float)llorma_kernel(llorma_distance(qa, m->Q + (size_t)i * m->F, m->F), m->bandwidth);
 }
 
-/* ---- local models: objective (reference) and SGD ------------------------------------------------- */
+/* ---- local models: objective (reference), SGD, ALS ----------------------------------------------- */
 
-double llorma_local_objective(const float *Ut, const float *Vt, int r, const llorma_wr *x, int64_t n, double reg,
+double llorma_local_objective(const float *Ut, const float *Vt, int k, const llorma_wr *x, int64_t n, double reg,
                               float *dUt, float *dVt)
 {
     double L = 0;
-    for (int64_t k = 0; k < n; k++) {
-        const float *pu = Ut + (size_t)x[k].u * r, *qi = Vt + (size_t)x[k].i * r;
+    for (int64_t j = 0; j < n; j++) {
+        const float *pu = Ut + (size_t)x[j].u * k, *qi = Vt + (size_t)x[j].i * k; /* (k) each */
         double dot = 0, nu = 0, ni = 0;
-        for (int c = 0; c < r; c++) {
+        for (int c = 0; c < k; c++) {
             dot += (double)pu[c] * qi[c];
             nu += (double)pu[c] * pu[c];
             ni += (double)qi[c] * qi[c];
         }
-        double w = x[k].w, e = (double)x[k].y - dot;
+        double w = x[j].w, e = (double)x[j].y - dot;
         L += w * (e * e + reg * (nu + ni));
         if (dUt && dVt) {
-            float *gu = dUt + (size_t)x[k].u * r, *gi = dVt + (size_t)x[k].i * r;
-            for (int c = 0; c < r; c++) {
+            float *gu = dUt + (size_t)x[j].u * k, *gi = dVt + (size_t)x[j].i * k;
+            for (int c = 0; c < k; c++) {
                 /* d/dU of w (y - U.V)^2 = -2 w e V; of w reg |U|^2 = 2 w reg U */
                 gu[c] += (float)(w * (-2.0 * e * qi[c] + 2.0 * reg * pu[c]));
                 gi[c] += (float)(w * (-2.0 * e * pu[c] + 2.0 * reg * qi[c]));
