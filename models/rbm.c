@@ -57,8 +57,10 @@ int rbm_hparams_check(const rbm_hparams *hp)
     if (hp->momentum_epochs < 0) return rc_error(RC_EINVAL, "rbm: momentum_epochs %d < 0", hp->momentum_epochs);
     if (!(hp->weight_decay >= 0 && isfinite(hp->weight_decay)))
         return rc_error(RC_EINVAL, "rbm: weight_decay %g must be >= 0", hp->weight_decay);
-    if (!(hp->init_std >= 0 && isfinite(hp->init_std))) return rc_error(RC_EINVAL, "rbm: init_std %g must be >= 0", hp->init_std);
-    if (hp->mean_field != 0 && hp->mean_field != 1) return rc_error(RC_EINVAL, "rbm: mean_field %d must be 0 or 1", hp->mean_field);
+    if (!(hp->init_std >= 0 && isfinite(hp->init_std)))
+        return rc_error(RC_EINVAL, "rbm: init_std %g must be >= 0", hp->init_std);
+    if (hp->mean_field != 0 && hp->mean_field != 1)
+        return rc_error(RC_EINVAL, "rbm: mean_field %d must be 0 or 1", hp->mean_field);
     if (hp->n_cd < 1 || hp->n_cd > RBM_MAX_CD)
         return rc_error(RC_EINVAL, "rbm: the CD schedule has %d entries (1..%d)", hp->n_cd, RBM_MAX_CD);
     for (int j = 0; j < hp->n_cd; j++) {
@@ -82,7 +84,8 @@ json_t *rbm_hparams_to_json(const rbm_hparams *hp)
                           hp->variant == RBM_USER ? "user" : "item", "hidden", hp->hidden, "epochs", hp->epochs,
                           "patience", hp->patience, "batch", hp->batch, "lr", hp->lr, "lr_decay", hp->lr_decay,
                           "momentum_start", hp->momentum_start, "momentum_epochs", hp->momentum_epochs, "momentum",
-                          hp->momentum, "weight_decay", hp->weight_decay, "init_std", hp->init_std, "mean_field", hp->mean_field, "cd_steps", steps,
+                          hp->momentum, "weight_decay", hp->weight_decay, "init_std", hp->init_std, "mean_field",
+                          hp->mean_field, "cd_steps", steps,
                           "cd_from", from);
     if (!o) rc_error(RC_ENOMEM, "rbm: out of memory (hparams)");
     return o;
@@ -539,7 +542,9 @@ static uint8_t *value_indices(const rbm *m, const rb_rows *rows)
 
 static int check_rows(const rbm *m, const rb_rows *rows)
 {
-    if (rows->rows != m->C) return rc_error(RC_EINVAL, "rbm: %lld case rows, the model has %lld cases", (long long)rows->rows, (long long)m->C);
+    if (rows->rows != m->C)
+        return rc_error(RC_EINVAL, "rbm: %lld case rows, the model has %lld cases", (long long)rows->rows,
+                        (long long)m->C);
     for (int64_t r = 0; r < rows->nnz; r++)
         if (rows->col[r] < 0 || rows->col[r] >= m->M)
             return rc_error(RC_EINVAL, "rbm: rating %lld names unit %d outside [0, %lld)", (long long)r, (int)rows->col[r],

@@ -892,6 +892,11 @@ TEST(rbm_hparams_checked)
     json_t *j = rbm_hparams_to_json(&hp);
     ASSERT(j);
     ASSERT_EQ(json_array_size(json_object_get(j, "cd_steps")), 4);
+    /* the trainer's defaults (JSON text) are the model's */
+    json_t *steps = json_loads(RBM_DEF_CD_STEPS, 0, NULL), *from = json_loads(RBM_DEF_CD_FROM, 0, NULL);
+    ASSERT(steps && from && json_equal(steps, json_object_get(j, "cd_steps")) && json_equal(from, json_object_get(j, "cd_from")));
+    json_decref(steps);
+    json_decref(from);
     ASSERT_STR_EQ(json_string_value(json_object_get(j, "variant")), "item");
     json_decref(j);
 }

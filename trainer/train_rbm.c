@@ -9,7 +9,7 @@
  * (NAME: --name, else "u-rbm" or "i-rbm" by the variant; meta "type":"rbm" so the server loads it with
  * the rbm type) with the settings, the data summary and the metrics in its meta, and prints the result
  * line of every rating trainer on stdout:
- *   i-rbm rmse=0.8512 mae=.. rmse_clipped=.. mae_clipped=.. n=100021 n_default=.. train_s=.. valid_rmse=.. epochs=..
+ *   i-rbm rmse=0.8522 mae=.. rmse_clipped=.. mae_clipped=.. n=.. n_default=.. train_s=.. valid_rmse=.. epochs=..
  * `recd eval rbm --snapshot DIR --test F` scores a snapshot (trainer/ratings.h: rt_eval_cmd).
  */
 #include <math.h>
