@@ -55,33 +55,13 @@ static int parse_items(ajson *p, const api_limits *lim, api_scratch *scr, rating
 
 static int parse_fields(ajson *p, const api_limits *lim, api_scratch *scr, ratings_req *req, char *detail, size_t cap)
 {
-    if (ajson_peek(p) != AJSON_OBJECT)
-        return api_fail(detail, cap, 400, "the body must be a JSON object, got %s", ajson_describe(p));
     /* first the keys: duplicates (400) before any other error, then the first unknown field (422) */
     size_t at[NF];
-    int order[NF], nf = 0, st;
-    unsigned have = 0;
-    api_str key, unknown = {NULL, 0};
-    ajson_enter(p);
-    while ((st = ajson_member(p, &key)) == 1) {
-        int f = -1;
-        for (int i = 0; i < NF && f < 0; i++)
-            if (key.n == strlen(field_names[i]) && memcmp(key.p, field_names[i], key.n) == 0) f = i;
-        if (f < 0) {
-            if (!unknown.p) unknown = key;
-        } else {
-            if (have >> f & 1) return api_fail(detail, cap, 400, "duplicate key '%s'", field_names[f]);
-            have |= 1u << f;
-            ajson_peek(p); /* the cursor at the value, whitespace skipped */
-            at[f] = p->i;
-            order[nf++] = f;
-        }
-        ajson_skip(p);
-    }
-    if (st < 0) return OOM(detail, cap);
-    if (unknown.p)
-        return api_fail(detail, cap, 422, "unknown field '%.*s' (expected user_id, item_ids, model, experiment, clip)",
-                        (int)(unknown.n > 64 ? 64 : unknown.n), unknown.p);
+    int order[NF], nf, st;
+    unsigned have;
+    if ((st = api_object_fields(p, field_names, NF, "(expected user_id, item_ids, model, experiment, clip)", at,
+                                order, &nf, &have, detail, cap)))
+        return st;
     /* then each field, in the order of the body */
     for (int o = 0; o < nf; o++) {
         int f = order[o];
@@ -121,15 +101,11 @@ int ratings_req_parse(const char *body, size_t len, const api_limits *lim, api_s
                       char *detail, size_t cap)
 {
     memset(req, 0, sizeof *req);
-    if (len == 0) return api_fail(detail, cap, 400, "empty body: expected a JSON object");
-    if (ajson_check(body, len, lim->max_depth) != RC_OK) return api_fail(detail, cap, 400, "%s", rc_errmsg());
-    /* every string is decoded at most once: the arena never needs more than the body */
-    if (len == SIZE_MAX || api_scratch_arena(scr, len + 1) != RC_OK)
-        return api_fail(detail, cap, 503, "out of memory for the request's %zu-byte arena", len + 1);
     ajson p;
-    ajson_init(&p, body, len, scr->arena, scr->arena_cap);
+    int st = api_body_open(&p, body, len, lim, scr, detail, cap);
+    if (st) return st;
     req->clip = 1;
-    int st = parse_fields(&p, lim, scr, req, detail, cap);
+    st = parse_fields(&p, lim, scr, req, detail, cap);
     if (st) memset(req, 0, sizeof *req);
     return st;
 }

@@ -50,6 +50,48 @@ int api_fail(char *detail, size_t cap, int status, const char *fmt, ...)
     return status;
 }
 
+int api_body_open(ajson *p, const char *body, size_t len, const api_limits *lim, api_scratch *scr, char *detail,
+                  size_t cap)
+{
+    if (len == 0) return api_fail(detail, cap, 400, "empty body: expected a JSON object");
+    if (ajson_check(body, len, lim->max_depth) != RC_OK) return api_fail(detail, cap, 400, "%s", rc_errmsg());
+    if (len == SIZE_MAX || api_scratch_arena(scr, len + 1) != RC_OK)
+        return api_fail(detail, cap, 503, "out of memory for the request's %zu-byte arena", len + 1);
+    ajson_init(p, body, len, scr->arena, scr->arena_cap);
+    return 0;
+}
+
+int api_object_fields(ajson *p, const char *const *names, int nf, const char *expected, size_t *at, int *order,
+                      int *n, unsigned *have, char *detail, size_t cap)
+{
+    *n = 0;
+    *have = 0;
+    if (ajson_peek(p) != AJSON_OBJECT)
+        return api_fail(detail, cap, 400, "the body must be a JSON object, got %s", ajson_describe(p));
+    int st;
+    api_str key, unknown = {NULL, 0};
+    ajson_enter(p);
+    while ((st = ajson_member(p, &key)) == 1) { /* the cursor at the member's value, whitespace skipped */
+        int f = -1;
+        for (int i = 0; i < nf && f < 0; i++)
+            if (key.n == strlen(names[i]) && memcmp(key.p, names[i], key.n) == 0) f = i;
+        if (f < 0) {
+            if (!unknown.p) unknown = key;
+        } else {
+            if (*have >> f & 1) return api_fail(detail, cap, 400, "duplicate key '%s'", names[f]);
+            *have |= 1u << f;
+            at[f] = p->i;
+            order[(*n)++] = f;
+        }
+        ajson_skip(p);
+    }
+    if (st < 0) return api_fail(detail, cap, 503, "out of memory for the request's strings");
+    if (unknown.p)
+        return api_fail(detail, cap, 422, "unknown field '%.*s' %s", (int)(unknown.n > 64 ? 64 : unknown.n),
+                        unknown.p, expected);
+    return 0;
+}
+
 /* The string at the cursor as an id: 400 on wrong type, 422 if empty or too long, 503 when the arena
  * is full (cannot happen with an arena of body length + 1: each string is decoded once). */
 static int get_id(ajson *p, const char *field, const api_limits *lim, api_str *out, char *detail, size_t cap)
@@ -69,34 +111,15 @@ static const char *const field_names[NF] = {"session_id", "item_id",      "model
 
 static int parse_fields(ajson *p, const api_limits *lim, api_scratch *scr, next_req *req, char *detail, size_t cap)
 {
-    if (ajson_peek(p) != AJSON_OBJECT)
-        return api_fail(detail, cap, 400, "the body must be a JSON object, got %s", ajson_describe(p));
     /* first the keys: duplicates (400) before any other error, then the first unknown field (422) */
     size_t at[NF];
-    int order[NF], nf = 0, st;
-    unsigned have = 0;
-    api_str key, unknown = {NULL, 0};
-    ajson_enter(p);
-    while ((st = ajson_member(p, &key)) == 1) {
-        int f = -1;
-        for (int i = 0; i < NF && f < 0; i++)
-            if (key.n == strlen(field_names[i]) && memcmp(key.p, field_names[i], key.n) == 0) f = i;
-        if (f < 0) {
-            if (!unknown.p) unknown = key;
-        } else {
-            if (have >> f & 1) return api_fail(detail, cap, 400, "duplicate key '%s'", field_names[f]);
-            have |= 1u << f;
-            at[f] = p->i;
-            order[nf++] = f;
-        }
-        ajson_skip(p);
-    }
-    if (st < 0) return api_fail(detail, cap, 503, "out of memory for the request's strings");
-    if (unknown.p)
-        return api_fail(detail, cap, 422,
-                    "unknown field '%.*s' (expected session_id, item_id, items, k, exclude_seen, model) or "
-                    "'experiment' with 'user_id'",
-                    (int)(unknown.n > 64 ? 64 : unknown.n), unknown.p);
+    int order[NF], nf, st;
+    unsigned have;
+    if ((st = api_object_fields(p, field_names, NF,
+                                "(expected session_id, item_id, items, k, exclude_seen, model) or 'experiment' with "
+                                "'user_id'",
+                                at, order, &nf, &have, detail, cap)))
+        return st;
     /* then each field, in the order of the body */
     for (int o = 0; o < nf; o++) {
         int f = order[o];
@@ -185,14 +208,11 @@ int next_req_parse(const char *body, size_t len, const api_limits *lim, api_scra
                    char *detail, size_t cap)
 {
     memset(req, 0, sizeof *req);
-    if (len == 0) return api_fail(detail, cap, 400, "empty body: expected a JSON object");
-    if (ajson_check(body, len, lim->max_depth) != RC_OK) return api_fail(detail, cap, 400, "%s", rc_errmsg());
-    if (len == SIZE_MAX || api_scratch_arena(scr, len + 1) != RC_OK)
-        return api_fail(detail, cap, 503, "out of memory for the request's %zu-byte arena", len + 1);
     ajson p;
-    ajson_init(&p, body, len, scr->arena, scr->arena_cap);
+    int st = api_body_open(&p, body, len, lim, scr, detail, cap);
+    if (st) return st;
     req->k = lim->k_default;
-    int st = parse_fields(&p, lim, scr, req, detail, cap);
+    st = parse_fields(&p, lim, scr, req, detail, cap);
     if (st) memset(req, 0, sizeof *req);
     return st;
 }

@@ -27,6 +27,29 @@ api_limits api_limits_default(void);
  * cap is 0) and returns status (the HTTP status to answer). */
 int api_fail(char *detail, size_t cap, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* The start of a JSON body parse: body[0..len) (not necessarily NUL-terminated, borrowed: must outlive p)
+ * checked whole by ajson_check (syntax, UTF-8, nesting up to lim->max_depth), scr's arena grown to
+ * len + 1 bytes (every string is decoded at most once, so the arena never needs more than the body), and
+ * *p a cursor at its start decoding into that arena. 0, or the HTTP status with detail[0..cap) written:
+ * 400 the body is empty ("empty body: expected a JSON object") or not JSON (ajson_check's message), 503
+ * the arena could not grow. */
+int api_body_open(ajson *p, const char *body, size_t len, const api_limits *lim, api_scratch *scr, char *detail,
+                  size_t cap);
+
+/* The members of the object at p's cursor (in a body ajson_check accepted), one pass over its keys before
+ * any value is read, so that a duplicate is found before any other error: names (nf <= 32) are the known
+ * field names, a field is its index in names. On success returns 0 and the cursor is past the object:
+ * order[0..*n) the fields given, in body order; at[f] the offset (ajson.i) of field f's value, for a
+ * field given (set p->i = at[f] to read it); bit f of *have set for each field given. On failure the
+ * HTTP status with detail[0..cap) written (api_fail):
+ *   400 the value is not an object ("the body must be a JSON object, got an array"), a key given twice
+ *       ("duplicate key 'k'");
+ *   422 the first unknown key, when no key is duplicate ("unknown field 'KEY' EXPECTED", KEY cut to 64
+ *       bytes; expected is the caller's hint, e.g. "(expected user_id, model)");
+ *   503 a key needs more arena than is left. */
+int api_object_fields(ajson *p, const char *const *names, int nf, const char *expected, size_t *at, int *order,
+                      int *n, unsigned *have, char *detail, size_t cap);
+
 /* Scan buf[0..len) (not necessarily NUL-terminated) and check that [ and { never nest deeper than
  * max_depth outside strings. RC_OK, or RC_ERANGE with a message giving the offset. Does not check that
  * buf is valid JSON (ajson_check does both). */

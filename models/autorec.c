@@ -901,36 +901,6 @@ static int ar_warm(const void *h)
     return RC_OK;
 }
 
-static const idmap *ar_items(const void *h)
-{
-    return ((const autorec *)h)->base.items;
-}
-
-static const int32_t *ar_popular(const void *h)
-{
-    return ((const autorec *)h)->base.popular;
-}
-
-/* `rate` and `recommend` need no scratch: a token object stands for it */
-static void *ar_scratch_new_b(const void *h, int max_b)
-{
-    (void)h;
-    (void)max_b;
-    void *s = malloc(1);
-    if (!s) rc_error(RC_ENOMEM, "autorec: out of memory");
-    return s;
-}
-
-static void *ar_scratch_new(const void *h)
-{
-    return ar_scratch_new_b(h, 1);
-}
-
-static void ar_scratch_free(void *s)
-{
-    free(s);
-}
-
 static void ar_rate(const void *h, int32_t u, const int32_t *items, int B, float *out, uint8_t *fallback,
                     void *scratch)
 {
@@ -943,16 +913,6 @@ static void ar_rate(const void *h, int32_t u, const int32_t *items, int B, float
         out[k] = unknown ? def : predict_one(m, u, i);
         fallback[k] = (uint8_t)unknown;
     }
-}
-
-static const idmap *ar_users(const void *h)
-{
-    return ((const autorec *)h)->base.users;
-}
-
-static int64_t ar_seen(const void *h, int32_t u, const int32_t **items)
-{
-    return rb_seen(&((const autorec *)h)->base, u, items);
 }
 
 static void ar_score(const void *h, int32_t u, float *scores, void *scratch)
@@ -988,16 +948,15 @@ static void ar_query(const void *h, int32_t u, float *q, void *scratch)
 }
 
 static const model_rate_ops ar_rate_ops = {
-    .scratch_new = ar_scratch_new_b,
-    .scratch_free = ar_scratch_free,
+    .scratch_new = rb_no_scratch_rate, /* `rate` and `recommend` need no scratch: rating_base.h's token */
+    .scratch_free = rb_no_scratch_free,
     .predict = ar_rate,
 };
 
 static const model_recommend_ops ar_recommend_ops = {
-    .users = ar_users,
-    .seen = ar_seen,
-    .scratch_new = ar_scratch_new,
-    .scratch_free = ar_scratch_free,
+    .seen = rb_type_seen,
+    .scratch_new = rb_no_scratch_recommend,
+    .scratch_free = rb_no_scratch_free,
     .score = ar_score,
     .item_matrix = ar_item_matrix,
     .query = ar_query,
@@ -1009,8 +968,9 @@ const model_type autorec_type = {
     .load = ar_load,
     .free = ar_free,
     .warm = ar_warm,
-    .items = ar_items,
-    .popular = ar_popular,
+    .items = rb_type_items,
+    .users = rb_type_users,
+    .popular = rb_type_popular,
     .rate = &ar_rate_ops,
     .recommend = &ar_recommend_ops,
 };

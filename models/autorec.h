@@ -91,6 +91,9 @@ void autorec_hparams_default(autorec_hparams *hp);
 int autorec_hparams_check(const autorec_hparams *hp);
 
 typedef struct autorec {
+    rating_base base;     /* FIRST: the loaded handle's vocabularies, seen items, popularity, scale
+                           * (zeroed for a model being trained). First so that the type table's
+                           * rb_type_* accessors (models/rating_base.h) read the handle as a rating_base */
     int variant;          /* autorec_variant */
     int64_t U, N;         /* users, items */
     int64_t E, D;         /* examples and inputs: (N, U) for item, (U, N) for user */
@@ -103,9 +106,9 @@ typedef struct autorec {
     const float *H;       /* (E, K) hidden codes from training ratings, NULL until autorec_encode (or
                            * train) computes them; a loaded handle's points into the snapshot */
     float *H_owned;       /* (E, K) owned buffer behind H for a model being trained */
-    rating_base base;     /* for a loaded handle (zeroed for one being trained) */
     const snap *snap;     /* the snapshot a loaded handle points into (borrowed) */
 } autorec;
+_Static_assert(offsetof(autorec, base) == 0, "autorec: rating_base must be the first member (rb_type_*)");
 
 /* A model of U users, N items, K hidden units, variant v, parameters from seed: W and Vt uniform in
  * +-init_scale sqrt(6 / (D + K)), mu 0, b = mean (the mean training rating). NULL on ENOMEM or bad

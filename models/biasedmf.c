@@ -609,18 +609,6 @@ static int type_load(void **handle, const snap *s)
 }
 
 static void type_free(void *handle) { biasedmf_free(handle); }
-static const idmap *type_items(const void *handle) { return ((const biasedmf *)handle)->base.items; }
-static const int32_t *type_popular(const void *handle) { return ((const biasedmf *)handle)->base.popular; }
-
-/* rate and recommend need no scratch: a non-NULL token stands for it. */
-static char scratch_token;
-static void *rate_scratch_new(const void *m, int max_b)
-{
-    (void)m;
-    (void)max_b;
-    return &scratch_token;
-}
-static void scratch_free(void *sc) { (void)sc; }
 
 static void rate_predict(const void *h, int32_t u, const int32_t *items, int B, float *out, uint8_t *fallback,
                          void *sc)
@@ -637,17 +625,6 @@ static void rate_predict(const void *h, int32_t u, const int32_t *items, int B, 
         out[b] = ok ? base + m->bi[i] + bmf_dot(p, m->Q + (size_t)i * F, (int)F) : m->base.default_rating;
         if (fallback) fallback[b] = (uint8_t)!ok;
     }
-}
-
-static const idmap *rec_users(const void *h) { return ((const biasedmf *)h)->base.users; }
-static int64_t rec_seen(const void *h, int32_t u, const int32_t **items)
-{
-    return rb_seen(&((const biasedmf *)h)->base, u, items);
-}
-static void *rec_scratch_new(const void *m)
-{
-    (void)m;
-    return &scratch_token;
 }
 
 /* scores (N): the predicted rating of every item for user u. */
@@ -692,9 +669,10 @@ static int type_warm(const void *h)
     return RC_OK;
 }
 
-static const model_rate_ops biasedmf_rate = {rate_scratch_new, scratch_free, rate_predict};
-static const model_recommend_ops biasedmf_recommend = {rec_users,   rec_seen,        rec_scratch_new, scratch_free,
-                                                       rec_score,   rec_item_matrix, rec_query};
+/* rate and recommend need no scratch: rating_base.h's token stands for it */
+static const model_rate_ops biasedmf_rate = {rb_no_scratch_rate, rb_no_scratch_free, rate_predict};
+static const model_recommend_ops biasedmf_recommend = {rb_type_seen, rb_no_scratch_recommend, rb_no_scratch_free,
+                                                       rec_score,    rec_item_matrix,         rec_query};
 
 const model_type biasedmf_type = {
     .name = "biasedmf",
@@ -702,8 +680,9 @@ const model_type biasedmf_type = {
     .load = type_load,
     .free = type_free,
     .warm = type_warm,
-    .items = type_items,
-    .popular = type_popular,
+    .items = rb_type_items,
+    .users = rb_type_users,
+    .popular = rb_type_popular,
     .rate = &biasedmf_rate,
     .recommend = &biasedmf_recommend,
 };

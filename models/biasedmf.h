@@ -45,6 +45,9 @@ void biasedmf_hparams_default(biasedmf_hparams *hp);
 int biasedmf_hparams_check(const biasedmf_hparams *hp);
 
 typedef struct biasedmf {
+    rating_base base;     /* FIRST: the loaded handle's vocabularies, seen items, popularity, scale
+                           * (zeroed for a model being trained). First so that the type table's
+                           * rb_type_* accessors (models/rating_base.h) read the handle as a rating_base */
     int64_t U, N;
     int F;
     float *slab;          /* owned, or NULL when the parameters point into a snapshot */
@@ -53,9 +56,9 @@ typedef struct biasedmf {
     const float *bi;      /* (N) */
     const float *P;       /* (U, F) */
     const float *Q;       /* (N, F) */
-    rating_base base;     /* for a loaded handle (zeroed for one being trained) */
     const snap *snap;     /* the snapshot a loaded handle points into (borrowed) */
 } biasedmf;
+_Static_assert(offsetof(biasedmf, base) == 0, "biasedmf: rating_base must be the first member (rb_type_*)");
 
 /* A model of U users, N items, F factors with parameters initialised from seed (biases 0, mu =
  * mean, factors N(0, init_std^2)). NULL on ENOMEM or bad sizes (message set). Free with biasedmf_free. */

@@ -1049,18 +1049,7 @@ static int type_load(void **handle, const snap *s)
 }
 
 static void type_free(void *handle) { llorma_free(handle); }
-static const idmap *type_items(const void *handle) { return ((const llorma *)handle)->base.items; }
-static const int32_t *type_popular(const void *handle) { return ((const llorma *)handle)->base.popular; }
 
-/* rate needs no scratch: a non-NULL token stands for it. */
-static char rate_token;
-static void *rate_scratch_new(const void *m, int max_b)
-{
-    (void)m;
-    (void)max_b;
-    return &rate_token;
-}
-static void rate_scratch_free(void *sc) { (void)sc; }
 static void rate_predict(const void *mv, int32_t u, const int32_t *items, int B, float *out, uint8_t *fallback,
                          void *sc)
 {
@@ -1074,14 +1063,10 @@ static void rate_predict(const void *mv, int32_t u, const int32_t *items, int B,
     }
 }
 
-static const model_rate_ops llorma_rate = {rate_scratch_new, rate_scratch_free, rate_predict};
+/* rate needs no scratch: rating_base.h's token stands for it */
+static const model_rate_ops llorma_rate = {rb_no_scratch_rate, rb_no_scratch_free, rate_predict};
 
 /* recommend: scratch is num and den, (N) each, allocated once per scratch. */
-static const idmap *rec_users(const void *m) { return ((const llorma *)m)->base.users; }
-static int64_t rec_seen(const void *m, int32_t u, const int32_t **items)
-{
-    return rb_seen(&((const llorma *)m)->base, u, items);
-}
 static void *rec_scratch_new(const void *mv)
 {
     const llorma *m = mv;
@@ -1097,9 +1082,8 @@ static void rec_score(const void *mv, int32_t u, float *scores, void *sc)
     llorma_score_user(m, u, scores, num, den);
 }
 
-static const model_recommend_ops llorma_recommend = {rec_users,        rec_seen,  rec_scratch_new,
-                                                     rec_scratch_free, rec_score, NULL,
-                                                     NULL};
+static const model_recommend_ops llorma_recommend = {rb_type_seen, rec_scratch_new, rec_scratch_free, rec_score,
+                                                     NULL,         NULL};
 
 /* Score a few users (the first ones and some spread over the vocabulary): touches the factors. */
 static int type_warm(const void *handle)
@@ -1118,8 +1102,9 @@ const model_type llorma_type = {
     .load = type_load,
     .free = type_free,
     .warm = type_warm,
-    .items = type_items,
-    .popular = type_popular,
+    .items = rb_type_items,
+    .users = rb_type_users,
+    .popular = rb_type_popular,
     .rate = &llorma_rate,
     .recommend = &llorma_recommend,
 };

@@ -117,6 +117,9 @@ int llorma_hparams_check(const llorma_hparams *hp);
 json_t *llorma_hparams_to_json(const llorma_hparams *hp);
 
 typedef struct llorma {
+    rating_base base;     /* FIRST: the loaded handle's vocabularies, seen items, popularity, scale
+                           * (zeroed for a model being trained). First so that the type table's
+                           * rb_type_* accessors (models/rating_base.h) read the handle as a rating_base */
     int64_t U, N;
     int q, k, F;          /* anchors, columns of a local row (rank, + 2 with local biases), global rank */
     int local_base;       /* LLORMA_BASE_* */
@@ -134,9 +137,9 @@ typedef struct llorma {
     const float *wi;      /* (q, N) */
     const int32_t *anchors; /* (q, 2): into anchors_owned (llorma_new) or into the snapshot */
     int32_t *anchors_owned;
-    rating_base base;     /* for a loaded handle (zeroed for one being trained) */
     const snap *snap;     /* the snapshot a loaded handle points into (borrowed) */
 } llorma;
+_Static_assert(offsetof(llorma, base) == 0, "llorma: rating_base must be the first member (rb_type_*)");
 
 /* A model of U users, N items and the sizes of hp (anchors, rank, global_rank, local_base,
  * bandwidth), all parameters 0 but mu = mean, anchors (0,0). NULL on ENOMEM or bad sizes (message

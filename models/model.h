@@ -81,8 +81,8 @@ typedef struct model_rank_ops {
 } model_rank_ops;
 
 /* `rate`: predict the rating a user would give items (the rating models: biased MF, AutoRec, RBMs,
- * LLORMA). Users are indices in [0, U) of the type's `users` vocabulary, items in [0, N) of `items`;
- * -1 stands for an id the model has not seen. */
+ * LLORMA). Users are indices in [0, U) of the type's `users` vocabulary (model_type.users, required
+ * with `rate`), items in [0, N) of its `items`; -1 stands for an id the model has not seen. */
 typedef struct model_rate_ops {
     /* Scratch for predicting up to max_b items of one user at a time. NULL on ENOMEM (message set).
      * scratch_free(NULL) is a no-op. */
@@ -96,10 +96,10 @@ typedef struct model_rate_ops {
                     void *scratch);
 } model_rate_ops;
 
-/* `recommend`: the best items for a known user (rating models; later VBPR, WMF, text models). */
+/* `recommend`: the best items for a known user (rating models; later VBPR, WMF, text models). Users are
+ * indices in [0, U) of the type's `users` vocabulary, items in [0, N) of its `items` (model_type.users
+ * and .items, both required with `recommend`). */
 typedef struct model_recommend_ops {
-    /* The user vocabulary (external id <-> index in [0, U)), borrowed, lives as long as m. */
-    const idmap *(*users)(const void *m);
     /* The items user u interacted with in training (never recommended to u): *items points at n
      * sorted, distinct indices in [0, N) (borrowed, lives as long as m); returns n (0: none). */
     int64_t (*seen)(const void *m, int32_t u, const int32_t **items);
@@ -134,6 +134,10 @@ typedef struct model_type {
     /* Optional. The item vocabulary (external id <-> index in [0,N)), borrowed; NULL for a type without
      * items of its own (rank scores whatever candidates it is given). */
     const idmap *(*items)(const void *handle);
+    /* Optional. The user vocabulary (external id <-> index in [0,U)), borrowed; NULL for a type without
+     * users of their own (the session and rank models). Required with `rate` or `recommend`: the server
+     * refuses to load a version whose type has one of them but no `users` (route_prepare). */
+    const idmap *(*users)(const void *handle);
     /* Optional. Item indices by training popularity, most popular first (N entries, borrowed): the
      * answer when a session has no known click. NULL: no popularity fallback. */
     const int32_t *(*popular)(const void *handle);

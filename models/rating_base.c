@@ -201,3 +201,25 @@ int64_t rb_seen(const rating_base *b, int32_t u, const int32_t **items)
     *items = b->seen_items + a;
     return e - a;
 }
+
+const idmap *rb_type_users(const void *handle) { return ((const rating_base *)handle)->users; }
+const idmap *rb_type_items(const void *handle) { return ((const rating_base *)handle)->items; }
+const int32_t *rb_type_popular(const void *handle) { return ((const rating_base *)handle)->popular; }
+int64_t rb_type_seen(const void *handle, int32_t u, const int32_t **items)
+{
+    return rb_seen(handle, u, items);
+}
+
+static char no_scratch_token; /* never read or written: its address is the token */
+void *rb_no_scratch_rate(const void *handle, int max_b)
+{
+    (void)handle;
+    (void)max_b;
+    return &no_scratch_token;
+}
+void *rb_no_scratch_recommend(const void *handle)
+{
+    (void)handle;
+    return &no_scratch_token;
+}
+void rb_no_scratch_free(void *scratch) { (void)scratch; }

@@ -89,7 +89,30 @@ int rb_load(rating_base *b, const snap *s);
 /* Free the vocabularies and zero b. NULL or zeroed: no-op. */
 void rb_free(rating_base *b);
 
-/* The rated items of user u in [0, U): *items (borrowed) and their count. */
+/* The rated items of user u in [0, U): *items (borrowed) and their count (0 and *items NULL for u out of
+ * range or a zeroed b). */
 int64_t rb_seen(const rating_base *b, int32_t u, const int32_t **items);
+
+/* ---- model_type table entries shared by every rating model ----
+ * A rating model's handle struct has `rating_base base;` as its FIRST member, so a pointer to the handle
+ * is a pointer to its rating_base (C11 6.7.2.1: no padding before the first member) and one function
+ * serves every rating type's table (each model header checks the offset with a static assertion).
+ * handle is a loaded handle of such a type (borrowed); the answers are borrowed from it and live as long
+ * as it (NULL from a handle being trained, whose base is zeroed).
+ *   rb_type_users:   model_type.users, the user vocabulary (U ids).
+ *   rb_type_items:   model_type.items, the item vocabulary (N ids).
+ *   rb_type_popular: model_type.popular, items by training ratings, most first (N).
+ *   rb_type_seen:    model_recommend_ops.seen, rb_seen of the handle's base. */
+const idmap *rb_type_users(const void *handle);
+const idmap *rb_type_items(const void *handle);
+const int32_t *rb_type_popular(const void *handle);
+int64_t rb_type_seen(const void *handle, int32_t u, const int32_t **items);
+
+/* For a rating type whose `rate` or `recommend` needs no scratch (model_rate_ops / model_recommend_ops
+ * scratch_new and scratch_free): the scratch is a token, the address of one static object that is never
+ * read or written (shared by every thread), never NULL; rb_no_scratch_free does nothing. Any handle. */
+void *rb_no_scratch_rate(const void *handle, int max_b);
+void *rb_no_scratch_recommend(const void *handle);
+void rb_no_scratch_free(void *scratch);
 
 #endif

@@ -1024,18 +1024,6 @@ static int type_load(void **handle, const snap *s)
 }
 
 static void type_free(void *handle) { rbm_free(handle); }
-static const idmap *type_items(const void *handle) { return ((const rbm *)handle)->base.items; }
-static const int32_t *type_popular(const void *handle) { return ((const rbm *)handle)->base.popular; }
-
-/* rate and recommend need no scratch (K floats on the stack): a non-NULL token stands for it. */
-static char scratch_token;
-static void *rate_scratch_new(const void *m, int max_b)
-{
-    (void)m;
-    (void)max_b;
-    return &scratch_token;
-}
-static void scratch_free(void *sc) { (void)sc; }
 
 static void rate_predict(const void *vm, int32_t u, const int32_t *items, int B, float *out, uint8_t *fallback,
                          void *sc)
@@ -1045,16 +1033,6 @@ static void rate_predict(const void *vm, int32_t u, const int32_t *items, int B,
     for (int b = 0; b < B; b++) out[b] = rbm_predict_one(m, u, items[b], m->base.default_rating, &fallback[b]);
 }
 
-static const idmap *rec_users(const void *m) { return ((const rbm *)m)->base.users; }
-static int64_t rec_seen(const void *m, int32_t u, const int32_t **items)
-{
-    return rb_seen(&((const rbm *)m)->base, u, items);
-}
-static void *rec_scratch_new(const void *m)
-{
-    (void)m;
-    return &scratch_token;
-}
 static void rec_score(const void *m, int32_t u, float *scores, void *sc)
 {
     (void)sc;
@@ -1071,9 +1049,10 @@ static int type_warm(const void *handle)
     return RC_OK;
 }
 
-static const model_rate_ops rbm_rate = {rate_scratch_new, scratch_free, rate_predict};
-static const model_recommend_ops rbm_recommend = {rec_users, rec_seen, rec_scratch_new, scratch_free, rec_score,
-                                                  NULL, NULL};
+/* rate and recommend need no scratch (K floats on the stack): rating_base.h's token stands for it */
+static const model_rate_ops rbm_rate = {rb_no_scratch_rate, rb_no_scratch_free, rate_predict};
+static const model_recommend_ops rbm_recommend = {rb_type_seen, rb_no_scratch_recommend, rb_no_scratch_free,
+                                                  rec_score,    NULL,                    NULL};
 
 const model_type rbm_type = {
     .name = "rbm",
@@ -1081,8 +1060,9 @@ const model_type rbm_type = {
     .load = type_load,
     .free = type_free,
     .warm = type_warm,
-    .items = type_items,
-    .popular = type_popular,
+    .items = rb_type_items,
+    .users = rb_type_users,
+    .popular = rb_type_popular,
     .rate = &rbm_rate,
     .recommend = &rbm_recommend,
 };

@@ -116,6 +116,9 @@ int rbm_hparams_check(const rbm_hparams *hp);
 json_t *rbm_hparams_to_json(const rbm_hparams *hp);
 
 typedef struct rbm {
+    rating_base base;       /* FIRST: the loaded handle's vocabularies, seen items, popularity, scale
+                             * (zeroed for a model being trained). First so that the type table's
+                             * rb_type_* accessors (models/rating_base.h) read the handle as a rating_base */
     int variant;            /* RBM_USER | RBM_ITEM */
     int64_t C, M;           /* cases, visible units */
     int K, F;
@@ -125,9 +128,9 @@ typedef struct rbm {
     const float *bv;        /* (M,K) */
     const float *bh;        /* (F) */
     const float *H;         /* (C,F) p(h=1 | training ratings of case c) */
-    rating_base base;       /* for a loaded handle (zeroed for one being trained) */
     const snap *snap;       /* the snapshot a loaded handle points into (borrowed) */
 } rbm;
+_Static_assert(offsetof(rbm, base) == 0, "rbm: rating_base must be the first member (rb_type_*)");
 
 /* The distinct values of rows->val (R), ascending, into values (RBM_MAX_K) and *K. RC_OK, or RC_EINVAL
  * (no rating, a non-finite rating, more than RBM_MAX_K distinct values: message names the count). */

@@ -18,9 +18,8 @@
  * the answer adds "experiment" and "arm", and the impression records the rated items in request order
  * (the first EVSTORE_MAX_ITEMS) before the answer is sent. Item ids are then at most EVSTORE_MAX_ID bytes.
  *
- * Users are looked up in the type's user vocabulary (model_recommend_ops.users: the `rate` table has no
- * vocabulary of its own); a type with `rate` but without `recommend` knows no user by id (every user is
- * new to it: default ratings, flagged).
+ * Users are looked up in the type's user vocabulary (model_type.users), items in its item vocabulary
+ * (model_type.items). A type with `rate` must have `users`: rate_prepare refuses the version otherwise.
  *
  * Errors (problem+json): 400/422 from the parser (api/ratings_req.h lists them; 422 for more than
  * next.max_items ids), 413 a body over http.max_body_bytes, 415 not JSON, route_acquire's 404 unknown
@@ -145,6 +144,7 @@ int rate_prepare(model_version *v, void *arg)
     server *srv = arg;
     const model_rate_ops *ops = v->type->rate;
     if (!ops) return RC_OK;
+    if (!v->type->users) return rc_error(RC_ECORRUPT, "type %s has `rate` but no user vocabulary", v->type_name);
     float dflt = 0, rmin = 0, rmax = 0;
     int found = 0;
     read_scale(v, &dflt, &rmin, &rmax, &found);
@@ -163,7 +163,7 @@ int rate_prepare(model_version *v, void *arg)
     /* a few predictions: the first users (or an unknown one) on the most popular items */
     enum { WB = 16 };
     const idmap *items = v->type->items ? v->type->items(v->handle) : NULL;
-    const idmap *users = v->type->recommend ? v->type->recommend->users(v->handle) : NULL;
+    const idmap *users = v->type->users ? v->type->users(v->handle) : NULL;
     int64_t N = items ? (int64_t)idmap_size(items) : 0, U = users ? (int64_t)idmap_size(users) : 0;
     const int32_t *pop = v->type->popular ? v->type->popular(v->handle) : NULL;
     int32_t idx[WB];
@@ -233,7 +233,7 @@ int route_ratings(http_req *r)
         goto done;
     }
     const idmap *items = v->type->items ? v->type->items(v->handle) : NULL;
-    const idmap *users = v->type->recommend ? v->type->recommend->users(v->handle) : NULL;
+    const idmap *users = v->type->users ? v->type->users(v->handle) : NULL;
     int32_t u = users ? (int32_t)idmap_find(users, req.user_id.p, req.user_id.n) : -1;
     for (int i = 0; i < n; i++) s->idx[i] = items ? (int32_t)idmap_find(items, req.items[i].p, req.items[i].n) : -1;
     s->ops->predict(v->handle, u < 0 ? -1 : u, s->idx, n, s->out, s->fb, s->msc);

@@ -18,6 +18,8 @@
 struct model_version;
 
 /* Prepare hooks (route_prepare calls them for a type with the capability; ctx = the server).
+ * Both refuse a type without a user vocabulary (model_type.users; recommend_prepare also one without
+ * items) with RC_ECORRUPT.
  * recommend_prepare: the packed item matrix when the type describes one (model_recommend_ops.item_matrix)
  * and it agrees with the type's own score on a few users (else the type's own score serves, logged),
  * then a few requests (warm_requests) through the route's path; NaN scores refuse the version

@@ -176,7 +176,7 @@ static int build_matrix(model_version *v, const server *srv)
     int rc = route_itemscore_new(v, srv, &im, (size_t)(im.d > 0 ? im.d : 0), ROUTE_RECOMMEND_F32_BYTES, "recommend",
                                  &isc);
     if (rc != RC_OK || !isc) return rc;
-    int64_t U = (int64_t)idmap_size(ops->users(v->handle)), N = im.n;
+    int64_t U = (int64_t)idmap_size(v->type->users(v->handle)), N = im.n;
     void *sc = ops->scratch_new(v->handle);
     float *q = malloc((size_t)im.d * sizeof(float)), *want = malloc((size_t)(N ? N : 1) * sizeof(float)),
           *ref = malloc((size_t)(N ? N : 1) * sizeof(float));
@@ -214,10 +214,11 @@ int recommend_prepare(model_version *v, void *arg)
     const model_recommend_ops *ops = v->type->recommend;
     if (!ops) return RC_OK;
     if (!v->type->items) return rc_error(RC_ECORRUPT, "type %s has `recommend` but no item vocabulary", v->type_name);
+    if (!v->type->users) return rc_error(RC_ECORRUPT, "type %s has `recommend` but no user vocabulary", v->type_name);
     int rc = build_matrix(v, srv);
     if (rc != RC_OK) return rc;
     /* a few requests through the route's path (the first users, seen items excluded) */
-    int64_t U = (int64_t)idmap_size(ops->users(v->handle)), N = (int64_t)idmap_size(v->type->items(v->handle));
+    int64_t U = (int64_t)idmap_size(v->type->users(v->handle)), N = (int64_t)idmap_size(v->type->items(v->handle));
     if (U == 0 || N == 0 || srv->cfg.warm_requests <= 0) return RC_OK;
     enum { WK = 20 };
     rec_scr *s = scr_create(v, WK);
@@ -273,7 +274,6 @@ int route_recommend(http_req *r)
                                                           MODEL_CAP_RECOMMEND, &x)
                                       : route_acquire(r, q.model.p, q.model.n, MODEL_CAP_RECOMMEND);
     if (!v) return HTTP_DONE;
-    const model_recommend_ops *ops = v->type->recommend;
     const idmap *items = v->type->items(v->handle);
     int64_t N = (int64_t)idmap_size(items);
     int k = q.k < N ? q.k : (int)N;
@@ -288,7 +288,7 @@ int route_recommend(http_req *r)
         http_oom(r, "the request's buffers");
         goto done;
     }
-    int64_t u = idmap_find(ops->users(v->handle), user.p, user.n);
+    int64_t u = idmap_find(v->type->users(v->handle), user.p, user.n);
     int got = 0, fallback = u < 0;
     if (fallback) { /* a new user: the most popular items */
         const int32_t *pop = v->type->popular ? v->type->popular(v->handle) : NULL;

@@ -355,7 +355,9 @@ TEST(autorec_snapshot_rate_recommend)
         ASSERT_OK(ty->load(&h, sn));
         ASSERT_OK(ty->warm(h));
         ASSERT_EQ(idmap_size(ty->items(h)), s.N);
-        ASSERT_EQ(idmap_size(ty->recommend->users(h)), s.U);
+        ASSERT_EQ(idmap_size(ty->users(h)), s.U);
+        ASSERT(ty->users == rb_type_users && ty->items == rb_type_items && ty->popular == rb_type_popular &&
+               ty->recommend->seen == rb_type_seen);
         /* rate equals the trained model's predictions; unknown user or item: default, flagged */
         int32_t it[26];
         float out[26], want[26], sc[25], q[5];

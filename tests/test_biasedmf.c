@@ -521,8 +521,12 @@ TEST(bmf_snapshot_round_trip_and_serving)
     const biasedmf *lm = h;
     ASSERT(lm->slab == NULL && lm->U == 25 && lm->N == 18 && lm->F == 5);
     ASSERT_EQ(idmap_size(ty->items(h)), 18);
-    ASSERT_EQ(idmap_find(ty->recommend->users(h), "u7", 2), 7);
+    ASSERT_EQ(idmap_find(ty->users(h), "u7", 2), 7);
     ASSERT(ty->popular(h) != NULL);
+    /* the table's entries are rating_base.h's accessors over the handle's base (its first member) */
+    ASSERT(ty->users == rb_type_users && ty->items == rb_type_items && ty->popular == rb_type_popular &&
+           ty->recommend->seen == rb_type_seen);
+    ASSERT(ty->users(h) == lm->base.users && ty->items(h) == lm->base.items && ty->popular(h) == lm->base.popular);
 
     /* rate: the same floats as the trained model, the default (meta) and flags for unknowns */
     void *rs = ty->rate->scratch_new(h, 20);

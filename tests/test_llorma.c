@@ -499,7 +499,9 @@ TEST(llorma_snapshot_roundtrip)
     ASSERT_EQ(fb[0], 1);
     ty->rate->predict(h, 0, unk, 1, b, fb, rsc);
     ASSERT_EQ(fb[0], 1);
-    ASSERT(idmap_size(ty->recommend->users(h)) == (size_t)s.U && idmap_size(ty->items(h)) == (size_t)s.N);
+    ASSERT(idmap_size(ty->users(h)) == (size_t)s.U && idmap_size(ty->items(h)) == (size_t)s.N);
+    ASSERT(ty->users == rb_type_users && ty->items == rb_type_items && ty->popular == rb_type_popular &&
+           ty->recommend->seen == rb_type_seen);
     ASSERT(ty->popular(h) != NULL);
     ty->rate->scratch_free(rsc);
     ty->recommend->scratch_free(qsc);

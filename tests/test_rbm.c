@@ -788,7 +788,9 @@ TEST(rbm_snapshot_round_trip_rate_recommend)
             ASSERT_NEAR(out[i], 3, 0);
             ASSERT_EQ(fb[i], 1);
         }
-        ASSERT(ty->recommend->users(h) && idmap_size(ty->recommend->users(h)) == (size_t)d.U);
+        ASSERT(ty->users(h) && idmap_size(ty->users(h)) == (size_t)d.U);
+        ASSERT(ty->users == rb_type_users && ty->items == rb_type_items && ty->popular == rb_type_popular &&
+               ty->recommend->seen == rb_type_seen);
         ASSERT(ty->items(h) && idmap_size(ty->items(h)) == (size_t)d.N);
         ASSERT_OK(ty->warm(h));
         ty->rate->scratch_free(rs);

@@ -670,3 +670,27 @@ TEST(server_ratings_itemscore_agrees)
     want[7] = NAN;
     ASSERT_EQ(route_itemscore_agrees(&im, q, want, 1, scratch), 0);
 }
+
+/* route_prepare refuses a type with `rate` or `recommend` but no user vocabulary (model_type.users),
+ * naming the type, before it looks at the handle or the server. */
+TEST(server_ratings_needs_users)
+{
+    model_type rate_only = biasedmf_type, rec_only = biasedmf_type, both = biasedmf_type;
+    rate_only.users = NULL;
+    rate_only.recommend = NULL;
+    rec_only.users = NULL;
+    rec_only.rate = NULL;
+    both.users = NULL;
+    const model_type *types[] = {&rate_only, &rec_only, &both};
+    const char *cap[] = {"`rate`", "`recommend`", "`recommend`"};
+    for (int t = 0; t < 3; t++) {
+        model_version v;
+        memset(&v, 0, sizeof v);
+        v.type = types[t];
+        snprintf(v.type_name, sizeof v.type_name, "nousers");
+        ASSERT_EQ(route_prepare(&v, NULL), RC_ECORRUPT);
+        ASSERT(strstr(rc_errmsg(), "nousers") && strstr(rc_errmsg(), cap[t]) &&
+               strstr(rc_errmsg(), "no user vocabulary"));
+        ASSERT(v.aux == NULL);
+    }
+}
