@@ -1,10 +1,15 @@
 /* tests/test_ratings.c - explicit-rating data (trainer/ratings.h): the three MovieLens formats and CSV
  * headers, errors naming file, line and field, repeated pairs, folders and lists, the protocol split,
- * CSR rows, metrics, the TSV round trip, `recd split ratings`, `recd eval` refusals, and the real
+ * CSR rows, metrics, the TSV round trip, the refit data, rt_train_main with a fake model (usage errors,
+ * hook order, refit, meta, result line), `recd split ratings`, `recd eval` refusals, and the real
  * MovieLens files when ../shared/data has them.
  */
 #include <fcntl.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -648,6 +653,328 @@ TEST(rt_job_prepare_data_or_files)
     ASSERT_RC(rt_job_prepare(&j, &o), RC_EFORMAT);
     ASSERT_CONTAINS(rc_errmsg(), "bad.tsv:2: field 3 (rating)");
     ASSERT(j.by_user.offsets == NULL);
+}
+
+/* ---- the refit data and rt_train_main, with a fake model (no snapshot written) ---- */
+
+TEST(rt_refit_make_joins_train_and_known_valid)
+{
+    rt_opts o;
+    memset(&o, 0, sizeof o);
+    o.quiet = 1;
+    o.train = (char *)put("rf_train.tsv", "u1\ti1\t4\nu1\ti2\t2\nu2\ti1\t5\n");
+    o.valid = (char *)put("rf_valid.tsv", "u2\ti2\t3\nu9\ti1\t1\nu1\ti9\t1\n");
+    rt_job j;
+    ASSERT_OK(rt_job_prepare(&j, &o));
+    ASSERT_EQ(j.sp.valid.n, 3);
+    rt_refit rf;
+    ASSERT_OK(rt_refit_make(&rf, &j));
+    /* the training ratings, then the validation ratings whose user and item are both known (u9 and i9 are
+     * not) */
+    ASSERT_EQ(rf.all.n, 4);
+    ASSERT_RATING(&rf.all, 0, "u1", "i1", 4);
+    ASSERT_RATING(&rf.all, 2, "u2", "i1", 5);
+    ASSERT_RATING(&rf.all, 3, "u2", "i2", 3);
+    ASSERT(rf.all.users == j.sp.train.users && rf.all.items == j.sp.train.items && !rf.all.owns_vocab);
+    ASSERT_NEAR(rf.mean, (4 + 2 + 5 + 3) / 4.0, 1e-12);
+    ASSERT_EQ(rf.by_user.rows, 2);
+    ASSERT_EQ(rf.by_item.rows, 2);
+    ASSERT_EQ(rf.by_user.offsets[2], 4);
+    ASSERT(rf.all.rmin == j.sp.train.rmin && rf.all.rmax == j.sp.train.rmax);
+    rt_refit_free(&rf);
+    ASSERT(rf.all.user == NULL && rf.by_user.offsets == NULL);
+    rt_refit_free(&rf);
+    rt_job_free(&j);
+    /* a validation file repeating a training pair (files split by hand): refused, *out zeroed */
+    o.valid = (char *)put("rf_valid2.tsv", "u2\ti1\t1\n");
+    ASSERT_OK(rt_job_prepare(&j, &o));
+    ASSERT_RC(rt_refit_make(&rf, &j), RC_EINVAL);
+    ASSERT_CONTAINS(rc_errmsg(), "repeated (user, item) pair");
+    ASSERT(rf.all.user == NULL && rf.by_user.offsets == NULL && rf.by_item.offsets == NULL);
+    rt_job_free(&j);
+    /* no validation ratings: the training ratings alone */
+    o.valid = NULL;
+    ASSERT_OK(rt_job_prepare(&j, &o));
+    ASSERT_OK(rt_refit_make(&rf, &j));
+    ASSERT_EQ(rf.all.n, 3);
+    ASSERT_EQ(rf.by_user.nnz, 3);
+    rt_refit_free(&rf);
+    rt_job_free(&j);
+}
+
+/* A fake rating model: predicts the mean training rating (+ shift) for a known user and item. */
+typedef struct fake_cfg {
+    long long bad;
+    rt_opts rt;
+    int refit;
+    double shift;
+} fake_cfg;
+static const cfg_def fake_defs[] = {
+    RT_CFG_ENTRIES(fake_cfg, rt),
+    CFG_INT("bad", fake_cfg, bad, 0, 0, 10, "setup refuses a value > 0"),
+    CFG_BOOL("refit", fake_cfg, refit, 0, "refit on training + validation ratings"),
+    CFG_DOUBLE("shift", fake_cfg, shift, 0, -10, 10, "added to every prediction"),
+    CFG_END,
+};
+typedef struct fake_hp {
+    double shift;
+    int fail_train;
+} fake_hp;
+typedef struct fake_model {
+    float mean, shift;
+} fake_model;
+/* what the hooks saw, in order: one letter per call (s setup, l label, t train, r refit, p predict, h
+ * hparams, j train_json, v save, x result_extra, f free) */
+static struct {
+    char calls[64];
+    int64_t refit_n, refit_valid_n, saved_r, saved_u, n_train;
+    double refit_mean;
+    json_t *meta;
+    char label[64];
+} fk;
+static void fk_call(char c)
+{
+    size_t n = strlen(fk.calls);
+    if (n + 1 < sizeof fk.calls) fk.calls[n] = c;
+}
+static int fk_setup(rt_run *r)
+{
+    fk_call('s');
+    const fake_cfg *c = r->cfg;
+    fake_hp *hp = r->hp;
+    hp->shift = c->shift;
+    hp->fail_train = c->bad == 2;
+    r->refit = c->refit;
+    return c->bad == 1 ? rc_error(RC_EINVAL, "fake: bad is %lld", c->bad) : RC_OK;
+}
+static const char *fk_label(const rt_run *r)
+{
+    (void)r;
+    fk_call('l');
+    return "fakel";
+}
+static int fk_new(rt_run *r, const rb_train_input *in)
+{
+    fake_model *m = malloc(sizeof *m);
+    if (!(r->model = m)) return rc_error(RC_ENOMEM, "fake: out of memory");
+    m->mean = (float)in->mean;
+    m->shift = (float)((const fake_hp *)r->hp)->shift;
+    return RC_OK;
+}
+static int fk_train(rt_run *r, const rb_train_input *in)
+{
+    fk_call('t');
+    if (((const fake_hp *)r->hp)->fail_train) return rc_error(RC_EINVAL, "fake: training diverged");
+    r->valid_rmse = in->valid.n > 0 ? 0.5 : NAN;
+    *(int *)r->st = 17;
+    return fk_new(r, in);
+}
+static int fk_refit(rt_run *r, const rb_train_input *in)
+{
+    fk_call('r');
+    fk.refit_n = in->by_user.nnz;
+    fk.refit_valid_n = in->valid.n;
+    fk.refit_mean = in->mean;
+    fk.n_train = r->n_train;
+    free(r->model);
+    return fk_new(r, in);
+}
+static void fk_predict(const void *model, const rb_triples *t, float def, float *out, uint8_t *fb)
+{
+    fk_call('p');
+    const fake_model *m = model;
+    for (int64_t k = 0; k < t->n; k++) {
+        fb[k] = t->user[k] < 0 || t->item[k] < 0;
+        out[k] = fb[k] ? def : m->mean + m->shift;
+    }
+}
+static json_t *fk_hparams(const rt_run *r)
+{
+    fk_call('h');
+    return json_pack("{s:f}", "shift", ((const fake_hp *)r->hp)->shift);
+}
+static json_t *fk_train_json(const rt_run *r)
+{
+    fk_call('j');
+    return json_pack("{s:i, s:b, s:I}", "epochs", *(const int *)r->st, "refit", r->refit, "n_train",
+                     (json_int_t)r->n_train);
+}
+static void fk_extra(const rt_run *r, char *buf, size_t cap)
+{
+    fk_call('x');
+    snprintf(buf, cap, "epochs=%d valid_rmse=%.4f%s version=%llu", *(const int *)r->st, r->valid_rmse,
+             r->refit ? " refit=1" : "", (unsigned long long)r->version);
+}
+static int fk_save(const rt_run *r, const rating_base_src *src, const char *root, const json_t *extra, uint64_t *ver)
+{
+    (void)root;
+    fk_call('v');
+    fk.saved_u = (int64_t)idmap_size(src->users);
+    fk.saved_r = src->offsets[fk.saved_u];
+    json_decref(fk.meta);
+    fk.meta = json_deep_copy(extra);
+    snprintf(fk.label, sizeof fk.label, "%s", r->label);
+    *ver = 7;
+    return RC_OK;
+}
+static void fk_free(void *m)
+{
+    fk_call('f');
+    free(m);
+}
+static const rt_trainer fake_trainer = {
+    .name = "fake",
+    .usage = "usage: recd train fake (--data F | --train F) 100% fake\n",
+    .defs = fake_defs,
+    .cfg_size = sizeof(fake_cfg),
+    .rt_offset = offsetof(fake_cfg, rt),
+    .hp_size = sizeof(fake_hp),
+    .st_size = sizeof(int),
+    .flags = RT_META_VALID | RT_META_VALID_RMSE,
+    .setup = fk_setup,
+    .label = fk_label,
+    .train = fk_train,
+    .refit = fk_refit,
+    .predict = fk_predict,
+    .hparams_json = fk_hparams,
+    .train_json = fk_train_json,
+    .result_extra = fk_extra,
+    .save = fk_save,
+    .free = fk_free,
+};
+
+/* rt_train_main(&fake_trainer, "fake" args...) with stdout and stderr captured into out; the status. */
+static int drive(char *out, size_t cap, const char *const *args)
+{
+    char *argv[32], *owned[32]; /* the settings parser reorders argv: free what owned holds */
+    int argc = 0;
+    argv[argc++] = strdup("fake");
+    for (; args[argc - 1] && argc < 31; argc++)
+        argv[argc] = strdup(args[argc - 1]);
+    argv[argc] = NULL;
+    memcpy(owned, argv, sizeof argv);
+    memset(fk.calls, 0, sizeof fk.calls);
+    const char *p = tpath("drive.out");
+    fflush(stdout);
+    fflush(stderr);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644), o1 = dup(1), o2 = dup(2);
+    if (fd < 0 || o1 < 0 || o2 < 0) FAIL("drive: cannot redirect");
+    dup2(fd, 1);
+    dup2(fd, 2);
+    int st = rt_train_main(&fake_trainer, argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(o1, 1);
+    dup2(o2, 2);
+    close(fd);
+    close(o1);
+    close(o2);
+    FILE *f = fopen(p, "r");
+    size_t n = f ? fread(out, 1, cap - 1, f) : 0;
+    out[n] = '\0';
+    if (f) fclose(f);
+    for (int i = 0; i < argc; i++)
+        free(owned[i]);
+    return st;
+}
+#define DRIVE(out, ...) drive(out, sizeof out, (const char *const[]){__VA_ARGS__, NULL})
+
+TEST(rt_train_main_usage_errors)
+{
+    static char out[16384], d[4200], none[4200]; /* copies: tpath's buffers are reused */
+    snprintf(d, sizeof d, "%s", put("d.tsv", "u1\ti1\t4\nu2\ti1\t3\n"));
+    snprintf(none, sizeof none, "%s", tpath("none.tsv"));
+    ASSERT_EQ(DRIVE(out, "--help"), 0);
+    ASSERT_CONTAINS(out, "usage: recd train fake (--data F | --train F) 100% fake\n");
+    ASSERT_CONTAINS(out, "--shift");
+    ASSERT_STR_EQ(fk.calls, "");
+    ASSERT_EQ(DRIVE(out, "--quiet"), 2);
+    ASSERT_CONTAINS(out, "recd train fake: give --data F (split here) or --train F [--valid F] [--test F]");
+    ASSERT_CONTAINS(out, "usage: recd train fake");
+    ASSERT_EQ(DRIVE(out, "--data", d, "--train", d), 2);
+    ASSERT_CONTAINS(out, "give --data F");
+    ASSERT_EQ(DRIVE(out, "--data", d, "--test", d), 2);
+    ASSERT_CONTAINS(out, "give --data F");
+    ASSERT_EQ(DRIVE(out, "--data", d, "extra"), 2);
+    ASSERT_CONTAINS(out, "recd train fake: unexpected argument 'extra' (run `recd train fake --help`)");
+    ASSERT_EQ(DRIVE(out, "--data", d, "-c"), 2);
+    ASSERT_CONTAINS(out, "unexpected argument '-c'");
+    ASSERT_EQ(DRIVE(out, "--data", d, "--nosuch", "1"), 2);
+    ASSERT_CONTAINS(out, "--nosuch");
+    ASSERT_EQ(DRIVE(out, "--data", d, "--bad", "11"), 2);
+    ASSERT_CONTAINS(out, "'bad'");
+    ASSERT_STR_EQ(fk.calls, "");
+    /* setup refuses: named after the config file, else "settings" */
+    ASSERT_EQ(DRIVE(out, "--data", d, "--bad", "1"), 2);
+    ASSERT_CONTAINS(out, "recd train fake: settings: fake: bad is 1");
+    ASSERT_STR_EQ(fk.calls, "s");
+    const char *c = put("fake.json", "{\n  \"bad\": 1\n}\n");
+    ASSERT_EQ(DRIVE(out, "-c", c, "--data", d), 2);
+    ASSERT_CONTAINS(out, "fake.json: fake: bad is 1");
+    c = put("fake_bad.json", "{\n  \"shift\": \"up\"\n}\n");
+    ASSERT_EQ(DRIVE(out, "-c", c, "--data", d), 2);
+    ASSERT_CONTAINS(out, "fake_bad.json:2");
+    /* failures after the settings: 1, one line naming the cause; the model is freed */
+    ASSERT_EQ(DRIVE(out, "--data", none, "--quiet"), 1);
+    ASSERT_CONTAINS(out, "recd train fake: ");
+    ASSERT_CONTAINS(out, "none.tsv");
+    ASSERT_STR_EQ(fk.calls, "sl");
+    ASSERT_EQ(DRIVE(out, "--train", d, "--bad", "2", "--quiet"), 1);
+    ASSERT_CONTAINS(out, "recd train fake: fake: training diverged");
+    ASSERT_STR_EQ(fk.calls, "slt");
+}
+
+TEST(rt_train_main_runs_the_hooks)
+{
+    static char out[16384], tr[4200], va[4200], te[4200]; /* copies: tpath's buffers are reused */
+    snprintf(tr, sizeof tr, "%s", put("t.tsv", "u1\ti1\t4\nu1\ti2\t2\nu2\ti1\t5\nu3\ti3\t1\n"));
+    snprintf(va, sizeof va, "%s", put("v.tsv", "u2\ti2\t3\nu9\ti1\t1\n"));
+    snprintf(te, sizeof te, "%s", put("te.tsv", "u1\ti3\t3\nu9\ti9\t2\n"));
+    /* validation and --refit: the first model's validation metrics, then the refit on 5 ratings (u9 is
+     * unknown), tested and published */
+    ASSERT_EQ(DRIVE(out, "--train", tr, "--valid", va, "--test", te, "--refit", "--shift", "0.5", "--quiet"), 0);
+    ASSERT_STR_EQ(fk.calls, "sltprphjvxf");
+    ASSERT_EQ(fk.refit_n, 5);
+    ASSERT_EQ(fk.refit_valid_n, 0);
+    ASSERT_EQ(fk.n_train, 5);
+    ASSERT_NEAR(fk.refit_mean, 3.0, 1e-12);
+    ASSERT_EQ(fk.saved_u, 3);
+    ASSERT_EQ(fk.saved_r, 5);
+    ASSERT_STR_EQ(fk.label, "fakel");
+    /* test: u1/i3 predicted 3.5 (error 0.5), u9/i9 the default 3 (error 1) */
+    ASSERT_CONTAINS(out, "fakel rmse=0.7906 mae=0.7500 rmse_clipped=0.7906 mae_clipped=0.7500 n=2 n_default=1 "
+                         "train_s=");
+    ASSERT_CONTAINS(out, " epochs=17 valid_rmse=0.5000 refit=1 version=7\n");
+    /* the meta: config, hparams, data, train, metrics {valid_rmse, valid, test}, in that order */
+    ASSERT(fk.meta);
+    const char *keys[] = {"config", "hparams", "data", "train", "metrics"};
+    int k = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(fk.meta, key, v) ASSERT_STR_EQ(key, keys[k++]);
+    ASSERT_EQ(k, 5);
+    json_t *m = json_object_get(fk.meta, "metrics");
+    const char *mkeys[] = {"valid_rmse", "valid", "test"};
+    k = 0;
+    json_object_foreach(m, key, v) ASSERT_STR_EQ(key, mkeys[k++]);
+    ASSERT_EQ(k, 3);
+    /* validation metrics of the first model (mean 3, shift 0.5: 3.5 against 3, and the default 3 against 1) */
+    ASSERT_EQ(json_integer_value(json_object_get(json_object_get(m, "valid"), "n_default")), 1);
+    ASSERT_NEAR(json_number_value(json_object_get(json_object_get(m, "valid"), "mae")), 1.25, 1e-6);
+    ASSERT(json_is_true(json_object_get(json_object_get(fk.meta, "train"), "refit")));
+    ASSERT_EQ(json_integer_value(json_object_get(json_object_get(fk.meta, "train"), "n_train")), 5);
+    ASSERT_EQ(json_integer_value(json_object_get(json_object_get(fk.meta, "data"), "n_train")), 4);
+    /* --refit without validation ratings: no refit; no test ratings: "(no test data)"; --name labels */
+    ASSERT_EQ(DRIVE(out, "--train", tr, "--refit", "--name", "mine", "--quiet"), 0);
+    ASSERT_STR_EQ(fk.calls, "sthjvxf");
+    ASSERT_STR_EQ(fk.label, "mine");
+    ASSERT_CONTAINS(out, "mine (no test data) train_s=");
+    ASSERT_CONTAINS(out, " epochs=17 valid_rmse=nan version=7\n");
+    m = json_object_get(fk.meta, "metrics");
+    ASSERT_EQ(json_object_size(m), 0);
+    ASSERT_EQ(json_integer_value(json_object_get(json_object_get(fk.meta, "train"), "n_train")), 4);
+    json_decref(fk.meta);
+    fk.meta = NULL;
 }
 
 /* ---- recd split ratings, through the binary ---- */

@@ -1,5 +1,6 @@
 /* trainer/ratings.c - explicit-rating data: readers, the protocol split, CSR rows, metrics, the steps
- * every rating trainer shares and `recd eval MODEL` for rating snapshots (see trainer/ratings.h).
+ * every rating trainer shares (rt_job, the refit data, rt_train_main: the whole `recd train MODEL`
+ * around a trainer's hooks) and `recd eval MODEL` for rating snapshots (see trainer/ratings.h).
  *
  * Reading: each file's first non-empty line is peeked (gzread) to pick the separator, then core/csv
  * splits the rows (for "::" the separator is ':' and the empty fields between the two colons are
@@ -911,6 +912,285 @@ void rt_print_result(const char *label, const rt_metrics *test, double train_s, 
     if (extra && extra[0]) printf(" %s", extra);
     putchar('\n');
     fflush(stdout);
+}
+
+/* ---- refit data ---------------------------------------------------------------------------------- */
+
+void rt_refit_free(rt_refit *r)
+{
+    if (!r) return;
+    rt_free(&r->all);
+    rt_csr_free(&r->by_user);
+    rt_csr_free(&r->by_item);
+    memset(r, 0, sizeof *r);
+}
+
+int rt_refit_make(rt_refit *out, const rt_job *j)
+{
+    memset(out, 0, sizeof *out);
+    const rt_data *t = &j->sp.train, *v = &j->sp.valid;
+    rt_data *all = &out->all;
+    int64_t n = t->n;
+    for (int64_t k = 0; k < v->n; k++)
+        n += v->user[k] >= 0 && v->item[k] >= 0;
+    all->user = malloc(((size_t)n + 1) * sizeof *all->user);   // (R')
+    all->item = malloc(((size_t)n + 1) * sizeof *all->item);   // (R')
+    all->rating = malloc(((size_t)n + 1) * sizeof *all->rating); // (R')
+    if (!all->user || !all->item || !all->rating) {
+        rt_refit_free(out);
+        return rc_error(RC_ENOMEM, "out of memory (refit data)");
+    }
+    all->users = t->users;
+    all->items = t->items;
+    all->owns_vocab = 0;
+    all->rmin = t->rmin;
+    all->rmax = t->rmax;
+    double sum = 0;
+    int64_t a = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const rt_data *d = pass ? v : t;
+        for (int64_t k = 0; k < d->n; k++) {
+            if (d->user[k] < 0 || d->item[k] < 0) continue;
+            all->user[a] = d->user[k];
+            all->item[a] = d->item[k];
+            sum += all->rating[a++] = d->rating[k];
+        }
+    }
+    all->n = a;
+    out->mean = a > 0 ? sum / (double)a : 0;
+    int rc = rt_csr_build(&out->by_user, all, 0);
+    if (rc == RC_OK) rc = rt_csr_build(&out->by_item, all, 1);
+    if (rc != RC_OK) rt_refit_free(out);
+    return rc;
+}
+
+/* ---- rt_train_main: `recd train MODEL` for every rating model ------------------------------------- */
+
+static rb_triples rt_triples_of(const rt_data *d) { return (rb_triples){d->n, d->user, d->item, d->rating}; }
+static rb_rows rt_rows_of(const rt_csr *c) { return (rb_rows){c->rows, c->nnz, c->offsets, c->col, c->val}; }
+
+static void rt_train_usage(const rt_trainer *t, FILE *out)
+{
+    fputs(t->usage, out);
+    cfg_print_help(t->defs, out);
+}
+
+/* Metrics of run.model on d (n > 0) into *out. */
+static int rt_train_evaluate(const rt_trainer *t, const rt_run *r, const rt_data *d, rt_metrics *out)
+{
+    float *pred = malloc((size_t)d->n * sizeof *pred); // (R)
+    uint8_t *fb = malloc((size_t)d->n);                // (R)
+    int rc;
+    if (!pred || !fb) {
+        rc = rc_error(RC_ENOMEM, "%s: out of memory (evaluation)", t->name);
+    } else {
+        rb_triples tt = rt_triples_of(d);
+        t->predict(r->model, &tt, (float)r->o->default_rating, pred, fb);
+        rc = rt_metrics_of(out, d, pred, fb, r->job->sp.train.rmin, r->job->sp.train.rmax);
+    }
+    free(pred);
+    free(fb);
+    return rc;
+}
+
+/* The snapshot meta of a run (steps 5 of the driver): new reference, NULL on ENOMEM. */
+static json_t *rt_train_meta(const rt_trainer *t, const rt_run *r, const rt_metrics *vm, const rt_metrics *tm)
+{
+    json_t *extra = json_object(), *metrics = json_object();
+    if (!extra || !metrics) {
+        json_decref(extra);
+        json_decref(metrics);
+        return NULL;
+    }
+    /* each set_new takes its value's reference, also on failure (a NULL value fails) */
+    int bad = json_object_set_new(extra, "config", cfg_to_json(t->defs, r->cfg));
+    if (t->hparams_json) bad |= json_object_set_new(extra, "hparams", t->hparams_json(r));
+    bad |= json_object_set_new(extra, "data", rt_job_meta(r->job, r->o));
+    bad |= json_object_set_new(extra, "train", t->train_json(r));
+    if ((t->flags & RT_META_VALID_RMSE) && isfinite(r->valid_rmse))
+        bad |= json_object_set_new(metrics, "valid_rmse", json_real(r->valid_rmse));
+    if (vm) bad |= json_object_set_new(metrics, "valid", rt_metrics_to_json(vm));
+    if (tm) bad |= json_object_set_new(metrics, "test", rt_metrics_to_json(tm));
+    bad |= json_object_set_new(extra, "metrics", metrics);
+    if (bad) {
+        json_decref(extra);
+        return NULL;
+    }
+    return extra;
+}
+
+int rt_train_main(const rt_trainer *t, int argc, char **argv)
+{
+    char prog[96];
+    snprintf(prog, sizeof prog, "recd train %s", t->name);
+    void *cfg = calloc(1, t->cfg_size);
+    rt_run r;
+    memset(&r, 0, sizeof r);
+    r.hp = calloc(1, t->hp_size ? t->hp_size : 1);
+    r.st = calloc(1, t->st_size ? t->st_size : 1);
+    r.valid_rmse = NAN;
+    rt_job job;
+    rt_refit rf;
+    memset(&job, 0, sizeof job);
+    memset(&rf, 0, sizeof rf);
+    json_t *extra = NULL;
+    int status = 1, have_cfg = 0;
+    if (!cfg || !r.hp || !r.st) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        goto done;
+    }
+    if (cfg_defaults(t->defs, cfg) != RC_OK) {
+        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
+        goto done;
+    }
+    have_cfg = 1;
+    const rt_opts *o = (const rt_opts *)((const char *)cfg + t->rt_offset);
+    r.cfg = cfg;
+    r.o = o;
+
+    /* 1. settings */
+    const char *cfg_path = NULL;
+    for (int i = 1; i < argc; i++) { /* --help, and -c first: the file is read before the flags */
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            rt_train_usage(t, stdout);
+            status = 0;
+            goto done;
+        }
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) cfg_path = argv[++i];
+    }
+    static const char *const keep[] = {"-c", NULL};
+    if ((cfg_path && cfg_load_file(t->defs, cfg, cfg_path) != RC_OK) ||
+        cfg_parse_args(t->defs, cfg, &argc, argv, keep) != RC_OK) {
+        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
+        status = 2;
+        goto done;
+    }
+    for (int i = 1; i < argc; i++) { /* what cfg_parse_args left: -c F */
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+            i++;
+            continue;
+        }
+        fprintf(stderr, "%s: unexpected argument '%s' (run `%s --help`)\n", prog, argv[i], prog);
+        status = 2;
+        goto done;
+    }
+    if (!o->data == !o->train || (o->data && (o->valid || o->test))) {
+        fprintf(stderr, "%s: give --data F (split here) or --train F [--valid F] [--test F] (already split)\n", prog);
+        rt_train_usage(t, stderr);
+        status = 2;
+        goto done;
+    }
+
+    /* 2. hyperparameters */
+    if (t->setup(&r) != RC_OK) {
+        fprintf(stderr, "%s: %s: %s\n", prog, cfg_path ? cfg_path : "settings", rc_errmsg());
+        status = 2;
+        goto done;
+    }
+    int want_refit = r.refit;
+    r.refit = 0;
+    if (o->quiet && log_level < LOG_LVL_WARN) log_level = LOG_LVL_WARN;
+    r.label = o->name ? o->name : t->label ? t->label(&r) : t->name;
+
+    /* 3. data and the first pass */
+    if (rt_job_prepare(&job, o) != RC_OK) {
+        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
+        goto done;
+    }
+    r.job = &job;
+    const rt_data *tr = &job.sp.train;
+    if (tr->n < 1 || job.by_user.rows < 1 || job.by_item.rows < 1) {
+        fprintf(stderr, "%s: %s: no training ratings\n", prog, job.source);
+        goto done;
+    }
+    rb_train_input in = {.by_user = rt_rows_of(&job.by_user),
+                         .by_item = rt_rows_of(&job.by_item),
+                         .valid = rt_triples_of(&job.sp.valid),
+                         .mean = job.mean,
+                         .default_rating = (float)o->default_rating,
+                         .rmin = tr->rmin,
+                         .rmax = tr->rmax,
+                         .threads = (int)o->threads,
+                         .seed = (uint64_t)o->seed,
+                         .verbose = !o->quiet};
+    double t0 = clock_mono_s();
+    if (t->train(&r, &in) != RC_OK) {
+        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
+        goto done;
+    }
+    r.train_s = clock_mono_s() - t0;
+    r.n_train = tr->n;
+
+    /* 4. the first model's validation metrics, the refit */
+    rt_metrics vm, tm;
+    int have_valid = job.sp.valid.n > 0, have_test = job.sp.test.n > 0;
+    int meta_valid = have_valid && (t->flags & RT_META_VALID);
+    if (meta_valid && rt_train_evaluate(t, &r, &job.sp.valid, &vm) != RC_OK) {
+        fprintf(stderr, "%s: evaluation: %s\n", prog, rc_errmsg());
+        goto done;
+    }
+    const rt_csr *seen = &job.by_user; /* the published model's training rows, by user */
+    double mean = job.mean;
+    if (want_refit && have_valid && t->refit) {
+        if (rt_refit_make(&rf, &job) != RC_OK) {
+            fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
+            goto done;
+        }
+        rb_train_input in2 = in;
+        in2.by_user = rt_rows_of(&rf.by_user);
+        in2.by_item = rt_rows_of(&rf.by_item);
+        in2.valid = (rb_triples){0, NULL, NULL, NULL};
+        in2.mean = rf.mean;
+        r.refit = 1;
+        r.n_train = rf.all.n;
+        if (t->refit(&r, &in2) != RC_OK) {
+            fprintf(stderr, "%s: refit: %s\n", prog, rc_errmsg());
+            goto done;
+        }
+        r.train_s = clock_mono_s() - t0;
+        seen = &rf.by_user;
+        mean = rf.mean;
+    }
+
+    /* 5. test metrics, meta */
+    if (have_test && rt_train_evaluate(t, &r, &job.sp.test, &tm) != RC_OK) {
+        fprintf(stderr, "%s: evaluation: %s\n", prog, rc_errmsg());
+        goto done;
+    }
+    if (!(extra = rt_train_meta(t, &r, meta_valid ? &vm : NULL, have_test ? &tm : NULL))) {
+        fprintf(stderr, "%s: out of memory (meta)\n", prog);
+        goto done;
+    }
+
+    /* 6. publish, result line */
+    rating_base_src src = {.users = tr->users,
+                           .items = tr->items,
+                           .offsets = seen->offsets,
+                           .items_by_user = seen->col,
+                           .default_rating = in.default_rating,
+                           .rmin = tr->rmin,
+                           .rmax = tr->rmax,
+                           .mean = (float)mean};
+    if (t->save(&r, &src, o->out, extra, &r.version) != RC_OK) {
+        fprintf(stderr, "%s: cannot write the snapshot under %s: %s\n", prog, o->out, rc_errmsg());
+        goto done;
+    }
+    log_info("%s: published %s/%s/%llu", t->name, o->out, r.label, (unsigned long long)r.version);
+    char more[512];
+    more[0] = '\0';
+    t->result_extra(&r, more, sizeof more);
+    rt_print_result(r.label, have_test ? &tm : NULL, r.train_s, more);
+    status = 0;
+done:
+    json_decref(extra);
+    if (r.model) t->free(r.model);
+    rt_refit_free(&rf);
+    rt_job_free(&job);
+    if (have_cfg) cfg_release(t->defs, cfg);
+    free(cfg);
+    free(r.hp);
+    free(r.st);
+    return status;
 }
 
 /* ---- recd eval MODEL --snapshot DIR --test F ---------------------------------------------------- */

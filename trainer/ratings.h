@@ -35,6 +35,7 @@
 
 #include "core/config.h"
 #include "core/idmap.h"
+#include "models/rating_base.h"
 
 /* R ratings as three parallel arrays. Indices refer to the vocabularies: in a set read from files,
  * every index is valid; in a validation or test set made by rt_split, -1 marks a user (item) absent
@@ -174,6 +175,111 @@ json_t *rt_job_meta(const rt_job *j, const rt_opts *o);
  *   LABEL rmse=0.8312 mae=0.6521 rmse_clipped=0.8290 mae_clipped=0.6503 n=100021 n_default=12 train_s=123.4 [extra]
  * (test metrics; "LABEL (no test data) train_s=.." when test is NULL). extra may be NULL. */
 void rt_print_result(const char *label, const rt_metrics *test, double train_s, const char *extra);
+
+/* The ratings a refit trains on (--refit of autorec and llorma): the training ratings of j, then its
+ * validation ratings whose user and item both have a training rating (the model has no row for the
+ * others), in that order; their rows both ways and their mean. all borrows j's training vocabularies
+ * (owns_vocab 0): j must outlive it. */
+typedef struct rt_refit {
+    rt_data all;           /* R' = train.n + known validation ratings */
+    rt_csr by_user;        /* U rows (the training vocabulary's U) */
+    rt_csr by_item;        /* N rows */
+    double mean;           /* mean of all's ratings */
+} rt_refit;
+
+/* Build *out from j (borrowed, read only). RC_OK, RC_ENOMEM, RC_EINVAL (a validation rating repeats a
+ * training (user, item) pair: files split by hand; rt_csr_build's message); *out zeroed on failure. */
+int rt_refit_make(rt_refit *out, const rt_job *j);
+void rt_refit_free(rt_refit *r); /* zeroes r; NULL or zeroed: no-op */
+
+/* ---- `recd train MODEL` for every rating model: rt_train_main and its table of hooks ---------------
+ *
+ * A rating trainer is a settings struct T whose member M is an rt_opts, a cfg_def table that starts
+ * with RT_CFG_ENTRIES(T, M), the model's hyperparameters struct H, and an rt_trainer naming hooks for
+ * what differs between models. rt_train_main does the rest, in this order:
+ *   1. settings: defaults; --help/-h prints t->usage and the settings table on stdout (exit 0); -c FILE
+ *      is read before the flags; a bad file or flag, an argument left over, or not exactly one of
+ *      --data / --train (--data with --valid or --test included) is a usage error (exit 2);
+ *   2. setup (settings -> H, checked; a refused value: "PROG: FILE|settings: MESSAGE", exit 2);
+ *   3. rt_job_prepare, then train (the first pass, the validation ratings choosing the epochs);
+ *   4. the first model's validation metrics (RT_META_VALID), then, when setup asked for it, a validation
+ *      set exists and the trainer has a refit hook: refit on rt_refit_make's ratings (the published model);
+ *   5. the test metrics; the meta {"config", "hparams" (hook optional), "data" (rt_job_meta), "train"
+ *      (hook), "metrics": {"valid_rmse" (RT_META_VALID_RMSE, when finite), "valid", "test"}};
+ *   6. save under OUT/LABEL, log "NAME: published OUT/LABEL/VERSION", print the result line
+ *      (rt_print_result with the result_extra hook's fields). Exit 0; any failure after step 2: one line
+ *      "PROG: MESSAGE" on stderr, exit 1.
+ * PROG is "recd train NAME"; LABEL is --name, else t->label's, else NAME. train_s covers step 3's
+ * training (model creation included) and the refit, not the metrics (but the first model's validation
+ * metrics when there is a refit).
+ */
+
+/* What the hooks of one run see (owned by rt_train_main; every hook runs on the caller's thread, once
+ * at most but predict, which runs once per evaluated set). Fields marked "hook" are set by the hooks
+ * named; the others by the driver before the hooks that read them. */
+typedef struct rt_run {
+    const void *cfg;       /* the settings (a T, loaded) */
+    const rt_opts *o;      /* its member M */
+    void *hp;              /* H (t->hp_size bytes, zeroed): setup fills it, later hooks read it */
+    void *st;              /* the trainer's own statistics (t->st_size bytes, zeroed): train, refit */
+    void *model;           /* hook train, refit: the trained model, freed with t->free (NULL: none) */
+    const rt_job *job;     /* the data (from step 3 on) */
+    const char *label;     /* the result line's label and the snapshot's model folder (from step 3) */
+    double valid_rmse;     /* hook train: the first pass's best validation RMSE (NAN: none; driver's default) */
+    int refit;             /* hook setup: 1 to ask for a refit; from step 4: 1 when the published model is a refit */
+    int64_t n_train;       /* ratings the published model is trained on: train.n, or (set before the refit
+                            * hook) rt_refit's all.n */
+    double train_s;        /* seconds, from step 4 */
+    uint64_t version;      /* the published version (set before result_extra) */
+} rt_run;
+
+enum {
+    RT_META_VALID = 1,      /* meta metrics.valid: the first model's rt_metrics on the validation ratings */
+    RT_META_VALID_RMSE = 2, /* meta metrics.valid_rmse: run.valid_rmse (when finite) */
+};
+
+/* One rating trainer (a static const table in trainer/train_MODEL.c). Every hook but label, refit and
+ * hparams_json is required. Hooks that return int give RC_OK, or an RC_E* code with rc_error's message
+ * (which the driver prints after "PROG: "; "PROG: refit: " for refit); on failure a hook leaves
+ * run.model NULL or a model that t->free releases. */
+typedef struct rt_trainer {
+    const char *name;      /* the model: "recd train NAME", log lines, the default label */
+    const char *usage;     /* --help text before the settings table (printed as is, no format) */
+    const cfg_def *defs;   /* RT_CFG_ENTRIES(T, M), the model's settings, CFG_END */
+    size_t cfg_size;       /* sizeof(T) */
+    size_t rt_offset;      /* offsetof(T, M) */
+    size_t hp_size;        /* sizeof(H) */
+    size_t st_size;        /* size of the statistics struct run.st points to (0: none) */
+    unsigned flags;        /* RT_META_* */
+    /* H from run.cfg into run.hp, checked (a refused value: RC_EINVAL naming it); run.refit */
+    int (*setup)(rt_run *r);
+    /* the default label (static storage), e.g. by variant; NULL: NAME */
+    const char *(*label)(const rt_run *r);
+    /* create the model into run.model for in's sizes (in->by_user.rows users, in->by_item.rows items)
+     * and train it (in borrowed for the call; in->valid may be empty); set run.valid_rmse and run.st */
+    int (*train)(rt_run *r, const rb_train_input *in);
+    /* NULL: no refit. Replace run.model (free it with t->free) by a model trained on in (the refit
+     * ratings, no validation) for what the first pass chose (read from run.st); may update run.st */
+    int (*refit)(rt_run *r, const rb_train_input *in);
+    /* predictions of run.model for t (out (n), fallback (n) 1 where default_rating was used) */
+    void (*predict)(const void *model, const rb_triples *t, float default_rating, float *out, uint8_t *fallback);
+    /* meta "hparams" (new reference, NULL on ENOMEM); NULL hook: no "hparams" member */
+    json_t *(*hparams_json)(const rt_run *r);
+    /* meta "train" (new reference, NULL on ENOMEM); run.train_s, run.refit and run.n_train are set */
+    json_t *(*train_json)(const rt_run *r);
+    /* the result line's fields after train_s ("valid_rmse=0.8512 epochs=80 ..."), NUL-terminated in buf */
+    void (*result_extra)(const rt_run *r, char *buf, size_t cap);
+    /* publish run.model under root/run.label with src (the vocabularies, the published model's training
+     * rows by user, the scale) and extra (the meta members above); *version the new version */
+    int (*save)(const rt_run *r, const rating_base_src *src, const char *root, const json_t *extra,
+                uint64_t *version);
+    void (*free)(void *model); /* NULL is a no-op */
+} rt_trainer;
+
+/* `recd train NAME ...` for trainer t (argv[0] is the model name; argv borrowed, reordered by the settings
+ * parser). Returns the exit status: 0 published, 1 failure (data, training, evaluation or snapshot: one
+ * line on stderr), 2 usage error (stderr, and the usage for a wrong --data / --train). */
+int rt_train_main(const rt_trainer *t, int argc, char **argv);
 
 /* `recd eval MODEL --snapshot DIR --test F`: RMSE and MAE of any snapshot whose type has the `rate`
  * capability on the ratings of F (ids mapped to the snapshot's vocabularies; unknown ones predicted

@@ -17,13 +17,13 @@
  * the data); that model is the one tested and published, and the validation metrics in its meta are
  * those of the first model (refit=1 in the result line).
  * `recd eval llorma --snapshot DIR --test F` scores a published snapshot (rt_eval_cmd).
+ * The command itself is rt_train_main (trainer/ratings.h); this file is its settings and hooks.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -74,280 +74,125 @@ static const cfg_def llorma_defs[] = {
     CFG_END,
 };
 
-static void usage(FILE *out)
+static int ll_setup(rt_run *r)
 {
-    fprintf(out,
-            "usage: recd train llorma -c CONFIG (--data F | --train F [--valid F] [--test F]) [--out DIR] "
-            "[--SETTING VALUE ...]\n"
-            "  --data F   all ratings (MovieLens '::', tab or comma files, a folder, or a,b,c; gzip ok): split\n"
-            "             (test_frac, then valid_frac of the rest) by split_seed\n"
-            "  --train F --valid F --test F   files already split (as `recd split ratings` writes)\n"
-            "Trains LLORMA (a global MF gives user and item distances; q local rank-r models around random\n"
-            "anchor ratings, each on kernel-weighted ratings, on `threads` threads; predictions are the\n"
-            "kernel-weighted mean), prints the test RMSE/MAE line and publishes OUT/NAME/VERSION.\n"
-            "settings (config file keys, or --SETTING VALUE; '-' and '_' are the same in flags, file keys are exact):\n");
-    cfg_print_help(llorma_defs, out);
+    const llorma_cfg *c = r->cfg;
+    llorma_hparams *hp = r->hp;
+    llorma_hparams_default(hp);
+    hp->anchors = (int)c->anchors;
+    hp->rank = (int)c->rank;
+    hp->bandwidth = c->bandwidth;
+    hp->local_base = llorma_base_parse(c->local_base);
+    hp->local_biases = c->local_biases;
+    hp->solver = strcmp(c->solver, "als") == 0 ? LLORMA_SOLVER_ALS : LLORMA_SOLVER_SGD;
+    hp->local_init = strcmp(c->local_init, "global") == 0 ? LLORMA_INIT_GLOBAL : LLORMA_INIT_RANDOM;
+    hp->epochs = (int)c->epochs;
+    hp->patience = (int)c->patience;
+    hp->lr = c->lr;
+    hp->lr_decay = c->lr_decay;
+    hp->reg = c->reg;
+    hp->init_std = c->init_std;
+    hp->global_rank = (int)c->global_rank;
+    hp->global_epochs = (int)c->global_epochs;
+    hp->global_patience = (int)c->global_patience;
+    hp->global_lr = c->global_lr;
+    hp->global_lr_decay = c->global_lr_decay;
+    hp->global_reg = c->global_reg;
+    hp->global_reg_bias = c->global_reg_bias;
+    hp->global_init_std = c->global_init_std;
+    r->refit = c->refit;
+    return llorma_hparams_check(hp);
 }
 
-static rb_triples triples_of(const rt_data *d) { return (rb_triples){d->n, d->user, d->item, d->rating}; }
-static rb_rows rows_of(const rt_csr *c) { return (rb_rows){c->rows, c->nnz, c->offsets, c->col, c->val}; }
-
-/* Metrics of m on d (n > 0) into *out. */
-static int evaluate(const llorma *m, const rt_data *d, float default_rating, float rmin, float rmax, rt_metrics *out)
+/* run.st: the first pass's figures (coverage replaced by the refit's) */
+static int ll_train(rt_run *r, const rb_train_input *in)
 {
-    float *pred = malloc((size_t)d->n * sizeof *pred);
-    uint8_t *fb = malloc((size_t)d->n);
-    int rc;
-    if (!pred || !fb) {
-        rc = rc_error(RC_ENOMEM, "llorma: out of memory (evaluation)");
-    } else {
-        rb_triples t = triples_of(d);
-        llorma_predict(m, &t, default_rating, pred, fb);
-        rc = rt_metrics_of(out, d, pred, fb, rmin, rmax);
-    }
-    free(pred);
-    free(fb);
+    const llorma_hparams *hp = r->hp;
+    llorma_train_stats *st = r->st;
+    llorma *m = llorma_new(in->by_user.rows, in->by_item.rows, hp, in->mean);
+    if (!(r->model = m)) return RC_ENOMEM; /* message set */
+    int rc = llorma_train(m, hp, in, st);
+    r->valid_rmse = st->valid_rmse;
     return rc;
 }
 
-/* The training and validation ratings of j together (a validation rating whose user or item has no
- * training rating is left out: the model has no row for it), their rows both ways and their mean. */
-static int refit_data(rt_data *all, rt_csr *by_user, rt_csr *by_item, double *mean, const rt_job *j)
+/* The global model's and the local models' chosen epochs again, on the training + validation ratings. */
+static int ll_refit(rt_run *r, const rb_train_input *in)
 {
-    const rt_data *t = &j->sp.train, *v = &j->sp.valid;
-    int64_t n = t->n;
-    for (int64_t k = 0; k < v->n; k++) n += v->user[k] >= 0 && v->item[k] >= 0;
-    memset(all, 0, sizeof *all);
-    all->user = malloc((size_t)n * sizeof *all->user);
-    all->item = malloc((size_t)n * sizeof *all->item);
-    all->rating = malloc((size_t)n * sizeof *all->rating);
-    if (!all->user || !all->item || !all->rating) return rc_error(RC_ENOMEM, "llorma: out of memory (refit data)");
-    all->users = t->users;
-    all->items = t->items;
-    all->owns_vocab = 0;
-    all->rmin = t->rmin;
-    all->rmax = t->rmax;
-    double sum = 0;
-    int64_t a = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        const rt_data *d = pass ? v : t;
-        for (int64_t k = 0; k < d->n; k++) {
-            if (d->user[k] < 0 || d->item[k] < 0) continue;
-            all->user[a] = d->user[k];
-            all->item[a] = d->item[k];
-            sum += all->rating[a++] = d->rating[k];
-        }
-    }
-    all->n = a;
-    *mean = sum / (double)a;
-    int rc = rt_csr_build(by_user, all, 0);
-    if (rc == RC_OK) rc = rt_csr_build(by_item, all, 1);
+    llorma_train_stats *st = r->st, st2;
+    llorma_hparams hp2 = *(const llorma_hparams *)r->hp;
+    hp2.epochs = st->best_epoch > 0 ? st->best_epoch : 1;
+    hp2.global_epochs = st->global_best_epoch > 0 ? st->global_best_epoch : 1;
+    log_info("llorma: refit on %lld training + validation ratings: global model %d epochs, local models %d",
+             (long long)r->n_train, hp2.global_epochs, hp2.epochs);
+    llorma_free(r->model);
+    llorma *m = llorma_new(in->by_user.rows, in->by_item.rows, &hp2, in->mean);
+    if (!(r->model = m)) return RC_ENOMEM; /* message set */
+    int rc = llorma_train(m, &hp2, in, &st2);
+    st->coverage = st2.coverage;
     return rc;
 }
 
-int llorma_cmd_train(int argc, char **argv)
+static void ll_predict(const void *m, const rb_triples *t, float def, float *out, uint8_t *fb)
 {
-    const char *prog = "recd train llorma";
-    llorma_cfg c;
-    rt_job job;
-    memset(&job, 0, sizeof job);
-    rt_data all;
-    rt_csr ru, ri;
-    memset(&all, 0, sizeof all);
-    memset(&ru, 0, sizeof ru);
-    memset(&ri, 0, sizeof ri);
-    llorma *m = NULL;
-    json_t *extra = NULL;
-    int status = 1;
-    if (cfg_defaults(llorma_defs, &c) != RC_OK) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        return 1;
-    }
-    const char *cfg_path = NULL;
-    for (int i = 1; i < argc; i++) { /* --help, and -c first: the file is read before the flags */
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            status = 0;
-            goto done;
-        }
-        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) cfg_path = argv[++i];
-    }
-    static const char *const keep[] = {"-c", NULL};
-    if ((cfg_path && cfg_load_file(llorma_defs, &c, cfg_path) != RC_OK) ||
-        cfg_parse_args(llorma_defs, &c, &argc, argv, keep) != RC_OK) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        status = 2;
-        goto done;
-    }
-    for (int i = 1; i < argc; i++) { /* what cfg_parse_args left: -c F */
-        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
-            i++;
-            continue;
-        }
-        fprintf(stderr, "%s: unexpected argument '%s' (run `%s --help`)\n", prog, argv[i], prog);
-        status = 2;
-        goto done;
-    }
-    if (!c.rt.data == !c.rt.train || (c.rt.data && (c.rt.valid || c.rt.test))) {
-        fprintf(stderr, "%s: give --data F (split here) or --train F [--valid F] [--test F] (already split)\n", prog);
-        usage(stderr);
-        status = 2;
-        goto done;
-    }
-    llorma_hparams hp;
-    llorma_hparams_default(&hp);
-    hp.anchors = (int)c.anchors;
-    hp.rank = (int)c.rank;
-    hp.bandwidth = c.bandwidth;
-    hp.local_base = llorma_base_parse(c.local_base);
-    hp.local_biases = c.local_biases;
-    hp.solver = strcmp(c.solver, "als") == 0 ? LLORMA_SOLVER_ALS : LLORMA_SOLVER_SGD;
-    hp.local_init = strcmp(c.local_init, "global") == 0 ? LLORMA_INIT_GLOBAL : LLORMA_INIT_RANDOM;
-    hp.epochs = (int)c.epochs;
-    hp.patience = (int)c.patience;
-    hp.lr = c.lr;
-    hp.lr_decay = c.lr_decay;
-    hp.reg = c.reg;
-    hp.init_std = c.init_std;
-    hp.global_rank = (int)c.global_rank;
-    hp.global_epochs = (int)c.global_epochs;
-    hp.global_patience = (int)c.global_patience;
-    hp.global_lr = c.global_lr;
-    hp.global_lr_decay = c.global_lr_decay;
-    hp.global_reg = c.global_reg;
-    hp.global_reg_bias = c.global_reg_bias;
-    hp.global_init_std = c.global_init_std;
-    if (llorma_hparams_check(&hp) != RC_OK) {
-        fprintf(stderr, "%s: %s: %s\n", prog, cfg_path ? cfg_path : "settings", rc_errmsg());
-        status = 2;
-        goto done;
-    }
-    if (c.rt.quiet && log_level < LOG_LVL_WARN) log_level = LOG_LVL_WARN;
-    const char *label = c.rt.name ? c.rt.name : "llorma";
+    llorma_predict(m, t, def, out, fb);
+}
 
-    if (rt_job_prepare(&job, &c.rt) != RC_OK) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        goto done;
-    }
-    const rt_data *tr = &job.sp.train;
-    if (tr->n < 1 || job.by_user.rows < 1 || job.by_item.rows < 1) {
-        fprintf(stderr, "%s: %s: no training ratings\n", prog, job.source);
-        goto done;
-    }
-    const float def = (float)c.rt.default_rating;
-    double t0 = clock_mono_s();
-    m = llorma_new(job.by_user.rows, job.by_item.rows, &hp, job.mean);
-    if (!m) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        goto done;
-    }
-    rb_train_input in = {.by_user = rows_of(&job.by_user),
-                         .by_item = rows_of(&job.by_item),
-                         .valid = triples_of(&job.sp.valid),
-                         .mean = job.mean,
-                         .default_rating = def,
-                         .rmin = tr->rmin,
-                         .rmax = tr->rmax,
-                         .threads = (int)c.rt.threads,
-                         .seed = (uint64_t)c.rt.seed,
-                         .verbose = !c.rt.quiet};
-    llorma_train_stats st;
-    if (llorma_train(m, &hp, &in, &st) != RC_OK) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        goto done;
-    }
-    rt_metrics vm, tm;
-    int have_valid = job.sp.valid.n > 0, have_test = job.sp.test.n > 0;
-    if (have_valid && evaluate(m, &job.sp.valid, def, tr->rmin, tr->rmax, &vm) != RC_OK) {
-        fprintf(stderr, "%s: evaluation: %s\n", prog, rc_errmsg());
-        goto done;
-    }
-    const rt_csr *seen = &job.by_user; /* the training rows of the published model, by user */
-    double mean = job.mean;
-    int refit = c.refit && have_valid;
-    if (refit) {
-        if (refit_data(&all, &ru, &ri, &mean, &job) != RC_OK) {
-            fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-            goto done;
-        }
-        rb_train_input in2 = in;
-        in2.by_user = rows_of(&ru);
-        in2.by_item = rows_of(&ri);
-        in2.valid = (rb_triples){0, NULL, NULL, NULL};
-        in2.mean = mean;
-        llorma_hparams hp2 = hp;
-        hp2.epochs = st.best_epoch > 0 ? st.best_epoch : 1;
-        hp2.global_epochs = st.global_best_epoch > 0 ? st.global_best_epoch : 1;
-        log_info("llorma: refit on %lld training + validation ratings: global model %d epochs, local models %d",
-                 (long long)all.n, hp2.global_epochs, hp2.epochs);
-        llorma_train_stats st2;
-        llorma_free(m);
-        if (!(m = llorma_new(ru.rows, ri.rows, &hp2, mean)) || llorma_train(m, &hp2, &in2, &st2) != RC_OK) {
-            fprintf(stderr, "%s: refit: %s\n", prog, rc_errmsg());
-            goto done;
-        }
-        st.coverage = st2.coverage;
-        seen = &ru;
-    }
-    double train_s = clock_mono_s() - t0;
-    if (have_test && evaluate(m, &job.sp.test, def, tr->rmin, tr->rmax, &tm) != RC_OK) {
-        fprintf(stderr, "%s: evaluation: %s\n", prog, rc_errmsg());
-        goto done;
-    }
+static json_t *ll_train_json(const rt_run *r)
+{
+    const llorma_train_stats *st = r->st;
+    return json_pack("{s:f, s:I, s:f, s:f, s:i, s:i, s:i, s:f, s:b, s:I}", "train_s", r->train_s, "threads",
+                     (json_int_t)r->o->threads, "valid_rmse", isnan(st->valid_rmse) ? -1.0 : st->valid_rmse,
+                     "global_valid_rmse", isnan(st->global_valid_rmse) ? -1.0 : st->global_valid_rmse,
+                     "global_epochs", st->global_epochs, "epochs", st->epochs, "best_epoch", st->best_epoch,
+                     "coverage", st->coverage, "refit", r->refit, "n_train", (json_int_t)r->n_train);
+}
 
-    extra = json_object();
-    if (!extra) {
-        fprintf(stderr, "%s: out of memory (meta)\n", prog);
-        goto done;
-    }
-    /* each set_new takes its value's reference, also on failure (a NULL value fails) */
-    int bad = json_object_set_new(extra, "config", cfg_to_json(llorma_defs, &c));
-    bad |= json_object_set_new(extra, "data", rt_job_meta(&job, &c.rt));
-    bad |= json_object_set_new(
-        extra, "train",
-        json_pack("{s:f, s:I, s:f, s:f, s:i, s:i, s:i, s:f, s:b, s:I}", "train_s", train_s, "threads",
-                  (json_int_t)c.rt.threads,
-                  "valid_rmse", isnan(st.valid_rmse) ? -1.0 : st.valid_rmse, "global_valid_rmse",
-                  isnan(st.global_valid_rmse) ? -1.0 : st.global_valid_rmse, "global_epochs", st.global_epochs,
-                  "epochs", st.epochs, "best_epoch", st.best_epoch, "coverage", st.coverage, "refit", refit, "n_train",
-                  (json_int_t)(refit ? all.n : tr->n)));
-    json_t *metrics = json_object();
-    if (metrics && have_valid) bad |= json_object_set_new(metrics, "valid", rt_metrics_to_json(&vm));
-    if (metrics && have_test) bad |= json_object_set_new(metrics, "test", rt_metrics_to_json(&tm));
-    bad |= json_object_set_new(extra, "metrics", metrics);
-    if (bad) {
-        fprintf(stderr, "%s: out of memory (meta)\n", prog);
-        goto done;
-    }
-    rating_base_src src = {.users = tr->users,
-                           .items = tr->items,
-                           .offsets = seen->offsets,
-                           .items_by_user = seen->col,
-                           .default_rating = def,
-                           .rmin = tr->rmin,
-                           .rmax = tr->rmax,
-                           .mean = (float)mean};
-    uint64_t ver = 0;
-    if (llorma_save(m, &hp, &src, c.rt.out, label, extra, &ver) != RC_OK) {
-        fprintf(stderr, "%s: cannot write the snapshot under %s: %s\n", prog, c.rt.out, rc_errmsg());
-        goto done;
-    }
-    log_info("llorma: published %s/%s/%llu", c.rt.out, label, (unsigned long long)ver);
-    char more[256];
-    snprintf(more, sizeof more,
+static void ll_result_extra(const rt_run *r, char *buf, size_t cap)
+{
+    const llorma_hparams *hp = r->hp;
+    const llorma_train_stats *st = r->st;
+    snprintf(buf, cap,
              "valid_rmse=%.4f global_valid_rmse=%.4f epochs=%d anchors=%d rank=%d bandwidth=%.3f coverage=%.3f%s "
              "version=%llu",
-             st.valid_rmse, st.global_valid_rmse, st.best_epoch, hp.anchors, hp.rank, hp.bandwidth, st.coverage,
-             refit ? " refit=1" : "", (unsigned long long)ver);
-    rt_print_result(label, have_test ? &tm : NULL, train_s, more);
-    status = 0;
-done:
-    json_decref(extra);
-    llorma_free(m);
-    rt_csr_free(&ru);
-    rt_csr_free(&ri);
-    rt_free(&all);
-    rt_job_free(&job);
-    cfg_release(llorma_defs, &c);
-    return status;
+             st->valid_rmse, st->global_valid_rmse, st->best_epoch, hp->anchors, hp->rank, hp->bandwidth,
+             st->coverage, r->refit ? " refit=1" : "", (unsigned long long)r->version);
 }
+
+static int ll_save(const rt_run *r, const rating_base_src *src, const char *root, const json_t *extra,
+                   uint64_t *version)
+{
+    return llorma_save(r->model, r->hp, src, root, r->label, extra, version);
+}
+
+static void ll_free(void *m) { llorma_free(m); }
+
+static const rt_trainer llorma_trainer = {
+    .name = "llorma",
+    .usage = "usage: recd train llorma -c CONFIG (--data F | --train F [--valid F] [--test F]) [--out DIR] "
+             "[--SETTING VALUE ...]\n"
+             "  --data F   all ratings (MovieLens '::', tab or comma files, a folder, or a,b,c; gzip ok): split\n"
+             "             (test_frac, then valid_frac of the rest) by split_seed\n"
+             "  --train F --valid F --test F   files already split (as `recd split ratings` writes)\n"
+             "Trains LLORMA (a global MF gives user and item distances; q local rank-r models around random\n"
+             "anchor ratings, each on kernel-weighted ratings, on `threads` threads; predictions are the\n"
+             "kernel-weighted mean), prints the test RMSE/MAE line and publishes OUT/NAME/VERSION.\n"
+             "settings (config file keys, or --SETTING VALUE; '-' and '_' are the same in flags, file keys are "
+             "exact):\n",
+    .defs = llorma_defs,
+    .cfg_size = sizeof(llorma_cfg),
+    .rt_offset = offsetof(llorma_cfg, rt),
+    .hp_size = sizeof(llorma_hparams),
+    .st_size = sizeof(llorma_train_stats),
+    .flags = RT_META_VALID,
+    .setup = ll_setup,
+    .train = ll_train,
+    .refit = ll_refit,
+    .predict = ll_predict,
+    .train_json = ll_train_json,
+    .result_extra = ll_result_extra,
+    .save = ll_save,
+    .free = ll_free,
+};
+
+int llorma_cmd_train(int argc, char **argv) { return rt_train_main(&llorma_trainer, argc, argv); }

@@ -11,13 +11,12 @@
  * line of every rating trainer on stdout:
  *   i-rbm rmse=0.8522 mae=.. rmse_clipped=.. mae_clipped=.. n=.. n_default=.. train_s=.. valid_rmse=.. epochs=..
  * `recd eval rbm --snapshot DIR --test F` scores a snapshot (trainer/ratings.h: rt_eval_cmd).
+ * The command itself is rt_train_main (trainer/ratings.h); this file is its settings and hooks.
  */
-#include <math.h>
+#include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -59,17 +58,9 @@ static const cfg_def rbm_defs[] = {
     CFG_END,
 };
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: recd train rbm -c CONFIG (--data F | --train F [--valid F] [--test F]) [--out DIR] [--SETTING VALUE ...]\n"
-            "  --data F   all ratings (file, folder or a,b,c): split 90/10 by split_seed, 10%% of training for validation\n"
-            "  --train F [--valid F] [--test F]   files already split (as `recd split ratings` writes)\n"
-            "Trains an RBM for collaborative filtering (--variant user: U-RBM, item: I-RBM) and publishes\n"
-            "OUT/NAME/VERSION (NAME: --name, else u-rbm or i-rbm). settings (config file keys, or --SETTING VALUE;\n"
-            "'-' and '_' are the same in flags, file keys are exact):\n");
-    cfg_print_help(rbm_defs, out);
-}
+typedef struct rbm_stats {
+    int epochs_run;
+} rbm_stats;
 
 /* The CD schedule of the settings into hp. RC_OK or RC_EINVAL naming the setting. */
 static int cd_schedule(const rbm_cfg *c, rbm_hparams *hp)
@@ -92,180 +83,101 @@ static int cd_schedule(const rbm_cfg *c, rbm_hparams *hp)
     return rbm_hparams_check(hp);
 }
 
-static rb_triples triples_of(const rt_data *d)
+static int rbm_setup(rt_run *r)
 {
-    return (rb_triples){d->n, d->user, d->item, d->rating};
+    const rbm_cfg *c = r->cfg;
+    rbm_hparams *hp = r->hp;
+    rbm_hparams_default(hp);
+    hp->variant = strcmp(c->variant, "user") == 0 ? RBM_USER : RBM_ITEM;
+    hp->hidden = (int)c->hidden;
+    hp->epochs = (int)c->epochs;
+    hp->patience = (int)c->patience;
+    hp->batch = (int)c->batch;
+    hp->lr = c->lr;
+    hp->lr_decay = c->lr_decay;
+    hp->momentum_start = c->momentum_start;
+    hp->momentum_epochs = (int)c->momentum_epochs;
+    hp->momentum = c->momentum;
+    hp->weight_decay = c->weight_decay;
+    hp->init_std = c->init_std;
+    hp->mean_field = c->mean_field;
+    return cd_schedule(c, hp);
 }
 
-static rb_rows rows_of(const rt_csr *c)
+static const char *rbm_label(const rt_run *r)
 {
-    return (rb_rows){c->rows, c->nnz, c->offsets, c->col, c->val};
+    return ((const rbm_hparams *)r->hp)->variant == RBM_USER ? "u-rbm" : "i-rbm";
 }
 
-int rbm_cmd_train(int argc, char **argv)
+static int rbm_train_hook(rt_run *r, const rb_train_input *in)
 {
-    const char *prog = "recd train rbm";
-    rbm_cfg c;
-    rt_job j;
-    memset(&j, 0, sizeof j);
-    rbm *m = NULL;
-    json_t *extra = NULL;
-    float *pred = NULL;
-    uint8_t *fb = NULL;
-    int status = 1, have_job = 0;
-    if (cfg_defaults(rbm_defs, &c) != RC_OK) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        return 1;
-    }
-    const char *cfg_path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            status = 0;
-            goto done;
-        }
-        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) cfg_path = argv[++i];
-    }
-    if (cfg_path && cfg_load_file(rbm_defs, &c, cfg_path) != RC_OK) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        status = 2;
-        goto done;
-    }
-    static const char *const keep[] = {"-c", NULL};
-    if (cfg_parse_args(rbm_defs, &c, &argc, argv, keep) != RC_OK) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        status = 2;
-        goto done;
-    }
-    for (int i = 1; i < argc; i++) { /* what is left: -c F */
-        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
-            i++;
-            continue;
-        }
-        fprintf(stderr, "%s: unexpected argument '%s' (run `%s --help`)\n", prog, argv[i], prog);
-        status = 2;
-        goto done;
-    }
-    rbm_hparams hp;
-    rbm_hparams_default(&hp);
-    hp.variant = strcmp(c.variant, "user") == 0 ? RBM_USER : RBM_ITEM;
-    hp.hidden = (int)c.hidden;
-    hp.epochs = (int)c.epochs;
-    hp.patience = (int)c.patience;
-    hp.batch = (int)c.batch;
-    hp.lr = c.lr;
-    hp.lr_decay = c.lr_decay;
-    hp.momentum_start = c.momentum_start;
-    hp.momentum_epochs = (int)c.momentum_epochs;
-    hp.momentum = c.momentum;
-    hp.weight_decay = c.weight_decay;
-    hp.init_std = c.init_std;
-    hp.mean_field = c.mean_field;
-    if (cd_schedule(&c, &hp) != RC_OK) {
-        fprintf(stderr, "%s: %s%s%s\n", prog, cfg_path ? cfg_path : "", cfg_path ? ": " : "", rc_errmsg());
-        status = 2;
-        goto done;
-    }
-    const char *label = c.rt.name ? c.rt.name : hp.variant == RBM_USER ? "u-rbm" : "i-rbm";
-    if (c.rt.quiet && log_level < LOG_LVL_WARN) log_level = LOG_LVL_WARN;
-
-    if (rt_job_prepare(&j, &c.rt) != RC_OK) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        goto done;
-    }
-    have_job = 1;
-    rb_train_input in;
-    memset(&in, 0, sizeof in);
-    in.by_user = rows_of(&j.by_user);
-    in.by_item = rows_of(&j.by_item);
-    in.valid = triples_of(&j.sp.valid);
-    in.mean = j.mean;
-    in.default_rating = (float)c.rt.default_rating;
-    in.rmin = j.sp.train.rmin;
-    in.rmax = j.sp.train.rmax;
-    in.threads = (int)c.rt.threads;
-    in.seed = (uint64_t)c.rt.seed;
-    in.verbose = !c.rt.quiet;
+    const rbm_hparams *hp = r->hp;
+    rbm_stats *st = r->st;
     float values[RBM_MAX_K];
-    int K = 0;
-    if (rbm_values(&in.by_user, values, &K) != RC_OK) {
-        fprintf(stderr, "%s: %s: %s\n", prog, j.source, rc_errmsg());
-        goto done;
-    }
-    if (!(m = rbm_new(hp.variant, in.by_user.rows, in.by_item.rows, K, values, hp.hidden, hp.init_std, in.seed))) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        goto done;
-    }
-    if (!c.rt.quiet)
-        log_info("%s: %s-RBM, %lld cases of %lld softmax units over %d rating values, %d hidden units", label,
-                 hp.variant == RBM_USER ? "U" : "I", (long long)m->C, (long long)m->M, K, hp.hidden);
-    double t0 = clock_mono_s(), valid_rmse = NAN;
-    int epochs_run = 0;
-    if (rbm_train(m, &hp, &in, &valid_rmse, &epochs_run) != RC_OK) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        goto done;
-    }
-    double train_s = clock_mono_s() - t0;
-
-    extra = json_object();
-    json_t *metrics = json_object();
-    if (!extra || !metrics) {
-        json_decref(metrics);
-        fprintf(stderr, "%s: out of memory\n", prog);
-        goto done;
-    }
-    int bad = json_object_set_new(extra, "config", cfg_to_json(rbm_defs, &c));
-    bad |= json_object_set_new(extra, "hparams", rbm_hparams_to_json(&hp));
-    bad |= json_object_set_new(extra, "data", rt_job_meta(&j, &c.rt));
-    bad |= json_object_set_new(extra, "train", json_pack("{s:f,s:i,s:I}", "train_s", train_s, "epochs_run", epochs_run,
-                                                         "threads", (json_int_t)c.rt.threads));
-    bad |= json_object_set_new(extra, "metrics", metrics);
-    if (isfinite(valid_rmse)) bad |= json_object_set_new(metrics, "valid_rmse", json_real(valid_rmse));
-    rt_metrics tm, vm;
-    memset(&tm, 0, sizeof tm);
-    memset(&vm, 0, sizeof vm);
-    int64_t np = j.sp.test.n > j.sp.valid.n ? j.sp.test.n : j.sp.valid.n;
-    pred = malloc(sizeof *pred * (size_t)(np > 0 ? np : 1));
-    fb = malloc((size_t)(np > 0 ? np : 1));
-    if (bad || !pred || !fb) {
-        fprintf(stderr, "%s: out of memory\n", prog);
-        goto done;
-    }
-    const rt_data *sets[2] = {&j.sp.valid, &j.sp.test};
-    rt_metrics *mets[2] = {&vm, &tm};
-    static const char *const keys[2] = {"valid", "test"};
-    for (int s = 0; s < 2; s++) {
-        if (sets[s]->n == 0) continue;
-        rb_triples tt = triples_of(sets[s]);
-        rbm_predict(m, &tt, in.default_rating, pred, fb);
-        if (rt_metrics_of(mets[s], sets[s], pred, fb, in.rmin, in.rmax) != RC_OK) {
-            fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-            goto done;
-        }
-        if (json_object_set_new(metrics, keys[s], rt_metrics_to_json(mets[s])) != 0) {
-            fprintf(stderr, "%s: out of memory\n", prog);
-            goto done;
-        }
-    }
-    int have_test = j.sp.test.n > 0;
-    rating_base_src src = {j.sp.train.users, j.sp.train.items, j.by_user.offsets, j.by_user.col,
-                           in.default_rating, in.rmin, in.rmax, (float)j.mean};
-    uint64_t ver = 0;
-    if (rbm_save(m, &src, c.rt.out, label, extra, &ver) != RC_OK) {
-        fprintf(stderr, "%s: %s\n", prog, rc_errmsg());
-        goto done;
-    }
-    if (!c.rt.quiet) log_info("published %s/%s/%llu (training %.1fs)", c.rt.out, label, (unsigned long long)ver, train_s);
-    char ex[160];
-    snprintf(ex, sizeof ex, "valid_rmse=%.4f epochs=%d version=%llu", valid_rmse, epochs_run, (unsigned long long)ver);
-    rt_print_result(label, have_test ? &tm : NULL, train_s, ex);
-    status = 0;
-done:
-    free(pred);
-    free(fb);
-    json_decref(extra);
-    rbm_free(m);
-    if (have_job) rt_job_free(&j);
-    cfg_release(rbm_defs, &c);
-    return status;
+    int K = 0, rc;
+    if ((rc = rbm_values(&in->by_user, values, &K)) != RC_OK) return rc_wrap(rc, "%s", r->job->source);
+    rbm *m = rbm_new(hp->variant, in->by_user.rows, in->by_item.rows, K, values, hp->hidden, hp->init_std, in->seed);
+    if (!(r->model = m)) return RC_ENOMEM; /* message set */
+    if (!r->o->quiet)
+        log_info("%s: %s-RBM, %lld cases of %lld softmax units over %d rating values, %d hidden units", r->label,
+                 hp->variant == RBM_USER ? "U" : "I", (long long)m->C, (long long)m->M, K, hp->hidden);
+    return rbm_train(m, hp, in, &r->valid_rmse, &st->epochs_run);
 }
+
+static void rbm_predict_hook(const void *m, const rb_triples *t, float def, float *out, uint8_t *fb)
+{
+    rbm_predict(m, t, def, out, fb);
+}
+
+static json_t *rbm_hparams_json(const rt_run *r) { return rbm_hparams_to_json(r->hp); }
+
+static json_t *rbm_train_json(const rt_run *r)
+{
+    const rbm_stats *st = r->st;
+    return json_pack("{s:f,s:i,s:I}", "train_s", r->train_s, "epochs_run", st->epochs_run, "threads",
+                     (json_int_t)r->o->threads);
+}
+
+static void rbm_result_extra(const rt_run *r, char *buf, size_t cap)
+{
+    const rbm_stats *st = r->st;
+    snprintf(buf, cap, "valid_rmse=%.4f epochs=%d version=%llu", r->valid_rmse, st->epochs_run,
+             (unsigned long long)r->version);
+}
+
+static int rbm_save_hook(const rt_run *r, const rating_base_src *src, const char *root, const json_t *extra,
+                         uint64_t *version)
+{
+    return rbm_save(r->model, src, root, r->label, extra, version);
+}
+
+static void rbm_free_hook(void *m) { rbm_free(m); }
+
+static const rt_trainer rbm_trainer = {
+    .name = "rbm",
+    .usage = "usage: recd train rbm -c CONFIG (--data F | --train F [--valid F] [--test F]) [--out DIR] "
+             "[--SETTING VALUE ...]\n"
+             "  --data F   all ratings (file, folder or a,b,c): split 90/10 by split_seed, 10% of training for "
+             "validation\n"
+             "  --train F [--valid F] [--test F]   files already split (as `recd split ratings` writes)\n"
+             "Trains an RBM for collaborative filtering (--variant user: U-RBM, item: I-RBM) and publishes\n"
+             "OUT/NAME/VERSION (NAME: --name, else u-rbm or i-rbm). settings (config file keys, or --SETTING VALUE;\n"
+             "'-' and '_' are the same in flags, file keys are exact):\n",
+    .defs = rbm_defs,
+    .cfg_size = sizeof(rbm_cfg),
+    .rt_offset = offsetof(rbm_cfg, rt),
+    .hp_size = sizeof(rbm_hparams),
+    .st_size = sizeof(rbm_stats),
+    .flags = RT_META_VALID | RT_META_VALID_RMSE,
+    .setup = rbm_setup,
+    .label = rbm_label,
+    .train = rbm_train_hook,
+    .predict = rbm_predict_hook,
+    .hparams_json = rbm_hparams_json,
+    .train_json = rbm_train_json,
+    .result_extra = rbm_result_extra,
+    .save = rbm_save_hook,
+    .free = rbm_free_hook,
+};
+
+int rbm_cmd_train(int argc, char **argv) { return rt_train_main(&rbm_trainer, argc, argv); }
