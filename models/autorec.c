@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -652,12 +653,58 @@ typedef struct {
     int best_iter, since_best, iters;
     double t0;
     int evals;
+    int rc;               /* RC_ERANGE once training diverged (message set), else RC_OK */
+    int fg_calls;         /* L-BFGS's evaluations so far */
+    int fg_bad_call;      /* the last one whose loss or gradient was not finite (0: none) */
+    char fg_what[64];     /* what was not finite in that one */
 } ar_trainer;
 
+/* The index of the first non-finite element of x (n), or n when they are all finite. */
+static size_t first_nonfinite(const float *x, size_t n)
+{
+    size_t j = 0;
+    while (j < n && isfinite(x[j])) j++;
+    return j;
+}
+
+/* RC_ERANGE: training diverged at iteration `it` (what: the value that is not finite; at_start: at the
+ * initial parameters). The likely causes: Rprop's steps too large (not before its first step), or
+ * ratings out of scale (L-BFGS's line search bounds its steps), so the message gives the training
+ * ratings' span. */
+static int ar_diverged(const ar_trainer *tr, int it, int at_start, const char *what)
+{
+    const rb_rows *r = &tr->in->by_user;
+    float lo = r->nnz > 0 ? r->val[0] : 0.0f, hi = lo;
+    for (int64_t j = 1; j < r->nnz; j++) {
+        lo = r->val[j] < lo ? r->val[j] : lo;
+        hi = r->val[j] > hi ? r->val[j] : hi;
+    }
+    const char *at = at_start ? " at the initial parameters" : "";
+    if (tr->hp->optimizer == AUTOREC_RPROP && !at_start)
+        return rc_error(RC_ERANGE, "autorec: training diverged at iteration %d (rprop_step_max %g too large?): %s; "
+                        "training ratings span [%g, %g]", it, tr->hp->rprop_step_max, what, (double)lo, (double)hi);
+    return rc_error(RC_ERANGE, "autorec: training diverged at iteration %d (ratings out of scale?): %s%s; training "
+                    "ratings span [%g, %g]", it, what, at, (double)lo, (double)hi);
+}
+
+/* L-BFGS's objective. A finite loss with a gradient that is not (an overflow: the loss sums in double,
+ * the gradient is float) counts as not finite, so that the line search shortens the step (and a start
+ * point with such a gradient is refused) rather than go on from a point with no valid gradient. */
 static double lbfgs_fg(void *ctx, const float *x, float *g)
 {
     ar_trainer *tr = ctx;
-    return autorec_loss_grad(tr->p, x, g, tr->hp->lambda);
+    double f = autorec_loss_grad(tr->p, x, g, tr->hp->lambda);
+    size_t P = autorec_nparams(tr->m), j;
+    tr->fg_calls++;
+    if (!isfinite(f)) {
+        tr->fg_bad_call = tr->fg_calls;
+        snprintf(tr->fg_what, sizeof tr->fg_what, "loss %g", f);
+    } else if ((j = first_nonfinite(g, P)) < P) {
+        tr->fg_bad_call = tr->fg_calls;
+        snprintf(tr->fg_what, sizeof tr->fg_what, "gradient %g", (double)g[j]);
+        return NAN;
+    }
+    return f;
 }
 
 /* Validation RMSE of parameters x (H recomputed into the problem's scratch). */
@@ -675,11 +722,18 @@ static double valid_rmse_at(ar_trainer *tr, const float *x)
     return rb_rmse(v, tr->pred);
 }
 
-/* After iteration it (1..): validate when due; 1 to stop (patience exhausted). */
+/* After iteration it (1..): validate when due; 1 to stop (patience exhausted, or tr->rc set: a
+ * non-finite loss or validation RMSE). */
 static int after_iter(ar_trainer *tr, int it, double f, const float *x, int evals)
 {
     tr->iters = it;
     tr->evals = evals;
+    char what[64];
+    if (!isfinite(f)) {
+        snprintf(what, sizeof what, "loss %g", f);
+        tr->rc = ar_diverged(tr, it, 0, what);
+        return 1;
+    }
     int last = it >= tr->hp->iters;
     if (it % tr->hp->eval_every != 0 && !last) return 0;
     double el = clock_mono_s() - tr->t0, rate = el > 0 ? (double)evals * (double)tr->p->R / el : 0;
@@ -691,6 +745,11 @@ static int after_iter(ar_trainer *tr, int it, double f, const float *x, int eval
         return 0;
     }
     double r = valid_rmse_at(tr, x);
+    if (!isfinite(r)) {
+        snprintf(what, sizeof what, "valid rmse %g", r);
+        tr->rc = ar_diverged(tr, it, 0, what);
+        return 1;
+    }
     int better = r < tr->best_rmse;
     if (better) {
         tr->best_rmse = r;
@@ -757,7 +816,11 @@ int autorec_train(autorec *m, const autorec_hparams *hp, const rb_train_input *i
         lp.ftol = 0;
         lp.threads = tr.p->T;
         lbfgs_result res;
-        if ((rc = lbfgs_minimize(m->slab, P, lbfgs_fg, &tr, &lp, lbfgs_cb, &tr, &res)) != RC_OK) goto done;
+        rc = lbfgs_minimize(m->slab, P, lbfgs_fg, &tr, &lp, lbfgs_cb, &tr, &res);
+        if (rc == RC_EINVAL && tr.fg_bad_call == 1) /* refused: not finite at the initial parameters */
+            rc = ar_diverged(&tr, 1, 1, tr.fg_what);
+        if (rc == RC_OK) rc = tr.rc;
+        if (rc != RC_OK) goto done;
         if (in->verbose)
             log_info("autorec: L-BFGS stopped (%s) after %d iterations, %d evaluations, loss %.6g",
                      lbfgs_status_name(res.status), res.iters, res.evals, res.f);
@@ -777,29 +840,51 @@ int autorec_train(autorec *m, const autorec_hparams *hp, const rb_train_input *i
         rprop_init(&rp, st, gp, P);
         for (int it = 1; it <= hp->iters; it++) {
             double f = autorec_loss_grad(tr.p, m->slab, g, hp->lambda);
-            if (!isfinite(f)) {
-                rc = rc_error(RC_EINVAL, "autorec: the loss is not finite at iteration %d (lower rprop_step_max)", it);
+            size_t j = first_nonfinite(g, P);
+            if (!isfinite(f) || j < P) {
+                char what[64];
+                snprintf(what, sizeof what, "%s %g", isfinite(f) ? "gradient" : "loss", isfinite(f) ? (double)g[j] : f);
+                rc = ar_diverged(&tr, it, it == 1, what);
                 goto done;
             }
             rprop_step(&rp, m->slab, g, st, gp, P);
             if (after_iter(&tr, it, f, m->slab, it)) break;
         }
+        if ((rc = tr.rc) != RC_OK) goto done;
     }
+    int kept = tr.best_iter > 0 ? tr.best_iter : tr.iters, validated = tr.best_iter > 0;
+    char what[96];
     if (in->valid.n > 0 && tr.best_iter > 0) {
         memcpy(m->slab, tr.best, P * sizeof(float));
-        if (valid_rmse) *valid_rmse = tr.best_rmse;
+    } else if (in->valid.n > 0) {
+        /* stopped before the first validation was due (L-BFGS: no progress, or its line search failed):
+         * the final point is kept; measure it too */
+        tr.best_rmse = valid_rmse_at(&tr, m->slab);
+        if (!isfinite(tr.best_rmse)) {
+            snprintf(what, sizeof what, "valid rmse %g", tr.best_rmse);
+            rc = ar_diverged(&tr, kept, kept == 0, what);
+            goto done;
+        }
+        validated = 1;
     }
+    if (valid_rmse && validated) *valid_rmse = tr.best_rmse;
     if (iters_run) *iters_run = tr.iters;
-    if (kept_iter) *kept_iter = tr.best_iter > 0 ? tr.best_iter : tr.iters;
+    if (kept_iter) *kept_iter = kept;
     /* H of the kept parameters */
     encode_into(tr.p, m->slab);
+    size_t E = (size_t)m->E * (size_t)m->K;
+    if (first_nonfinite(m->slab, P) < P || first_nonfinite(tr.p->H, E) < E) {
+        snprintf(what, sizeof what, "a parameter or hidden code of the iteration kept (%d) is not finite", kept);
+        rc = ar_diverged(&tr, kept, kept == 0, what);
+        goto done;
+    }
     free(m->H_owned);
     m->H_owned = tr.p->H;
     m->H = m->H_owned;
     tr.p->H = NULL;
     if (in->verbose)
-        log_info("autorec: trained in %.1fs, kept iteration %d (valid rmse %.5f)", clock_mono_s() - tr.t0,
-                 tr.best_iter > 0 ? tr.best_iter : tr.iters, tr.best_iter > 0 ? tr.best_rmse : NAN);
+        log_info("autorec: trained in %.1fs, kept iteration %d (valid rmse %.5f)", clock_mono_s() - tr.t0, kept,
+                 validated ? tr.best_rmse : NAN);
 done:
     autorec_problem_free(tr.p);
     free(tr.best);

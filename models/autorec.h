@@ -126,9 +126,12 @@ int autorec_encode(autorec *m, const rb_train_input *in);
 
 /* Train on in (sizes must match m) with hp (hp->variant and hp->hidden must match m too). Progress on
  * stderr when in->verbose. On return the slab holds the parameters of the best validation RMSE (the
- * last iteration without validation data) and H is computed from them. *valid_rmse gets that RMSE
+ * last iteration without validation data, or when the optimiser stopped before the first validation
+ * was due: then that point is validated) and H is computed from them. *valid_rmse gets that RMSE
  * (NAN without validation data), *kept_iter the iteration kept, *iters_run the iterations run (each
- * may be NULL). RC_OK, RC_EINVAL (sizes, hparams), RC_ENOMEM. */
+ * may be NULL). RC_OK, RC_EINVAL (sizes, hparams), RC_ENOMEM, RC_ERANGE (diverged: a non-finite loss,
+ * gradient or validation RMSE in some iteration, or a non-finite parameter kept; the message names the
+ * iteration, the likely cause and the training ratings' span). */
 int autorec_train(autorec *m, const autorec_hparams *hp, const rb_train_input *in, double *valid_rmse,
                   int *kept_iter, int *iters_run);
 

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -428,6 +429,36 @@ void llorma_score_user(const llorma *m, int32_t u, float *scores, float *num, fl
                                : llorma_global_predict(m, u, (int32_t)i);
 }
 
+/* ---- training: divergence ------------------------------------------------------------------------- */
+
+/* 1 when every x[0..n) is finite. */
+static int all_finite(const float *x, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        if (!isfinite(x[j])) return 0;
+    return 1;
+}
+
+/* RC_ERANGE: training diverged at epoch `epoch` of `stage` ("" or "global model: "); `what` tells the
+ * value that is not finite; the likely cause is the step `step` = lr (NULL for ALS, which has none) or
+ * ratings out of scale, so the message gives the training ratings' span. */
+static int diverged(const rb_train_input *in, const char *stage, int epoch, const char *step, double lr,
+                    const char *what)
+{
+    const rb_rows *r = &in->by_user;
+    float lo = r->nnz > 0 ? r->val[0] : 0.0f, hi = lo;
+    for (int64_t j = 1; j < r->nnz; j++) {
+        lo = r->val[j] < lo ? r->val[j] : lo;
+        hi = r->val[j] > hi ? r->val[j] : hi;
+    }
+    if (!step)
+        return rc_error(RC_ERANGE,
+                        "llorma: %straining diverged at epoch %d (ratings out of scale?): %s; training ratings span "
+                        "[%g, %g]", stage, epoch, what, (double)lo, (double)hi);
+    return rc_error(RC_ERANGE, "llorma: %straining diverged at epoch %d (%s %g too large?): %s; training ratings span "
+                    "[%g, %g]", stage, epoch, step, lr, what, (double)lo, (double)hi);
+}
+
 /* ---- training: the global model ---------------------------------------------------------------------- */
 
 /* SGD visits the (once shuffled) ratings in this many chunks, in a new order each epoch. */
@@ -462,7 +493,8 @@ static double valid_rmse_global(const llorma *m, const rb_triples *v, float def)
 }
 
 /* The global model by SGD over x (R ratings, shuffled once by the caller), visited by chunks in a new
- * order each epoch; the epoch with the best validation RMSE is kept. */
+ * order each epoch; the epoch with the best validation RMSE is kept. RC_OK, RC_ENOMEM, RC_ERANGE (a
+ * non-finite training or validation error in some epoch). */
 static int train_global(llorma *m, const llorma_params *pp, const llorma_hparams *hp, const rb_train_input *in,
                         const trip *x, int64_t R, rng_t *rng, double *valid_rmse, int *epochs_run, int *best_epoch)
 {
@@ -500,6 +532,13 @@ static int train_global(llorma *m, const llorma_params *pp, const llorma_hparams
         }
         lr *= hp->global_lr_decay;
         double vr = valid_rmse_global(m, &in->valid, in->default_rating);
+        if (!isfinite(sse) || (in->valid.n > 0 && !isfinite(vr))) {
+            char what[80];
+            if (in->valid.n > 0) snprintf(what, sizeof what, "train rmse %g, valid rmse %g", sqrt(sse / (double)R), vr);
+            else snprintf(what, sizeof what, "train rmse %g", sqrt(sse / (double)R));
+            free(best);
+            return diverged(in, "global model: ", ep, "global_lr", a, what);
+        }
         if (in->verbose) {
             double el = clock_mono_s() - t0;
             log_info("llorma: global epoch %d/%d train rmse %.4f valid rmse %.4f %.0f ratings/s", ep, hp->global_epochs,
@@ -544,6 +583,8 @@ typedef struct local_job {
     rng_t *streams;           /* (q) one per anchor, advanced by its epochs */
     int phase;
     double lr;                /* this epoch's SGD step */
+    double *loss;             /* (q) each anchor's last epoch: SGD, its sum w e^2 (errors before each update);
+                               * ALS (which computes no loss), the sum of its factors: finite iff they all are */
     atomic_int next;          /* next anchor (or chunk) to take */
     double chunk_sse[VALID_CHUNKS];
     int64_t chunk_cover[VALID_CHUNKS];
@@ -620,8 +661,9 @@ static void anchor_init(local_job *J, int t)
 }
 
 /* One epoch of anchor t. SGD: the shared order's chunks in a new random order, each filtered to the
- * ratings with w_t > 0; ALS: a user sweep, then an item sweep, over the ratings with w_t > 0. */
-static void anchor_epoch(local_job *J, local_scratch *S, int t)
+ * ratings with w_t > 0; ALS: a user sweep, then an item sweep, over the ratings with w_t > 0. Returns
+ * what local_job.loss keeps. */
+static double anchor_epoch(local_job *J, local_scratch *S, int t)
 {
     llorma *m = J->m;
     const llorma_hparams *hp = J->hp;
@@ -633,15 +675,16 @@ static void anchor_epoch(local_job *J, local_scratch *S, int t)
         int32_t order[SGD_CHUNKS];
         for (int c = 0; c < SGD_CHUNKS; c++) order[c] = c;
         shuffle_i32(&J->streams[t], order, SGD_CHUNKS);
+        double sse = 0;
         for (int c = 0; c < SGD_CHUNKS; c++) {
             int64_t a = J->R * order[c] / SGD_CHUNKS, b = J->R * (order[c] + 1) / SGD_CHUNKS, n = 0;
             for (int64_t j = a; j < b; j++) {
                 float w = wu[J->x[j].u] * wi[J->x[j].i];
                 if (w > 0) S->x[n++] = (llorma_wr){J->x[j].u, J->x[j].i, J->x[j].r, w};
             }
-            llorma_local_sgd_epoch(Ut, Vt, (int)k, biased, S->x, n, J->lr, hp->reg);
+            sse += llorma_local_sgd_epoch(Ut, Vt, (int)k, biased, S->x, n, J->lr, hp->reg);
         }
-        return;
+        return sse;
     }
     /* ALS: the weighted ratings grouped by user and by item (y = r - base, from the CSR rows) */
     const rb_rows *bu = &J->in->by_user, *bi = &J->in->by_item;
@@ -669,6 +712,10 @@ static void anchor_epoch(local_job *J, local_scratch *S, int t)
     }
     llorma_local_als_half(Ut, Vt, (int)k, biased ? (int)r + 1 : -1, S->uoff, S->x, (int64_t)U, 0, hp->reg, S->work);
     llorma_local_als_half(Vt, Ut, (int)k, biased ? (int)r : -1, S->ioff, S->xi, (int64_t)N, 1, hp->reg, S->work);
+    double sum = 0; /* of at most 2^62 floats below 2^128: overflows only from a non-finite one */
+    for (size_t j = 0; j < U * k; j++) sum += Ut[j];
+    for (size_t j = 0; j < N * k; j++) sum += Vt[j];
+    return sum;
 }
 
 /* Squared error of the model on validation chunk c (unknown user or item: the default rating). */
@@ -713,7 +760,7 @@ static void *local_worker(void *arg)
     for (int t; (t = atomic_fetch_add(&J->next, 1)) < n;) {
         switch (J->phase) {
         case PH_INIT: anchor_init(J, t); break;
-        case PH_EPOCH: anchor_epoch(J, A->S, t); break;
+        case PH_EPOCH: J->loss[t] = anchor_epoch(J, A->S, t); break;
         case PH_VALID: J->chunk_sse[t] = valid_chunk_sse(J, t); break;
         default: J->chunk_cover[t] = cover_chunk(J, t); break;
         }
@@ -788,7 +835,8 @@ int llorma_train(llorma *m, const llorma_hparams *hp, const rb_train_input *in, 
     local_job J;
     memset(&J, 0, sizeof J);
     J.streams = malloc((size_t)m->q * sizeof *J.streams);
-    if (!x || !best || !S || !args || !th || !J.streams) {
+    J.loss = malloc((size_t)m->q * sizeof *J.loss);
+    if (!x || !best || !S || !args || !th || !J.streams || !J.loss) {
         rc = rc_error(RC_ENOMEM, "llorma: out of memory");
         goto done;
     }
@@ -831,13 +879,33 @@ int llorma_train(llorma *m, const llorma_hparams *hp, const rb_train_input *in, 
     }
     run_phase(&J, PH_INIT, nth, args, th);
     double best_rmse = valid_rmse_now(&J, nth, args, th), t1 = clock_mono_s();
+    /* a diverged epoch names the step it used (ALS has none) */
+    const char *step = hp->solver == LLORMA_SOLVER_SGD ? "lr" : NULL;
+    char what[96];
+    if (in->valid.n > 0 && !isfinite(best_rmse)) {
+        snprintf(what, sizeof what, "valid rmse %g of the initial local models", best_rmse);
+        rc = diverged(in, "", 0, step, J.lr, what);
+        goto done;
+    }
     int best_ep = 0, ep;
     memcpy(best, pp.Ul, nl * sizeof *best);
     if (isnan(best_rmse)) best_rmse = INFINITY;
     for (ep = 1; ep <= hp->epochs; ep++) {
+        double lr_ep = J.lr;
         run_phase(&J, PH_EPOCH, nth, args, th);
         J.lr *= hp->lr_decay;
+        for (int t = 0; t < m->q; t++)
+            if (!isfinite(J.loss[t])) {
+                snprintf(what, sizeof what, "local model %d %s %g", t, step ? "loss" : "factor sum", J.loss[t]);
+                rc = diverged(in, "", ep, step, lr_ep, what);
+                goto done;
+            }
         double vr = valid_rmse_now(&J, nth, args, th);
+        if (in->valid.n > 0 && !isfinite(vr)) {
+            snprintf(what, sizeof what, "valid rmse %g", vr);
+            rc = diverged(in, "", ep, step, lr_ep, what);
+            goto done;
+        }
         if (in->verbose) {
             double el = clock_mono_s() - t1;
             log_info("llorma: epoch %d/%d: valid rmse %.4f (best %.4f at epoch %d), %.0f ratings/s, %.0fs, ETA %.0fs", ep,
@@ -864,11 +932,24 @@ int llorma_train(llorma *m, const llorma_hparams *hp, const rb_train_input *in, 
         for (size_t i = 0; i < N; i++)
             if (pp.wi[(size_t)t * N + i] <= 0) memset(pp.Vl + ((size_t)t * N + i) * k, 0, k * sizeof(float));
     }
+    /* what is published must be finite (every part of the slab: mu .. wi) */
+    slab_layout lay;
+    layout_of(&lay, m->U, m->N, m->q, m->k, m->F);
+    if (!all_finite(m->slab, lay.n)) {
+        snprintf(what, sizeof what, "a parameter of the epoch kept (%d) is not finite", st->best_epoch);
+        rc = diverged(in, "", st->best_epoch, step, hp->lr, what);
+        goto done;
+    }
     run_phase(&J, PH_COVER, nth, args, th);
     int64_t covered = 0;
     for (int c = 0; c < VALID_CHUNKS; c++) covered += J.chunk_cover[c];
     st->coverage = (double)covered / (double)R;
     st->valid_rmse = valid_rmse_now(&J, nth, args, th);
+    if (in->valid.n > 0 && !isfinite(st->valid_rmse)) {
+        snprintf(what, sizeof what, "valid rmse %g of the epoch kept (%d)", st->valid_rmse, st->best_epoch);
+        rc = diverged(in, "", st->best_epoch, step, hp->lr, what);
+        goto done;
+    }
     st->train_s = clock_mono_s() - t0;
     if (in->verbose)
         log_info("llorma: %d local models (rank %d, h %.3f, base %s): valid rmse %.4f (global %.4f) at epoch %d of %d, "
@@ -883,6 +964,7 @@ done:
     free(args);
     free(th);
     free(J.streams);
+    free(J.loss);
     free(x);
     free(best);
     return rc;

@@ -172,7 +172,9 @@ typedef struct llorma_train_stats {
  * in->seed whatever in->threads (a thread that cannot start leaves its share to the others).
  * Progress on stderr when in->verbose (global epochs; local epochs with the validation RMSE,
  * ratings/s, ETA). *st (may be NULL) gets the figures. RC_OK, RC_EINVAL (sizes, hparams, no training
- * rating), RC_ENOMEM. */
+ * rating), RC_ENOMEM, RC_ERANGE (diverged: a non-finite training loss or validation RMSE in some epoch of
+ * the global or the local models, or a non-finite parameter kept; the message names the epoch, the
+ * step and the training ratings' span). */
 int llorma_train(llorma *m, const llorma_hparams *hp, const rb_train_input *in, llorma_train_stats *st);
 
 /* ---- pieces, exposed for tests and for the trainer ------------------------------------------- */

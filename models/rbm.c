@@ -2,8 +2,10 @@
  * learning rule, the slab and the snapshot). */
 #include "models/rbm.h"
 
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -736,6 +738,22 @@ void rbm_init_visible_biases(rbm *m, const rb_rows *rows)
     }
 }
 
+static int all_finite(const float *x, size_t n);
+
+/* RC_ERANGE: training diverged at epoch `epoch` (what: the value that is not finite). The likely
+ * cause: rating values out of scale when their span exceeds FLT_MAX (a float reconstruction error,
+ * expected rating minus rating, may then overflow), else the step lr. The message gives the span. */
+static int rbm_diverged(const rbm *m, int epoch, double lr, const char *what)
+{
+    double lo = m->values[0], hi = m->values[m->K - 1];
+    if (hi - lo > FLT_MAX)
+        return rc_error(RC_ERANGE,
+                        "rbm: training diverged at epoch %d (rating values out of scale?): %s; rating values span "
+                        "[%g, %g]", epoch, what, lo, hi);
+    return rc_error(RC_ERANGE, "rbm: training diverged at epoch %d (lr %g too large?): %s; rating values span [%g, %g]",
+                    epoch, lr, what, lo, hi);
+}
+
 static int cd_steps_at(const rbm_hparams *hp, int epoch)
 {
     int t = hp->cd_steps[0];
@@ -832,8 +850,10 @@ int rbm_train(rbm *m, const rbm_hparams *hp, const rb_train_input *in, double *v
             for (int64_t j = 0; j < c.nb; j++) se += c.se[j];
         }
         double recon = R > 0 ? sqrt(se / (double)R) : NAN;
+        char what[96];
         if (!isfinite(recon)) {
-            rc = rc_error(RC_ERANGE, "rbm: training diverged at epoch %d (reconstruction error %g): lower lr", e, recon);
+            snprintf(what, sizeof what, "reconstruction error %g", recon);
+            rc = rbm_diverged(m, e, lr, what);
             goto done;
         }
         hidden_all(m, rows, kidx, T);
@@ -841,6 +861,11 @@ int rbm_train(rbm *m, const rbm_hparams *hp, const rb_train_input *in, double *v
         if (in->valid.n > 0) {
             rbm_predict(m, &in->valid, in->default_rating, pred, NULL);
             vr = rb_rmse(&in->valid, pred);
+            if (!isfinite(vr)) {
+                snprintf(what, sizeof what, "valid rmse %g", vr);
+                rc = rbm_diverged(m, e, lr, what);
+                goto done;
+            }
         }
         double dt = clock_mono_s() - te, el = clock_mono_s() - t_start;
         if (in->verbose)
@@ -860,6 +885,13 @@ int rbm_train(rbm *m, const rbm_hparams *hp, const rb_train_input *in, double *v
     }
     memcpy(m->slab, best, P * sizeof *best);
     hidden_all(m, rows, kidx, T);
+    if (!all_finite(m->slab, P + (size_t)C * F)) { /* what is published: W | bv | bh | H */
+        char what[96];
+        snprintf(what, sizeof what, "a parameter or hidden probability of the epoch kept (%d) is not finite",
+                 best_epoch);
+        rc = rbm_diverged(m, best_epoch, hp->lr, what);
+        goto done;
+    }
     if (in->verbose && in->valid.n > 0) log_info("rbm: kept epoch %d (valid rmse %.4f)", best_epoch, best_rmse);
     if (valid_rmse) *valid_rmse = in->valid.n > 0 ? best_rmse : NAN;
     if (epochs_run) *epochs_run = e - 1;

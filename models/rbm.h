@@ -219,7 +219,9 @@ int rbm_hidden(rbm *m, const rb_rows *rows, int threads);
  * vel = mom * vel + lr * (sum of the batch's gradients / batch - weight_decay * W) (no decay on
  * biases), param += vel, the gradients added in batch order. Deterministic for in->seed whatever
  * in->threads (the same bits with 1 or 2 threads). Memory: about 3 P floats + (C + batch) F.
- * RC_OK, RC_EINVAL (sizes, hparams), RC_ERANGE (diverged: a non-finite loss), RC_ENOMEM. */
+ * RC_OK, RC_EINVAL (sizes, hparams), RC_ERANGE (diverged: a non-finite reconstruction error or validation
+ * RMSE in some epoch, or a non-finite parameter kept; the message names the epoch, the likely cause and
+ * the rating values' span), RC_ENOMEM. */
 int rbm_train(rbm *m, const rbm_hparams *hp, const rb_train_input *in, double *valid_rmse, int *epochs_run);
 
 /* The prediction for user u and item i (indices of m's vocabularies; -1 or out of range: the

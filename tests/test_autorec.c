@@ -415,6 +415,87 @@ TEST(autorec_snapshot_rate_recommend)
     }
 }
 
+/* Set the training rating of (u, i) to r in both orientations (the pair must be observed). */
+static void synth_set(synth *s, int32_t u, int32_t i, float r)
+{
+    int found = 0;
+    for (int64_t k = s->uoff[u]; k < s->uoff[u + 1]; k++)
+        if (s->ucol[k] == i) s->uval[k] = r, found++;
+    for (int64_t k = s->ioff[i]; k < s->ioff[i + 1]; k++)
+        if (s->icol[k] == u) s->ival[k] = r, found++;
+    ASSERT_EQ(found, 2);
+}
+
+/* Train a fresh model on in with hp; the return code, the message in msg (cap 512). */
+static int train_rc(const synth *s, const autorec_hparams *hp, const rb_train_input *in, char *msg, double *vr,
+                    int *kept, int *run)
+{
+    autorec *m = autorec_new(hp->variant, s->U, s->N, hp->hidden, s->mean, 1, 1);
+    ASSERT(m);
+    int rc = autorec_train(m, hp, in, vr, kept, run);
+    snprintf(msg, 512, "%s", rc_errmsg());
+    if (rc == RC_OK) { /* what would be published is finite */
+        for (size_t j = 0; j < autorec_nparams(m); j++) ASSERT(isfinite(autorec_slab(m)[j]));
+        for (int64_t j = 0; j < m->E * m->K; j++) ASSERT(isfinite(m->H[j]));
+    }
+    autorec_free(m);
+    return rc;
+}
+
+/* A rating near FLT_MAX overflows the (float) gradient at the initial parameters: both optimisers
+ * refuse to start (L-BFGS would otherwise stop at once and leave the initial parameters); Rprop steps
+ * far too large overflow later. RC_ERANGE, the iteration and the likely cause in the message. */
+TEST(autorec_train_refuses_divergence)
+{
+    synth s;
+    synth_make(&s, 12, 10, 2, 0.5, 0.2, 0.1, 3);
+    autorec_hparams hp;
+    autorec_hparams_default(&hp);
+    hp.hidden = 4;
+    hp.iters = 20;
+    hp.eval_every = 5;
+    hp.lambda = 1;
+    char msg[512];
+    double vr;
+    int kept, run;
+    rb_train_input in = synth_input(&s, 2);
+    /* Rprop's steps: 1e30 per element overflows the loss or its gradient within a few iterations */
+    hp.optimizer = AUTOREC_RPROP;
+    hp.rprop_step = hp.rprop_step_max = 1e30;
+    ASSERT_RC(train_rc(&s, &hp, &in, msg, &vr, &kept, &run), RC_ERANGE);
+    ASSERT_CONTAINS(msg, "autorec: training diverged at iteration ");
+    ASSERT_CONTAINS(msg, " (rprop_step_max 1e+30 too large?)");
+    ASSERT_CONTAINS(msg, "training ratings span [1, 5]");
+    ASSERT(strstr(msg, "at iteration 1 ") == NULL); /* not before the first step */
+    hp.rprop_step = 0.01;
+    hp.rprop_step_max = 1;
+    ASSERT_RC(train_rc(&s, &hp, &in, msg, &vr, &kept, &run), RC_OK);
+    /* a rating of 3e38 */
+    int32_t u = 0;
+    while (s.uoff[u + 1] == s.uoff[u]) u++;
+    synth_set(&s, u, s.ucol[s.uoff[u]], 3e38f);
+    for (int opt = AUTOREC_LBFGS; opt <= AUTOREC_RPROP; opt++) {
+        hp.optimizer = opt;
+        for (int valid = 1; valid >= 0; valid--) {
+            in = synth_input(&s, 2);
+            if (!valid) in.valid.n = 0;
+            ASSERT_RC(train_rc(&s, &hp, &in, msg, &vr, &kept, &run), RC_ERANGE);
+            ASSERT_CONTAINS(msg, "autorec: training diverged at iteration 1 (ratings out of scale?): gradient ");
+            ASSERT_CONTAINS(msg, " at the initial parameters; training ratings span [1, 3e+38]");
+        }
+    }
+    /* 1e30 keeps every value finite (the loss sums in double): L-BFGS makes no progress and stops before
+     * the first validation is due; the point kept is still validated */
+    synth_set(&s, u, s.ucol[s.uoff[u]], 1e30f);
+    in = synth_input(&s, 2);
+    hp.optimizer = AUTOREC_LBFGS;
+    ASSERT_RC(train_rc(&s, &hp, &in, msg, &vr, &kept, &run), RC_OK);
+    ASSERT(run < hp.eval_every);
+    ASSERT_EQ(kept, run);
+    ASSERT(isfinite(vr));
+    synth_free(&s);
+}
+
 TEST(autorec_hparams_refused)
 {
     autorec_hparams hp;

@@ -435,6 +435,62 @@ TEST(llorma_beats_global_mf_on_local_structure)
     syn_free(&s);
 }
 
+/* ---- divergence ------------------------------------------------------------------------------------ */
+
+/* Train a fresh model on in with hp: the return code, the message in msg (cap 512). */
+static int train_rc(const syn *s, const llorma_hparams *hp, const rb_train_input *in, char *msg)
+{
+    llorma *m = llorma_new(s->U, s->N, hp, s->mean);
+    ASSERT(m != NULL);
+    int rc = llorma_train(m, hp, in, NULL);
+    snprintf(msg, 512, "%s", rc_errmsg());
+    llorma_free(m);
+    return rc;
+}
+
+/* A step too large (local or global) or a rating far out of scale makes SGD overflow: training fails
+ * with RC_ERANGE naming the epoch and the cause, with or without validation data, whatever the solver
+ * that overflows; nothing non-finite is left to publish. */
+TEST(llorma_train_refuses_divergence)
+{
+    syn s;
+    syn_make(&s, 40, 30, 0.4, 5);
+    llorma_hparams hp;
+    small_hparams(&hp);
+    hp.anchors = 3;
+    hp.epochs = 4;
+    hp.global_epochs = 4;
+    char msg[512];
+    for (int valid = 1; valid >= 0; valid--) {
+        rb_train_input in = syn_input(&s, 2, 1);
+        if (!valid) in.valid.n = 0;
+        /* the local models' step */
+        hp.lr = 10;
+        ASSERT_RC(train_rc(&s, &hp, &in, msg), RC_ERANGE);
+        ASSERT_CONTAINS(msg, "llorma: training diverged at epoch 1 (lr 10 too large?)");
+        ASSERT_CONTAINS(msg, "local model 0 loss");
+        ASSERT_CONTAINS(msg, "training ratings span [1, 5]");
+        hp.lr = 0.02;
+        /* the global model's step */
+        hp.global_lr = 10;
+        ASSERT_RC(train_rc(&s, &hp, &in, msg), RC_ERANGE);
+        ASSERT_CONTAINS(msg, "llorma: global model: training diverged at epoch 1 (global_lr 10 too large?)");
+        hp.global_lr = 0.02;
+        /* the same settings train */
+        ASSERT_RC(train_rc(&s, &hp, &in, msg), RC_OK);
+    }
+    /* one rating of 1e30 (by user and by item alike): the global model overflows whatever its step */
+    int32_t u = s.icol[s.ioff[2]];
+    s.ival[s.ioff[2]] = 1e30f;
+    for (int64_t j = s.uoff[u]; j < s.uoff[u + 1]; j++)
+        if (s.ucol[j] == 2) s.uval[j] = 1e30f;
+    rb_train_input in = syn_input(&s, 1, 1);
+    ASSERT_RC(train_rc(&s, &hp, &in, msg), RC_ERANGE);
+    ASSERT_CONTAINS(msg, "llorma: global model: training diverged at epoch 1 (global_lr 0.02 too large?)");
+    ASSERT_CONTAINS(msg, "training ratings span [1, 1e+30]");
+    syn_free(&s);
+}
+
 /* ---- snapshot ------------------------------------------------------------------------------------ */
 
 TEST(llorma_snapshot_roundtrip)

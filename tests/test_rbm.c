@@ -643,6 +643,65 @@ TEST(rbm_deterministic_for_a_seed)
     synth_free(&d);
 }
 
+/* Train a fresh model of variant on in with hp; the return code, the message in msg (cap 512). */
+static int train_rc(const synth *d, int variant, const rbm_hparams *hp, const rb_train_input *in, char *msg)
+{
+    float values[RBM_MAX_K];
+    int K;
+    ASSERT_OK(rbm_values(rbm_case_rows(&(rbm){.variant = variant}, in), values, &K));
+    rbm *m = rbm_new(variant, d->U, d->N, K, values, hp->hidden, hp->init_std, 1);
+    ASSERT(m);
+    int rc = rbm_train(m, hp, in, NULL, NULL);
+    snprintf(msg, 512, "%s", rc_errmsg());
+    if (rc == RC_OK) /* what would be published is finite */
+        for (size_t j = 0; j < rbm_param_count(m) + (size_t)m->C * (size_t)m->F; j++) ASSERT(isfinite(rbm_slab(m)[j]));
+    rbm_free(m);
+    return rc;
+}
+
+/* A step far too large overflows the weights; rating values near +-FLT_MAX overflow the (float)
+ * reconstruction error. Training fails with RC_ERANGE naming the epoch and the likely cause, with or
+ * without validation data. */
+TEST(rbm_train_refuses_divergence)
+{
+    synth d;
+    synth_make(&d, 30, 20, 3);
+    rbm_hparams hp;
+    char msg[512];
+    for (int variant = 0; variant < 2; variant++)
+        for (int valid = 1; valid >= 0; valid--) {
+            small_hparams(&hp, variant);
+            hp.epochs = 3;
+            rb_train_input in = synth_input(&d, 2, 1);
+            if (!valid) in.valid.n = 0;
+            hp.lr = 1e30;
+            ASSERT_RC(train_rc(&d, variant, &hp, &in, msg), RC_ERANGE);
+            ASSERT_CONTAINS(msg, "rbm: training diverged at epoch ");
+            ASSERT_CONTAINS(msg, " (lr "); /* that epoch's: 1e30, times lr_decay per epoch before */
+            ASSERT_CONTAINS(msg, " too large?): ");
+            ASSERT_CONTAINS(msg, "rating values span [1, 5]");
+            hp.lr = 0.05;
+            ASSERT_RC(train_rc(&d, variant, &hp, &in, msg), RC_OK);
+        }
+    /* user 0 rates -3e38 once and 3e38 otherwise: as a visible unit of I-RBM its reconstruction leans to
+     * 3e38, and the error of the -3e38 rating is beyond FLT_MAX */
+    ASSERT(d.uoff[1] - d.uoff[0] >= 2);
+    for (int64_t k = d.uoff[0]; k < d.uoff[1]; k++) {
+        float r = k == d.uoff[0] ? -3e38f : 3e38f;
+        d.uval[k] = r;
+        int32_t i = d.ucol[k];
+        for (int64_t j = d.ioff[i]; j < d.ioff[i + 1]; j++)
+            if (d.icol[j] == 0) d.ival[j] = r;
+    }
+    small_hparams(&hp, RBM_ITEM);
+    hp.epochs = 3;
+    rb_train_input in = synth_input(&d, 2, 1);
+    ASSERT_RC(train_rc(&d, RBM_ITEM, &hp, &in, msg), RC_ERANGE);
+    ASSERT_CONTAINS(msg, "rbm: training diverged at epoch 1 (rating values out of scale?): reconstruction error inf");
+    ASSERT_CONTAINS(msg, "rating values span [-3e+38, 3e+38]");
+    synth_free(&d);
+}
+
 /* One epoch in one batch from zero momentum is one plain step: params + lr (mean CD gradient - wd W),
  * the gradient computed densely (rbm_cd_grad) from the same samples (rbm_case_rng). */
 TEST(rbm_training_step_matches_dense_reference)
