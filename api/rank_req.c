@@ -99,6 +99,15 @@ static int key_is(api_str k, const char *lit)
 
 #define OOM(detail, cap) api_fail(detail, cap, 503, "out of memory for the request's strings")
 
+/* 422 when a name given (model, experiment) is empty or longer than lim->max_id_len, as in the bodies of
+ * /v1/next and /v1/ratings and the query of /v1/users/{id}/recommendations. */
+static int id_length(api_str s, const char *field, const api_limits *lim, char *detail, size_t cap)
+{
+    if (s.n == 0 || s.n > (size_t)lim->max_id_len)
+        return api_fail(detail, cap, 422, "%s: length %zu outside [1, %d]", field, s.n, lim->max_id_len);
+    return 0;
+}
+
 int rank_req_parse(const char *body, size_t len, const api_limits *lim, rank_scratch *scr, rank_req *req,
                    char *detail, size_t cap)
 {
@@ -140,12 +149,14 @@ int rank_req_parse(const char *body, size_t len, const api_limits *lim, rank_scr
         p->i = at[F_MODEL];
         if (ajson_peek(p) != AJSON_STRING) return api_fail(detail, cap, 400, "model: expected a string");
         if (ajson_string(p, &req->model) != RC_OK) return OOM(detail, cap);
+        if ((st = id_length(req->model, "model", lim, detail, cap))) return st; /* "model":"" too, as /v1/next */
         req->has_model = 1;
     }
     if (has[F_EXP]) {
         p->i = at[F_EXP];
         if (ajson_peek(p) != AJSON_STRING) return api_fail(detail, cap, 400, "experiment: expected a string");
         if (ajson_string(p, &req->experiment) != RC_OK) return OOM(detail, cap);
+        if ((st = id_length(req->experiment, "experiment", lim, detail, cap))) return st;
         req->has_experiment = 1;
     }
     long long k = lim->k_default;

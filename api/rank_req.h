@@ -61,9 +61,9 @@ void rank_scratch_release(rank_scratch *s);
 typedef struct rank_req {
     api_str user_id;     /* when has_user_id */
     int has_user_id;
-    api_str model;       /* when has_model: n may be 0 ("model":"" names no model) */
+    api_str model;       /* when has_model: 1..max_id_len bytes */
     int has_model;
-    api_str experiment;  /* when has_experiment: n may be 0 ("experiment":"" names none) */
+    api_str experiment;  /* when has_experiment: 1..max_id_len bytes */
     int has_experiment;
     int k;               /* in [1, lim->k_max], then at most n_cand */
     size_t n_cand;       /* in [1, lim->max_items] */
@@ -82,7 +82,8 @@ typedef struct rank_req {
  *   400 "invalid JSON: ..." (api/json.h, nesting deeper than lim->max_depth included), "the body must be
  *       a JSON object", "duplicate key 'k'", "user_id: expected a string", "model: expected a string",
  *       "experiment: expected a string", "k: expected an integer", "candidates: expected an array";
- *   422 "unknown field 'x'", "candidates: required", "candidates: N given, between 1 and M accepted",
+ *   422 "unknown field 'x'", "model: length L outside [1, max_id_len]" (empty included; the same for
+ *       experiment), "candidates: required", "candidates: N given, between 1 and M accepted",
  *       "k: K is outside [1, k_max]";
  *   503 the arena could not grow.
  * The strings of *req point into body or scr's arena. */

@@ -75,12 +75,16 @@ static int parse_fields(ajson *p, const api_limits *lim, api_scratch *scr, ratin
         case F_ITEMS:
             if ((st = parse_items(p, lim, scr, req, detail, cap))) return st;
             break;
-        case F_MODEL:
-            if ((st = get_str(p, "model", &req->model, detail, cap))) return st;
+        case F_MODEL: /* "model":"" is 422, as ?model= and /v1/next's "model":"" */
+            if ((st = get_str(p, "model", &req->model, detail, cap)) ||
+                (st = id_length(req->model, "model", lim, detail, cap)))
+                return st;
             req->has_model = 1;
             break;
         case F_EXP:
-            if ((st = get_str(p, "experiment", &req->experiment, detail, cap))) return st;
+            if ((st = get_str(p, "experiment", &req->experiment, detail, cap)) ||
+                (st = id_length(req->experiment, "experiment", lim, detail, cap)))
+                return st;
             req->has_experiment = 1;
             break;
         case F_CLIP: {
@@ -150,6 +154,7 @@ int recs_query_parse(const api_kv *args, int n, const api_limits *lim, recs_quer
     /* first the names: duplicates (400), then the first unknown one (422), as for bodies */
     int unknown = -1;
     for (int a = 0; a < n; a++) {
+        if (args[a].key.n == 0) continue; /* "?&k=1", "k=1&&m=x", "?=5": no name, ignored */
         int f = -1;
         for (int i = 0; i < NQ && f < 0; i++)
             if (key_is(args[a].key, query_names[i])) f = i;

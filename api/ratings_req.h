@@ -28,9 +28,9 @@ typedef struct ratings_req {
     api_str user_id;        /* 1..max_id_len bytes (required) */
     const api_str *items;   /* (n_items) the ids, in request order (duplicates kept), in scr->strs */
     size_t n_items;         /* in [1, lim->max_items] */
-    api_str model;          /* when has_model: n may be 0 ("model":"" names no model: the route says 404) */
+    api_str model;          /* when has_model: 1..max_id_len bytes */
     int has_model;
-    api_str experiment;     /* when has_experiment: n may be 0 (the route says 404 unknown experiment) */
+    api_str experiment;     /* when has_experiment: 1..max_id_len bytes */
     int has_experiment;
     int clip;               /* 1 unless "clip":false (predictions kept inside the model's rating scale) */
 } ratings_req;
@@ -44,7 +44,8 @@ typedef struct ratings_req {
  *       null", "model: expected a string", "experiment: expected a string", "clip: expected a boolean";
  *   422 "unknown field 'x' (expected user_id, item_ids, model, experiment, clip)", "user_id: required",
  *       "item_ids: required", "item_ids: N given, between 1 and M accepted", "user_id: length L outside
- *       [1, max_id_len]", "item_ids[3]: length L outside [1, max_id_len]";
+ *       [1, max_id_len]", "item_ids[3]: length L outside [1, max_id_len]", "model: length 0 outside
+ *       [1, max_id_len]" (the same for experiment: "model":"" names no model, as ?model= in the query);
  *   503 scr could not grow (out of memory). */
 int ratings_req_parse(const char *body, size_t len, const api_limits *lim, api_scratch *scr, ratings_req *req,
                       char *detail, size_t cap);
@@ -58,7 +59,8 @@ typedef struct api_kv {
 } api_kv;
 
 /* The arguments a caller collects: more than this many is necessarily refused (only 4 names are
- * known, each at most once), so the first RECS_MAX_ARGS decide the answer. */
+ * known, each at most once), so the first RECS_MAX_ARGS decide the answer. A caller does not collect
+ * (nor count) arguments with an empty name ("?&k=1", "k=1&&model=m"): they are ignored. */
 #define RECS_MAX_ARGS 8
 
 /* A validated recommendations query. Strings point into the arguments. */
@@ -70,7 +72,8 @@ typedef struct recs_query {
 } recs_query;
 
 /* Validate the query arguments args[0..n) (n > RECS_MAX_ARGS: only the first RECS_MAX_ARGS are read;
- * the caller passes every one it has up to that). 0 with *q filled, or the HTTP status with detail:
+ * the caller passes every one it has up to that). An argument with an empty name (key.n == 0, with or
+ * without a value) is ignored, as a trailing '&' is. 0 with *q filled, or the HTTP status with detail:
  *   400 "duplicate parameter 'k'", "k: expected an integer, got 'abc'", "exclude_seen: expected true or
  *       false, got 'yes'", "model: expected a value" (no '=');
  *   422 "unknown parameter 'x' (expected k, model, experiment, exclude_seen)", "k: 0 is outside

@@ -417,9 +417,12 @@ static enum MHD_Result dispatch(conn_ctx *cc)
         return send_answer(cc);
     }
     if (!rt) {
+        char detail[200];
         if (status == 405)
             http_problem(r, 405, "method-not-allowed", "%s is not allowed on %s (allowed: %s)", r->method, r->path,
                          cc->allow);
+        else if (status == 414) /* a {param} segment over ROUTE_PARAM_MAX - 1 bytes */
+            http_problem(r, 414, "uri-too-long", "%s", router_param_detail(path_route, r->path, detail, sizeof detail));
         else
             http_problem(r, 404, "not-found", "no route %s %s", r->method, r->path);
         return send_answer(cc);

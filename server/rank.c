@@ -237,8 +237,6 @@ int route_rank(http_req *r)
         v = route_exp_acquire(r, req.experiment.p, req.experiment.n, req.user_id, req.has_user_id, req.has_model,
                               MODEL_CAP_RANK, &x);
     } else {
-        if (req.has_model && req.model.n == 0) /* "model":"" names no model (n == 0 would mean the default) */
-            return http_problem(r, 404, "unknown-model", "no model '' is configured");
         v = route_acquire(r, req.model.p, req.model.n, MODEL_CAP_RANK);
     }
     if (!v) return HTTP_DONE;

@@ -9,10 +9,11 @@
  * model (else the first configured model that has `recommend`), experiment (the unit is the path's user
  * id), exclude_seen (true by default: the items the user rated in training, model_recommend_ops.seen,
  * are never recommended; false lets them in). Anything else is refused (400/422), so a typo does not pass
- * silently.
+ * silently; an argument without a name ("?&k=1", "k=1&&model=m") is ignored.
  * The {id} segment arrives percent-decoded (libmicrohttpd decodes the path before routing: "u%201" is
  * the user "u 1"); an id holding '/' cannot be named in the path (%2F is decoded before the route is
- * matched, so the path no longer matches), and a segment is at most ROUTE_PARAM_MAX - 1 (127) bytes.
+ * matched, so the path no longer matches); an id of more than limits.max_id_len bytes is 422, a segment
+ * of more than ROUTE_PARAM_MAX - 1 (1023) bytes the router's 414.
  *
  * Scoring: a type that describes its item matrix (model_recommend_ops.item_matrix and query: biased MF's
  * Q and item biases, AutoRec's decoder) is scored with the packed item matrix of core/itemscore.h built
@@ -28,7 +29,7 @@
  * (model_type.popular) answer with "score":null and "fallback":"popular" (as /v1/next); a type without a popularity list
  * answers an empty list, also flagged.
  * In an experiment the arm's model answers, the answer adds "experiment" and "arm", and the impression
- * records the shown items before the answer goes out.
+ * records the shown items before the answer goes out; HEAD (answered without a body) records nothing.
  *
  * Memory: the query's arguments sit on the stack (at most RECS_MAX_ARGS are read); the model's scratch,
  * the score row, the query, candidates and ratings in this thread's route_scratch entry of the version
@@ -247,8 +248,9 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
 {
     (void)kind;
     args_ctx *c = cls;
+    if (!key || key_size == 0) return MHD_YES; /* "?&k=1", "k=1&&model=m": no name, ignored (not counted) */
     if (c->n >= RECS_MAX_ARGS) return MHD_NO; /* the first RECS_MAX_ARGS decide (api/ratings_req.h) */
-    c->kv[c->n++] = (api_kv){.key = {key ? key : "", key ? key_size : 0},
+    c->kv[c->n++] = (api_kv){.key = {key, key_size},
                              .value = {value ? value : "", value ? value_size : 0},
                              .has_value = value != NULL};
     return MHD_YES;
@@ -282,7 +284,7 @@ int route_recommend(http_req *r)
     float *val;
     api_str *shown = NULL, *rows;
     sbuf *text;
-    int exposing = x.e && x.arm >= 0;
+    int exposing = x.e && x.arm >= 0 && !route_is_head(r); /* HEAD shows no items: nothing recorded */
     if (!s || route_topk_buffers(k, &idx, &val) != RC_OK ||
         (exposing && route_exp_buffers(k, &shown, &rows, &text) != RC_OK)) {
         http_oom(r, "the request's buffers");

@@ -408,6 +408,11 @@ void route_json_num(sbuf *out, double v)
 }
 
 /* ---- experiments ---- */
+int route_is_head(const http_req *r)
+{
+    return r->method && strcmp(r->method, "HEAD") == 0;
+}
+
 int route_exp_buffers(int n, api_str **items, api_str **rows, sbuf **text)
 {
     scr_tls *t = tls_get();
@@ -469,11 +474,35 @@ model_version *route_exp_acquire(http_req *r, const char *exp, size_t exp_n, api
      * reused one would drop this impression and credit its events to another request's unit) */
     if (x->arm >= 0) http_request_id_unique(r);
     const char *control = e->arms[e->control].entry;
+    char arm_type[sizeof ((model_version *)0)->type_name] = ""; /* the unit's arm's type when it lacks cap */
     if (x->arm >= 0 && x->arm != e->control) {
         model_version *v = registry_acquire(srv->reg, e->arms[x->arm].entry, NULL);
         if (v && route_has(v, cap)) return v;
+        if (v) snprintf(arm_type, sizeof arm_type, "%s", v->type_name);
         registry_release(srv->reg, v);
         x->fallback = 1; /* the control answers; the unit stays in its arm (intent to treat) */
+    }
+    /* The control's model; when loaded without cap the 422 names the experiment and the arms that lack it
+     * (route_acquire's would name only a model the request did not name); otherwise route_acquire's answers */
+    model_version *v = registry_acquire(srv->reg, control, NULL);
+    if (v && route_has(v, cap)) return v;
+    if (v) {
+        const exp_arm *c = &e->arms[e->control];
+        if (arm_type[0]) {
+            const exp_arm *a = &e->arms[x->arm];
+            http_problem(r, 422, "wrong-model-type",
+                         "experiment '%s' cannot answer %s: arm '%s' (model '%s', type %s) and the control arm '%s' "
+                         "(model '%s', type %s) have no `%s` capability",
+                         e->name, cap_path(cap), a->name, a->entry, arm_type, c->name, c->entry, v->type_name,
+                         route_cap_name(cap));
+        } else {
+            http_problem(r, 422, "wrong-model-type",
+                         "experiment '%s' cannot answer %s: its control arm '%s' (model '%s', type %s) has no `%s` "
+                         "capability",
+                         e->name, cap_path(cap), c->name, c->entry, v->type_name, route_cap_name(cap));
+        }
+        registry_release(srv->reg, v);
+        return NULL;
     }
     return route_acquire(r, control, strlen(control), cap);
 }
@@ -505,7 +534,7 @@ void route_exp_expose(http_req *r, const route_exp *x, const model_version *v, a
 
 void route_exp_record(http_req *r, const route_exp *x, const model_version *v, ev_impression *imp)
 {
-    if (!x->e || x->arm < 0 || !r->srv->events) return;
+    if (!x->e || x->arm < 0 || !r->srv->events || route_is_head(r)) return;
     if (imp->n_items > EVSTORE_MAX_ITEMS) imp->n_items = EVSTORE_MAX_ITEMS;
     if (imp->n_items < 0) imp->n_items = 0;
     uint64_t now = clock_mono_ns();

@@ -151,12 +151,15 @@ typedef struct route_exp {
  *       longer than the store keeps (255 bytes);
  *   503 events-off  the event store is off (srv->events NULL; the settings refuse experiments without
  *       state.dir, so only a server built otherwise meets it);
- *   route_acquire's answers for the control's model when no model can answer (404/503/422).
+ *   422 wrong-model-type  the control's model lacks cap (no arm can answer: "experiment 'e' cannot answer
+ *       /v1/next: its control arm 'c' (model 'm', type t) has no `next` capability", or "arm 'a' (model
+ *       'm2', type t2) and the control arm 'c' (...) have no ..." when the unit's arm lacks it too);
+ *   route_acquire's answers for the control's model when it is not loaded (503).
  * The arm is exp_assign(now): -1 -> the control arm's model answers; an arm whose model cannot answer
  * (not loaded, or without cap) -> the control's, x->fallback = 1. In an arm (x->arm >= 0) a request id
  * taken from the client's X-Request-Id gets a server-unique suffix (http_request_id_unique): the
  * answer's request_id, which events are posted against, names this answer only. Allocates nothing; takes the
- * registry mutex for one pointer read (twice on a fallback). */
+ * registry mutex for one pointer read (twice on a fallback, once more when the control is not loaded). */
 model_version *route_exp_acquire(http_req *r, const char *exp, size_t exp_n, api_str user_id, int has_user,
                                  int has_model, model_cap cap, route_exp *x);
 
@@ -164,11 +167,15 @@ model_version *route_exp_acquire(http_req *r, const char *exp, size_t exp_n, api
  * the unit is not in the experiment). Nothing when x->e is NULL. */
 void route_exp_fields(http_req *r, const route_exp *x);
 
-/* Record the impression of an answer in an experiment (nothing when x->e is NULL or x->arm < 0): the
- * request id, the run and arm, the unit, session (n == 0: the unit), the model and version of v, the
- * shown items[0..n) in answer order (only the first EVSTORE_MAX_ITEMS are recorded), the time, the
- * latency since r->t0_ns, fallback (x->fallback || fallback), and for the Wide & Deep export row_header
- * with rows[0..n) (rows NULL: none). Every pointer is borrowed for the call (evstore_impression copies).
+/* 1 when r is a HEAD request (a GET route answering without its body: libmicrohttpd drops the body the
+ * handler renders). Such an answer shows the client no items: nothing is recorded for it. */
+int route_is_head(const http_req *r);
+
+/* Record the impression of an answer in an experiment (nothing when x->e is NULL, x->arm < 0 or r is a
+ * HEAD request: route_is_head): the request id, the run and arm, the unit, session (n == 0: the unit),
+ * the model and version of v, the shown items[0..n) in answer order (only the first EVSTORE_MAX_ITEMS
+ * are recorded), the time, the latency since r->t0_ns, fallback (x->fallback || fallback), and for the
+ * Wide & Deep export row_header with rows[0..n) (rows NULL: none). Every pointer is borrowed for the call (evstore_impression copies).
  * A refused impression (ring or store full, a field over its bound) is counted by the store
  * (recd_events_dropped_total); the answer goes out regardless. Allocates nothing. */
 void route_exp_expose(http_req *r, const route_exp *x, const model_version *v, api_str session, const api_str *items,

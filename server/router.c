@@ -1,6 +1,7 @@
 /* server/router.c - the route table and path matching (see router.h). */
 #include "server/router.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -59,10 +60,14 @@ int router_metric(const route *rt)
     return metric_of[rt - router_table];
 }
 
-/* Match path against pattern, capturing {params}. 1 on match. */
-static int match_path(const char *pattern, const char *path, char params[][ROUTE_PARAM_MAX], int *np)
+/* Match path against pattern, capturing {params} (when params is not NULL). 1 on match; 2 when the path
+ * would match but a {param} segment is longer than ROUTE_PARAM_MAX-1 bytes (*long_at, when not NULL,
+ * receives the first such segment's offset in path and *long_len its length; params are then not all
+ * filled); 0 otherwise. */
+static int match_path(const char *pattern, const char *path, char params[][ROUTE_PARAM_MAX], int *np,
+                      size_t *long_at, size_t *long_len)
 {
-    int n = 0;
+    int n = 0, too_long = 0;
     const char *p = pattern, *s = path;
     while (*p && *s) {
         if (*p == '{') {
@@ -71,8 +76,14 @@ static int match_path(const char *pattern, const char *path, char params[][ROUTE
             if (!pe) return 0;
             if (!se) se = s + strlen(s);
             size_t len = (size_t)(se - s);
-            if (len == 0 || len >= ROUTE_PARAM_MAX || n >= ROUTE_MAX_PARAMS) return 0;
-            if (params) {
+            if (len == 0 || n >= ROUTE_MAX_PARAMS) return 0;
+            if (len >= ROUTE_PARAM_MAX) {
+                if (!too_long) {
+                    if (long_at) *long_at = (size_t)(s - path);
+                    if (long_len) *long_len = len;
+                }
+                too_long = 1;
+            } else if (params) {
                 memcpy(params[n], s, len);
                 params[n][len] = '\0';
             }
@@ -86,6 +97,7 @@ static int match_path(const char *pattern, const char *path, char params[][ROUTE
         s++;
     }
     if (*p || *s) return 0;
+    if (too_long) return 2;
     if (np) *np = n;
     return 1;
 }
@@ -93,18 +105,23 @@ static int match_path(const char *pattern, const char *path, char params[][ROUTE
 const route *router_match(const char *method, const char *path, char params[][ROUTE_PARAM_MAX], int *nparams,
                           int *status, char *allow, size_t allow_cap, const route **path_route)
 {
-    const route *any = NULL;
+    const route *any = NULL, *overlong = NULL;
     if (allow && allow_cap) allow[0] = '\0';
     *nparams = 0;
     for (const route *rt = router_table; rt->method; rt++) {
-        if (!match_path(rt->pattern, path, NULL, NULL)) continue;
+        int hit = match_path(rt->pattern, path, NULL, NULL, NULL, NULL);
+        if (!hit) continue;
         if (!any) any = rt;
         int same = strcmp(rt->method, method) == 0 ||
                    (strcmp(method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0);
-        if (same) {
-            match_path(rt->pattern, path, params, nparams);
+        if (same && hit == 1) {
+            match_path(rt->pattern, path, params, nparams, NULL, NULL);
             if (path_route) *path_route = rt;
             return rt;
+        }
+        if (same) { /* a segment too long for this route's parameter */
+            if (!overlong) overlong = rt;
+            continue;
         }
         if (allow && allow_cap) {
             size_t used = strlen(allow);
@@ -115,7 +132,42 @@ const route *router_match(const char *method, const char *path, char params[][RO
             }
         }
     }
+    if (overlong) {
+        if (allow && allow_cap) allow[0] = '\0';
+        if (path_route) *path_route = overlong;
+        *status = 414;
+        return NULL;
+    }
     if (path_route) *path_route = any;
     *status = any ? 405 : 404;
     return NULL;
+}
+
+const char *router_param_detail(const route *rt, const char *path, char *detail, size_t cap)
+{
+    if (!cap) return detail;
+    size_t at = 0, len = 0;
+    if (!rt || match_path(rt->pattern, path, NULL, NULL, &at, &len) != 2) {
+        snprintf(detail, cap, "a path parameter is at most %d bytes", ROUTE_PARAM_MAX - 1);
+        return detail;
+    }
+    /* the parameter's name in the pattern: the {..} at the same segment index as path's long segment */
+    int seg = 0;
+    for (size_t i = 0; i < at; i++) seg += path[i] == '/';
+    const char *p = rt->pattern, *name = "{param}";
+    int name_len = 7;
+    for (int k = 0; *p; p++) {
+        if (*p == '/') k++;
+        if (k == seg && *p == '{') {
+            const char *e = strchr(p, '}');
+            if (e) {
+                name = p;
+                name_len = (int)(e - p + 1);
+            }
+            break;
+        }
+    }
+    snprintf(detail, cap, "path parameter %.*s of %s is %zu bytes long: a path parameter is at most %d bytes",
+             name_len, name, rt->pattern, len, ROUTE_PARAM_MAX - 1);
+    return detail;
 }

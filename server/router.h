@@ -33,7 +33,10 @@ typedef struct route {
 } route;
 
 #define ROUTE_MAX_PARAMS 4
-#define ROUTE_PARAM_MAX 128
+/* A path parameter's buffer: segments of at most ROUTE_PARAM_MAX - 1 (1023) bytes, above the longest id
+ * the settings allow (limits.max_id_len is at most 1000, server/serve.c), so that a route, not the router,
+ * judges an id's length. */
+#define ROUTE_PARAM_MAX 1024
 
 /* The table, ended by a NULL method. */
 extern const route router_table[];
@@ -44,11 +47,17 @@ int router_metric(const route *rt);
 int router_init(void);
 
 /* Match method+path. Returns the route, filling params (nparams of them, NUL-terminated, at most
- * ROUTE_PARAM_MAX-1 bytes each: a longer segment does not match). When nothing matches returns NULL and
- * sets *status to 404 (no pattern matches the path) or 405 (the path matches with other methods; allow
- * receives them, e.g. "GET, HEAD", allow_cap bytes). *path_route receives a route whose pattern matches the
- * path, for metrics labels, or NULL. */
+ * ROUTE_PARAM_MAX-1 bytes each). When nothing matches returns NULL and sets *status to 404 (no pattern
+ * matches the path), 405 (the path matches with other methods; allow receives them, e.g. "GET, HEAD",
+ * allow_cap bytes) or 414 (a route of this method would match but one of its {param} segments is longer
+ * than ROUTE_PARAM_MAX-1 bytes: router_param_detail says which). *path_route receives a route whose pattern
+ * matches the path (the 414's route when *status is 414), for metrics labels, or NULL. */
 const route *router_match(const char *method, const char *path, char params[][ROUTE_PARAM_MAX], int *nparams,
                           int *status, char *allow, size_t allow_cap, const route **path_route);
+
+/* The detail of router_match's 414 for rt (its *path_route) and path, into detail[0..cap) (truncated,
+ * NUL-terminated): "path parameter {id} of /v1/users/{id}/recommendations is 2000 bytes long: a path
+ * parameter is at most 1023 bytes". Returns detail. */
+const char *router_param_detail(const route *rt, const char *path, char *detail, size_t cap);
 
 #endif

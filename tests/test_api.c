@@ -539,8 +539,8 @@ TEST(api_rank_request)
     /* no context, no k: k_default clamped */
     ASSERT_EQ(rank_run("{\"candidates\":[{\"item_id\":\"a\"}]}", &lim, &in, &scr, &req, d), 0);
     ASSERT(!req.has_user_id && !req.has_model && req.k == 1 && req.ctx[0].kind == FEAT_V_MISSING);
-    ASSERT_EQ(rank_run("{\"model\":\"\",\"candidates\":[{\"item_id\":\"a\"}]}", &lim, &in, &scr, &req, d), 0);
-    ASSERT(req.has_model && req.model.n == 0);
+    ASSERT_EQ(rank_run("{\"model\":\"\",\"candidates\":[{\"item_id\":\"a\"}]}", &lim, &in, &scr, &req, d), 422);
+    ASSERT_STR_EQ(d, "model: length 0 outside [1, 8]"); /* an empty name: 422, as /v1/next */
 
     static const struct {
         const char *body;

@@ -52,9 +52,13 @@ TEST(api_ratings_accepts)
     ASSERT_EQ(req.user_id.n, 3); /* a NUL inside an id is a byte like any other */
     ASSERT_EQ(req.user_id.p[1], '\0');
 
-    body = "{\"user_id\":\"u1\",\"item_ids\":[\"a\"],\"model\":\"\"}"; /* names no model: the route says 404 */
-    ASSERT_EQ(ratings_req_parse(body, strlen(body), &lim, &scr, &req, detail, sizeof detail), 0);
-    ASSERT(req.has_model && req.model.n == 0);
+    /* an empty name is 422 naming the field, as ?model= and /v1/next's "model":"" */
+    body = "{\"user_id\":\"u1\",\"item_ids\":[\"a\"],\"model\":\"\"}";
+    ASSERT_EQ(ratings_req_parse(body, strlen(body), &lim, &scr, &req, detail, sizeof detail), 422);
+    ASSERT_STR_EQ(detail, "model: length 0 outside [1, 256]");
+    body = "{\"user_id\":\"u1\",\"item_ids\":[\"a\"],\"experiment\":\"\"}";
+    ASSERT_EQ(ratings_req_parse(body, strlen(body), &lim, &scr, &req, detail, sizeof detail), 422);
+    ASSERT_STR_EQ(detail, "experiment: length 0 outside [1, 256]");
     api_scratch_release(&scr);
 }
 
@@ -190,6 +194,9 @@ TEST(api_recs_query)
         {{"model="}, 1, 422, "model: length 0 outside [1, 256]"},
         {{"model"}, 1, 400, "model: expected a value (model=...)"},
         {{"experiment="}, 1, 422, "experiment: length 0 outside [1, 256]"},
+        /* an argument without a name is ignored ("?&k=0", "k=1&&kk=2", "?=5"), as a trailing '&' is */
+        {{"", "k=0"}, 2, 422, "k: 0 is outside [1, 1000]"},
+        {{"=5", "", "kk=2"}, 3, 422, "unknown parameter 'kk' (expected k, model, experiment, exclude_seen)"},
         /* nine arguments: only the first eight are read, and they hold a repeat or an unknown name */
         {{"a=1", "b=1", "c=1", "d=1", "e=1", "f=1", "g=1", "h=1", "k=0"}, 9, 422,
          "unknown parameter 'a' (expected k, model, experiment, exclude_seen)"},

@@ -204,8 +204,8 @@ TEST_TIMEOUT(server_exp_routes, 120)
     } bad[] = {
         {"/v1/rank", "{\"experiment\":\"nope\",\"user_id\":\"u\",\"candidates\":[{\"item_id\":\"a\"}]}", 404,
          "no experiment 'nope' is configured"},
-        {"/v1/rank", "{\"experiment\":\"\",\"user_id\":\"u\",\"candidates\":[{\"item_id\":\"a\"}]}", 404,
-         "no experiment '' is configured"},
+        {"/v1/rank", "{\"experiment\":\"\",\"user_id\":\"u\",\"candidates\":[{\"item_id\":\"a\"}]}", 422,
+         "experiment: length 0 outside [1, 256]"},
         {"/v1/rank", "{\"experiment\":\"home\",\"candidates\":[{\"item_id\":\"a\"}]}", 422,
          "experiment 'home' assigns by user_id: give user_id"},
         {"/v1/rank", "{\"experiment\":\"home\",\"user_id\":\"\",\"candidates\":[{\"item_id\":\"a\"}]}", 422,

@@ -2,8 +2,9 @@
  * and GET /v1/users/{id}/recommendations answered by biased MF snapshots made here (biasedmf_new +
  * biasedmf_save with a rating_base part built in the test), checked against biasedmf_predict and a naive
  * top-k over every item; unknown users and items flagged; every route over one keep-alive connection;
- * the 400/404/405/413/415/422 answers; a hot swap while serving; experiments on both routes (arms = two
- * biasedmf models) with their impressions in the event store. */
+ * the 400/404/405/413/414/415/422 answers; a hot swap while serving; experiments on both routes (arms = two
+ * biasedmf models) with their impressions in the event store (none for HEAD), and an experiment whose
+ * control lacks the capability. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -344,11 +345,56 @@ TEST(server_ratings_answers)
         {"/v1/users/u1/recommendations?exclude_seen=no", 400, "exclude_seen: expected true or false, got 'no'"},
         {"/v1/users/u1/recommendations?model=nope", 404, "no model 'nope' is configured"},
         {"/v1/users/u1/recommendations?experiment=nope", 404, "no experiment 'nope' is configured"},
+        {"/v1/users/u1/recommendations?&kk=3", 422, "unknown parameter 'kk'"}, /* not "unknown parameter ''" */
     };
     for (size_t i = 0; i < sizeof E / sizeof E[0]; i++) {
         a = req(&c, "GET", E[i].path, NULL, E[i].st);
         ASSERT_CONTAINS(tsrv_jstr(a, "detail"), E[i].detail);
         json_decref(a);
+    }
+    /* arguments without a name are ignored, wherever the empty one sits (a trailing '&' always was) */
+    static const char *const empty_names[] = {
+        "/v1/users/u1/recommendations?&k=3",
+        "/v1/users/u1/recommendations?k=3&&exclude_seen=true",
+        "/v1/users/u1/recommendations?k=3&",
+        "/v1/users/u1/recommendations?=5&k=3",
+        "/v1/users/u1/recommendations?&&k=3&&&&&&&&&&model=biasedmf&&", /* not counted against RECS_MAX_ARGS */
+    };
+    for (size_t i = 0; i < sizeof empty_names / sizeof empty_names[0]; i++) {
+        a = req(&c, "GET", empty_names[i], NULL, 200);
+        expect_recs(a, &fx, m, 1, 3, 1);
+        json_decref(a);
+    }
+    /* path ids: up to limits.max_id_len (256) bytes reach the route (an unknown user: the popular items),
+     * longer ones are the route's 422, and a segment over 1023 bytes the router's 414 naming the limit */
+    {
+        static const size_t lens[] = {120, 128, 200, 256, 257, 1023, 1024, 1100};
+        char path[1300], id[1101];
+        for (size_t t = 0; t < sizeof lens / sizeof lens[0]; t++) {
+            size_t len = lens[t];
+            memset(id, 'a', len);
+            id[len] = '\0';
+            snprintf(path, sizeof path, "/v1/users/%s/recommendations?k=2", id);
+            long want = len <= 256 ? 200 : len <= 1023 ? 422 : 414;
+            a = req(&c, "GET", path, NULL, want);
+            if (want == 200) {
+                ASSERT_STR_EQ(tsrv_jstr(a, "user_id"), id);
+                expect_popular(a, &fx, 2);
+            } else if (want == 422) {
+                char d[64];
+                snprintf(d, sizeof d, "user id: length %zu outside [1, 256]", len);
+                ASSERT_STR_EQ(tsrv_jstr(a, "detail"), d);
+            } else {
+                char d[160];
+                snprintf(d, sizeof d,
+                         "path parameter {id} of /v1/users/{id}/recommendations is %zu bytes long: a path parameter "
+                         "is at most 1023 bytes",
+                         len);
+                ASSERT_STR_EQ(tsrv_jstr(a, "detail"), d);
+                ASSERT_STR_EQ(tsrv_jstr(a, "type"), "urn:recd:problem:uri-too-long");
+            }
+            json_decref(a);
+        }
     }
     tconn_close(&c);
 
@@ -424,8 +470,27 @@ TEST(server_ratings_one_connection)
     a = req(&c, "POST", "/v1/next", "{\"model\":\"biasedmf\",\"items\":[\"i1\"]}", 422);
     ASSERT_CONTAINS(tsrv_jstr(a, "detail"), "no `next` capability");
     json_decref(a);
-    a = req(&c, "POST", "/v1/ratings", "{\"model\":\"\",\"user_id\":\"u1\",\"item_ids\":[\"i1\"]}", 404);
-    json_decref(a);
+    /* an empty model or experiment name: 422 naming the field on every model route (not 404 "no model ''") */
+    static const struct {
+        const char *method, *path, *body, *detail;
+    } EMPTY[] = {
+        {"POST", "/v1/ratings", "{\"model\":\"\",\"user_id\":\"u1\",\"item_ids\":[\"i1\"]}",
+         "model: length 0 outside [1, 256]"},
+        {"POST", "/v1/ratings", "{\"experiment\":\"\",\"user_id\":\"u1\",\"item_ids\":[\"i1\"]}",
+         "experiment: length 0 outside [1, 256]"},
+        {"GET", "/v1/users/u1/recommendations?model=", NULL, "model: length 0 outside [1, 256]"},
+        {"GET", "/v1/users/u1/recommendations?experiment=", NULL, "experiment: length 0 outside [1, 256]"},
+        {"POST", "/v1/rank", "{\"model\":\"\",\"candidates\":[{\"item_id\":\"a\"}]}", "model: length 0 outside [1, 256]"},
+        {"POST", "/v1/rank", "{\"experiment\":\"\",\"user_id\":\"u\",\"candidates\":[{\"item_id\":\"a\"}]}",
+         "experiment: length 0 outside [1, 256]"},
+        {"POST", "/v1/next", "{\"model\":\"\",\"items\":[\"i1\"]}", "'model' must not be empty"},
+    };
+    for (size_t i = 0; i < sizeof EMPTY / sizeof EMPTY[0]; i++) {
+        a = req(&c, EMPTY[i].method, EMPTY[i].path, EMPTY[i].body, 422);
+        ASSERT_STR_EQ(tsrv_jstr(a, "detail"), EMPTY[i].detail);
+        ASSERT_STR_EQ(tsrv_jstr(a, "type"), "urn:recd:problem:unprocessable-request");
+        json_decref(a);
+    }
     /* malformed: 400; wrong meaning: 422 */
     a = req(&c, "POST", "/v1/ratings", "{\"user_id\":\"u1\",\"item_ids\":[\"i1\"", 400);
     ASSERT_CONTAINS(tsrv_jstr(a, "detail"), "invalid JSON");
@@ -580,9 +645,28 @@ TEST_TIMEOUT(server_ratings_experiment, 90)
         n_fb[arm] += u < 0;
     }
     ASSERT(n_imp[0] > 0 && n_imp[1] > 0);
+    /* HEAD is answered without a body: no item is shown, so nothing is recorded; a GET after it adds one
+     * impression. Impressions are committed in arrival order: once the GET's is in, a HEAD's would be. */
+    const char *committed = "recd_events_committed_total{type=\"impression\"}";
+    int total = n_imp[0] + n_imp[1];
+    ASSERT_EQ((int)tsrv_wait_metric(&s, committed, total, 10000), total);
+    for (int t = 0; t < 3; t++) {
+        tresp r;
+        ASSERT_EQ(tconn_http(&c, "HEAD", "/v1/users/u1/recommendations?k=4&experiment=rx", NULL, 0, NULL, &r), 0);
+        ASSERT_EQ(r.status, 200);
+        ASSERT_EQ(r.len, 0);
+        tresp_free(&r);
+    }
+    json_t *a = req(&c, "GET", "/v1/users/u1/recommendations?k=4&experiment=rx", NULL, 200);
+    int arm1 = exp_assign(e, "u1", 2, 1e9);
+    ASSERT_STR_EQ(tsrv_jstr(a, "arm"), e->arms[arm1].name);
+    json_decref(a);
+    n_imp[arm1]++;
+    n_shown[arm1] += 4;
+    ASSERT_EQ((int)tsrv_wait_metric(&s, committed, total + 1, 10000), total + 1);
     /* "model" with "experiment": 422; an unknown experiment: 404 */
-    json_t *a = req(&c, "POST", "/v1/ratings",
-                    "{\"user_id\":\"u1\",\"experiment\":\"rx\",\"model\":\"mfa\",\"item_ids\":[\"i1\"]}", 422);
+    a = req(&c, "POST", "/v1/ratings",
+            "{\"user_id\":\"u1\",\"experiment\":\"rx\",\"model\":\"mfa\",\"item_ids\":[\"i1\"]}", 422);
     ASSERT_CONTAINS(tsrv_jstr(a, "detail"), "give either model or experiment");
     json_decref(a);
     a = req(&c, "GET", "/v1/users/u1/recommendations?experiment=rx&model=mfb", NULL, 422);
@@ -610,6 +694,79 @@ TEST_TIMEOUT(server_ratings_experiment, 90)
     exp_set_free(&xs);
     biasedmf_free(ma);
     biasedmf_free(mb);
+    fixture_free(&fx);
+}
+
+/* An experiment whose control's model lacks the route's capability: 422 wrong-model-type naming the
+ * experiment and the arms that lack it (the control, and the unit's arm when it lacks it too), not only
+ * the control's model, which the request did not name; a unit whose arm's model has it is answered.
+ * gx: control g (gru4rec), h (gru4rec), m (mfa: biased MF). */
+#define GX_JSON                                                                                             \
+    "[{\"name\":\"gx\",\"salt\":\"gx-salt\",\"control\":\"g\",\"arms\":["                                     \
+    "{\"name\":\"g\",\"model\":\"gru4rec\",\"share\":0.4},{\"name\":\"h\",\"model\":\"gru4rec\",\"share\":0.3},"     \
+    "{\"name\":\"m\",\"model\":\"mfa\",\"share\":0.3}]}]"
+
+TEST(server_ratings_experiment_capability)
+{
+    mf_fixture fx;
+    fixture_init(&fx);
+    char root[1024], state[1100], extra[2048];
+    snap_root(root, sizeof root);
+    snprintf(state, sizeof state, "%s/state", test_tmpdir());
+    tsrv_make_snapshot(root, "gru4rec", 20, 16, 11);
+    biasedmf *ma = publish_mf(&fx, root, "mfa", 1, NULL);
+    snprintf(extra, sizeof extra,
+             "\"snapshots.models\":[\"gru4rec\",\"mfa\"],\"state\":{\"dir\":\"%s\"},\"experiments\":" GX_JSON, state);
+    tsrv s;
+    tsrv_start(&s, extra, 1);
+    static const char *const names[] = {"gru4rec", "mfa"};
+    json_t *ej = json_loads(GX_JSON, 0, NULL);
+    ASSERT(ej != NULL);
+    exp_set xs;
+    ASSERT_OK(exp_parse(ej, names, 2, &xs));
+    json_decref(ej);
+    const experiment *e = exp_find(&xs, "gx", 2);
+    ASSERT(e != NULL && e->control == 0);
+    tconn c;
+    tconn_open(&c, &s);
+    static const char *const control_only = "its control arm 'g' (model 'gru4rec', type gru4rec) has no";
+    static const char *const both =
+        "arm 'h' (model 'gru4rec', type gru4rec) and the control arm 'g' (model 'gru4rec', type gru4rec) have no";
+    int seen[3] = {0};
+    for (int u = 0; u < 30; u++) {
+        char uid[16], body[160], path[128], want[256];
+        snprintf(uid, sizeof uid, "u%d", u);
+        int arm = exp_assign(e, uid, strlen(uid), 1e9);
+        ASSERT(arm >= 0); /* shares add up to 1 */
+        seen[arm]++;
+        snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"experiment\":\"gx\",\"item_ids\":[\"i1\"]}", uid);
+        snprintf(path, sizeof path, "/v1/users/%s/recommendations?k=2&experiment=gx", uid);
+        json_t *a = req(&c, "POST", "/v1/ratings", body, arm == 2 ? 200 : 422);
+        json_t *b = req(&c, "GET", path, NULL, arm == 2 ? 200 : 422);
+        if (arm == 2) { /* m: biased MF answers both */
+            ASSERT_STR_EQ(tsrv_jstr(a, "model"), "mfa");
+            ASSERT_STR_EQ(tsrv_jstr(a, "arm"), "m");
+            ASSERT_STR_EQ(tsrv_jstr(b, "model"), "mfa");
+            ASSERT_STR_EQ(tsrv_jstr(b, "arm"), "m");
+        } else {
+            snprintf(want, sizeof want, "experiment 'gx' cannot answer /v1/ratings: %s `rate` capability",
+                     arm == 0 ? control_only : both);
+            ASSERT_STR_EQ(tsrv_jstr(a, "detail"), want);
+            ASSERT_STR_EQ(tsrv_jstr(a, "type"), "urn:recd:problem:wrong-model-type");
+            snprintf(want, sizeof want,
+                     "experiment 'gx' cannot answer /v1/users/{id}/recommendations: %s `recommend` capability",
+                     arm == 0 ? control_only : both);
+            ASSERT_STR_EQ(tsrv_jstr(b, "detail"), want);
+            ASSERT_STR_EQ(tsrv_jstr(b, "type"), "urn:recd:problem:wrong-model-type");
+        }
+        json_decref(a);
+        json_decref(b);
+    }
+    ASSERT(seen[0] && seen[1] && seen[2]); /* these 30 ids cover every arm */
+    tconn_close(&c);
+    ASSERT_EQ(tsrv_stop(&s), 0);
+    exp_set_free(&xs);
+    biasedmf_free(ma);
     fixture_free(&fx);
 }
 

@@ -65,11 +65,32 @@ TEST(server_router_match)
     ASSERT(router_match("GET", "/healthz/", params, &np, &st, allow, sizeof allow, &pr) == NULL);
     ASSERT_EQ(st, 404);
     ASSERT(router_match("HEAD", "/healthz", params, &np, &st, allow, sizeof allow, &pr) != NULL);
-    char longseg[300];
+    /* a segment up to ROUTE_PARAM_MAX - 1 (1023) bytes is a parameter (ids up to limits.max_id_len, at
+     * most 1000, reach their route); a longer one is 414 for the route it would match */
+    static char longseg[1200];
     memset(longseg, 'a', sizeof longseg);
     memcpy(longseg, "/v1/models/", 11);
-    strcpy(longseg + 280, "/reload");
+    strcpy(longseg + 11 + 1023, "/reload");
+    rt = router_match("POST", longseg, params, &np, &st, allow, sizeof allow, &pr);
+    ASSERT(rt != NULL && strcmp(rt->pattern, "/v1/models/{name}/reload") == 0);
+    ASSERT_EQ(np, 1);
+    ASSERT_EQ(strlen(params[0]), 1023);
+    memset(longseg, 'a', sizeof longseg);
+    memcpy(longseg, "/v1/models/", 11);
+    strcpy(longseg + 11 + 1024, "/reload");
+    pr = NULL;
     ASSERT(router_match("POST", longseg, params, &np, &st, allow, sizeof allow, &pr) == NULL);
+    ASSERT_EQ(st, 414);
+    ASSERT_EQ(np, 0);
+    ASSERT(pr != NULL && strcmp(pr->pattern, "/v1/models/{name}/reload") == 0);
+    char detail[200];
+    ASSERT_STR_EQ(router_param_detail(pr, longseg, detail, sizeof detail),
+                  "path parameter {name} of /v1/models/{name}/reload is 1024 bytes long: a path parameter is at "
+                  "most 1023 bytes");
+    ASSERT(router_match("GET", longseg, params, &np, &st, allow, sizeof allow, &pr) == NULL);
+    ASSERT_EQ(st, 405); /* the route is POST only: the method is wrong whatever the segment */
+    ASSERT_STR_EQ(allow, "POST");
+    ASSERT(router_match("POST", "/v1/models/x/reload/more", params, &np, &st, allow, sizeof allow, &pr) == NULL);
     ASSERT_EQ(st, 404);
 }
 

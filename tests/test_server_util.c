@@ -246,8 +246,8 @@ static int http_on(CURL *c, const tsrv *s, const char *method, const char *path,
 {
     memset(r, 0, sizeof *r);
     curl_easy_reset(c);
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", s->base, path);
+    char url[4096]; /* paths with ids up to the router's 1023-byte segments, and beyond */
+    if (snprintf(url, sizeof url, "%s%s", s->base, path) >= (int)sizeof url) FAIL("path too long: %.80s...", path);
     struct sink sink = {NULL, 0};
     struct curl_slist *hl = NULL;
     int has_ctype = 0;
