@@ -1,11 +1,13 @@
 /* tests/test_ratings.c - explicit-rating data (trainer/ratings.h): the three MovieLens formats and CSV
- * headers, errors naming file, line and field, repeated pairs, folders and lists, the protocol split,
+ * headers (all three names or none), byte-order marks, rating bounds, line ends, blanks and UTF-8 ids,
+ * errors naming file, line and field, repeated pairs, folders and lists, the protocol split,
  * CSR rows, metrics, the TSV round trip, the refit data, rt_train_main with a fake model (usage errors,
  * hook order, refit, meta, result line), `recd split ratings`, `recd eval` refusals, and the real
  * MovieLens files when ../shared/data has them.
  */
 #include <fcntl.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -168,11 +170,7 @@ TEST(rt_read_csv_plain_and_headers)
     ASSERT_RATING(&d, 0, "alice", "m7", 4);
     ASSERT_RATING(&d, 1, "bob", "m8", 2);
     rt_free(&d);
-    /* a header whose names are unknown: the first three columns */
-    ASSERT_OK(rt_read(&d, put("un.tsv", "a\tb\tc\nx\ty\t5\n"), 0));
-    ASSERT_EQ(d.n, 1);
-    ASSERT_RATING(&d, 0, "x", "y", 5);
-    rt_free(&d);
+    /* a first line naming no column is data (rt_read_header_names_all_three_or_is_data) */
     /* the header recd synth ratings writes */
     ASSERT_OK(rt_read(&d, put("syn.tsv", "user_id\titem_id\trating\ttimestamp\nu1\tm1\t4\t100\n"), 0));
     ASSERT_EQ(d.n, 1);
@@ -229,7 +227,7 @@ TEST(rt_read_errors_name_file_line_field)
     snprintf(want, sizeof want, "%s:1: field 3 (rating): '-inf' is not a finite number", p);
     expect_read_error(p, RC_EFORMAT, want);
     p = put("big.csv", "1,2,1e300\n");
-    snprintf(want, sizeof want, "%s:1: field 3 (rating): '1e300' is out of range", p);
+    snprintf(want, sizeof want, "%s:1: field 3 (rating): '1e300' is out of range [-1e6, 1e6]", p);
     expect_read_error(p, RC_EFORMAT, want);
 
     p = put("colon.dat", "1::2::3\n1:2::3::4\n");
@@ -242,12 +240,190 @@ TEST(rt_read_errors_name_file_line_field)
     expect_read_error(p, RC_EFORMAT, want);
 
     expect_read_error(put("blank.csv", ""), RC_EFORMAT, "no rating");
-    /* a first line whose third field is a word is a header: alone, the file has no rating */
-    expect_read_error(put("word.tsv", "u\ti\tbad\n"), RC_EFORMAT, "no rating");
+    /* a first line whose third field is a word but that names no column is data, refused as such */
+    p = put("word.tsv", "u\ti\tbad\n");
+    snprintf(want, sizeof want, "%s:1: field 3 (rating): 'bad' is not a number", p);
+    expect_read_error(p, RC_EFORMAT, want);
     expect_read_error(put("onlyhdr.csv", "user_id,item_id,rating\n"), RC_EFORMAT, "no rating");
     expect_read_error(tpath("nope.csv"), RC_ENOTFOUND, "nope.csv");
     mkdir(tpath("emptydir"), 0755);
     expect_read_error(tpath("emptydir"), RC_EFORMAT, "no rating file");
+}
+
+/* want formatted, then rt_read of path fails with RC_EFORMAT and a message containing it. */
+static void expect_format_error(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void expect_format_error(const char *path, const char *fmt, ...)
+{
+    char want[4600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(want, sizeof want, fmt, ap);
+    va_end(ap);
+    expect_read_error(path, RC_EFORMAT, want);
+}
+
+/* The first line is a header only when it names a column (user_id|userId|user, item_id|itemId|movieId|
+ * movie_id|item, rating; any case), and then it names all three; otherwise it is data, with the errors
+ * any other line gets (it used to be dropped as a header, or its columns guessed). */
+TEST(rt_read_header_names_all_three_or_is_data)
+{
+    const char *p = put("score.csv", "user_id,item_id,timestamp,score\nu1,m1,978300760,4\n");
+    expect_format_error(p, "%s:1: no rating column in the header (expected rating, any case)", p);
+    p = put("partial.csv", "rating,userId,x\nu5,m37,1\n");
+    expect_format_error(p,
+                        "%s:1: no item column in the header (expected item_id|itemId|movieId|movie_id|item, any case)",
+                        p);
+    p = put("partial2.csv", "rating,movieId,uid\n4,10,1\n");
+    expect_format_error(p, "%s:1: no user column in the header (expected user_id|userId|user, any case)", p);
+    p = put("twofields.tsv", "\n\nuser\titem\n");
+    expect_format_error(p, "%s:3: no rating column in the header", p); /* the first non-blank line */
+    /* names of no column: data */
+    p = put("abc.csv", "a,b,c\nx,y,5\n");
+    expect_format_error(p, "%s:1: field 3 (rating): 'c' is not a number", p);
+    /* a bad first line is an error like the same line further down */
+    p = put("bad1.tsv", "u1\tm1\tx\t1\nu2\tm2\t4\t2\n");
+    expect_format_error(p, "%s:1: field 3 (rating): 'x' is not a number", p);
+    p = put("bad2.tsv", "u2\tm2\t4\t2\nu1\tm1\tx\t1\n");
+    expect_format_error(p, "%s:2: field 3 (rating): 'x' is not a number", p);
+    p = put("bad1.dat", "1::1193::five::978300760\n1::661::3::978302109\n");
+    expect_format_error(p, "%s:1: field 3 (rating): 'five' is not a number", p);
+    /* accepted headers: any order, any case, blanks around names, itemId, after blank lines */
+    rt_data d;
+    ASSERT_OK(rt_read(&d, put("h1.csv", "userId,itemId,rating\n1,2,3\n"), 0));
+    ASSERT_RATING(&d, 0, "1", "2", 3);
+    rt_free(&d);
+    ASSERT_OK(rt_read(&d, put("h2.tsv", "\n \nRATING \t MovieID\tUSERID\tts\n4\t10\t1\t9\n"), 0));
+    ASSERT_EQ(d.n, 1);
+    ASSERT_RATING(&d, 0, "1", "10", 4);
+    rt_free(&d);
+    ASSERT_OK(rt_read(&d, put("h3.dat", "user::item::rating\n7::8::2\n"), 0));
+    ASSERT_RATING(&d, 0, "7", "8", 2);
+    rt_free(&d);
+}
+
+#define BOM "\xEF\xBB\xBF"
+
+/* A UTF-8 byte-order mark at offset 0 of a file (plain or gzip) is skipped: it used to stay in the first
+ * id (31 users instead of 30) and stop a header's first name from matching. */
+TEST(rt_read_byte_order_mark)
+{
+    rt_data d;
+    ASSERT_OK(rt_read(&d, put("bom.tsv", BOM "u1\tm1\t4\t880\nu1\tm2\t3\t881\n"), 0));
+    ASSERT_EQ(d.n, 2);
+    ASSERT_EQ(idmap_size(d.users), 1);
+    ASSERT_RATING(&d, 0, "u1", "m1", 4);
+    rt_free(&d);
+    /* a header whose first name followed the mark: columns by name */
+    ASSERT_OK(rt_read(&d, put("bomh.csv", BOM "rating,movieId,userId\n4,10,1\n"), 0));
+    ASSERT_RATING(&d, 0, "1", "10", 4);
+    rt_free(&d);
+    /* gzip: the mark after decompression */
+    const char *gz = tpath("bom.tsv.gz");
+    gzFile g = gzopen(gz, "wb");
+    ASSERT(g);
+    const char *txt = BOM "user_id\titem_id\trating\nu1\tm1\t5\n";
+    ASSERT_EQ(gzwrite(g, txt, (unsigned)strlen(txt)), (int)strlen(txt));
+    ASSERT_EQ(gzclose(g), Z_OK);
+    ASSERT_OK(rt_read(&d, gz, 0));
+    ASSERT_EQ(d.n, 1);
+    ASSERT_RATING(&d, 0, "u1", "m1", 5);
+    rt_free(&d);
+    /* a quoted first field after the mark; a line of the mark alone */
+    ASSERT_OK(rt_read(&d, put("bomq.csv", BOM "\"u \"\"1\"\"\",m1,4\n"), 0));
+    ASSERT_RATING(&d, 0, "u \"1\"", "m1", 4);
+    rt_free(&d);
+    const char *p = put("bomq2.csv", BOM "\"u1,m1,4\n");
+    expect_format_error(p, "%s:1: unterminated quoted field 1", p);
+    ASSERT_OK(rt_read(&d, put("bomonly.tsv", BOM "\nu1\tm1\t2\n"), 0));
+    ASSERT_EQ(d.n, 1);
+    ASSERT_RATING(&d, 0, "u1", "m1", 2);
+    rt_free(&d);
+    /* only at offset 0: further down, the bytes are part of an (opaque) id */
+    ASSERT_OK(rt_read(&d, put("bom2.csv", "u1,m1,4\n" BOM "u2,m2,3\n"), 0));
+    ASSERT_RATING(&d, 1, BOM "u2", "m2", 3);
+    rt_free(&d);
+}
+
+/* Ratings are finite decimal numbers within [-1e6, 1e6]: 1e30 used to be read (the models then
+ * diverge), and strtod's hexadecimal ("0x4", "0x1p2") taken as 4. */
+TEST(rt_read_rating_bounds_and_hex)
+{
+    const char *p = put("r30.tsv", "u1\tm1\t4\nu1\tm2\t1e30\t1\n");
+    expect_format_error(p, "%s:2: field 3 (rating): '1e30' is out of range [-1e6, 1e6]", p);
+    p = put("rneg.csv", "u1,m1,-2e6\n");
+    expect_format_error(p, "%s:1: field 3 (rating): '-2e6' is out of range [-1e6, 1e6]", p);
+    p = put("r400.csv", "u1,m1,1e400\n"); /* past a double: out of range, not "not finite" */
+    expect_format_error(p, "%s:1: field 3 (rating): '1e400' is out of range [-1e6, 1e6]", p);
+    p = put("hex.tsv", "u1\tm1\t4\nu2\tm2\t0x4\n");
+    expect_format_error(p, "%s:2: field 3 (rating): '0x4' is not a number", p);
+    p = put("hexp.csv", "u1,m1, -0X1p2\n");
+    expect_format_error(p, "%s:1: field 3 (rating): '-0X1p2' is not a number", p);
+    p = put("hexs.tsv", "u1\tm1\t 0x1p2 \n");
+    expect_format_error(p, "%s:1: field 3 (rating): ' 0x1p2 ' is not a number", p);
+    rt_data d;
+    ASSERT_OK(rt_read(&d, put("rok.tsv", "a\tx\t1e6\nb\tx\t-1e6\nc\tx\t 0.5 \nd\tx\t+3\ne\tx\t10\n"), 0));
+    ASSERT_EQ(d.n, 5);
+    ASSERT_NEAR(d.rmax, 1e6, 0);
+    ASSERT_NEAR(d.rmin, -1e6, 0);
+    ASSERT_NEAR(d.rating[2], 0.5, 0);
+    ASSERT_NEAR(d.rating[3], 3, 0);
+    ASSERT_NEAR(d.rating[4], 10, 0);
+    rt_free(&d);
+}
+
+/* Line ends, blank lines, blanks around CSV fields, UTF-8 ids. */
+TEST(rt_read_line_ends_blanks_and_utf8)
+{
+    /* CR-only line ends (old Mac) were one line: 1 rating, exit 0 */
+    const char *p = put("cr.tsv", "u1\tm1\t4\t880\ru2\tm2\t3\t881\ru3\tm3\t5\t882\r");
+    expect_format_error(p, "%s: lines end in CR only (old Mac): convert to LF", p);
+    rt_data d;
+    ASSERT_OK(rt_read(&d, put("crlf.csv", "u1,m1,4\r\nu2,m2,3\r\n"), 0)); /* CRLF is fine */
+    ASSERT_EQ(d.n, 2);
+    ASSERT_RATING(&d, 1, "u2", "m2", 3);
+    rt_free(&d);
+    /* a CR inside a later line: the id cannot be written back or served */
+    p = put("crmid.tsv", "u1\tm1\t4\nu2\rX\tm2\t3\n");
+    expect_format_error(p, "%s:2: field 1 (user): the id holds a CR at byte 3 (lines ending in CR only? convert to LF)",
+                        p);
+    /* lines of spaces and tabs are skipped like empty ones, also before the line that picks the format */
+    ASSERT_OK(rt_read(&d, put("blank.tsv", "  \n\t\nu1\tm1\t4\n  \n \t \n\nu2\tm2\t3\n"), 0));
+    ASSERT_EQ(d.n, 2);
+    ASSERT_RATING(&d, 0, "u1", "m1", 4);
+    ASSERT_RATING(&d, 1, "u2", "m2", 3);
+    rt_free(&d);
+    ASSERT_OK(rt_read(&d, put("blank.csv", "1,2,3\n   \n"), 0));
+    ASSERT_EQ(d.n, 1);
+    rt_free(&d);
+    /* CSV: spaces and tabs around a field are dropped (the header's too); tab-separated ids keep theirs */
+    ASSERT_OK(rt_read(&d, put("sp.csv", "userId, movieId, rating\n1, 10, 4\n2 ,\t11 , 3\n1,10,5\n"), 0));
+    ASSERT_EQ(d.n, 2);
+    ASSERT_EQ(d.n_dup, 1);
+    ASSERT_RATING(&d, 0, "1", "10", 5);
+    ASSERT_RATING(&d, 1, "2", "11", 3);
+    rt_free(&d);
+    p = put("spe.csv", "1,  ,4\n");
+    expect_format_error(p, "%s:1: field 2 (item): empty id", p);
+    ASSERT_OK(rt_read(&d, put("sp.tsv", " u 1 \tm1\t4\n"), 0));
+    ASSERT_RATING(&d, 0, " u 1 ", "m1", 4);
+    rt_free(&d);
+    /* UTF-8 ids are fine; invalid ones (bad byte, overlong, surrogate, cut sequence) are refused */
+    p = put("utf8.tsv", "h\xC3\xA9l\xC3\xA8ne\t\xE6\x97\xA5\xE6\x9C\xAC\t4\nz\t\xF0\x9F\x98\x80\t5\n");
+    ASSERT_OK(rt_read(&d, p, 0));
+    ASSERT_RATING(&d, 0, "h\xC3\xA9l\xC3\xA8ne", "\xE6\x97\xA5\xE6\x9C\xAC", 4);
+    ASSERT_RATING(&d, 1, "z", "\xF0\x9F\x98\x80", 5);
+    rt_free(&d);
+    p = put("bad8.tsv", "u1\tm1\t4\nu\xFF\tm2\t4\n");
+    expect_format_error(p, "%s:2: field 1 (user): the id is not valid UTF-8 at byte 2", p);
+    p = put("over.csv", "u1,\xC0\xAF,4\n");
+    expect_format_error(p, "%s:1: field 2 (item): the id is not valid UTF-8 at byte 1", p);
+    p = put("surr.csv", "ab\xED\xA0\x80,m,4\n");
+    expect_format_error(p, "%s:1: field 1 (user): the id is not valid UTF-8 at byte 3", p);
+    p = put("cut.csv", "u,m\xE2\x82,4\n");
+    expect_format_error(p, "%s:1: field 2 (item): the id is not valid UTF-8 at byte 2", p);
+    /* the field number is the file's column */
+    p = put("col.csv", "rating,ts,item,user\n4,1,m\xFF,u\n");
+    expect_format_error(p, "%s:2: field 3 (item): the id is not valid UTF-8 at byte 2", p);
 }
 
 /* ---- repeated pairs ---- */

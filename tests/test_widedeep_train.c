@@ -1,6 +1,6 @@
 /* tests/test_widedeep_train.c - Wide & Deep, the trainer end to end through the CLI: variants and eval on
- * synthetic data, bad rows, gzip input, usage errors, and the real datasets (UCI Adult, Criteo and Avazu
- * samples) when present. The model math is in tests/test_widedeep_model.c. */
+ * synthetic data, bad rows, gzip input, --quiet, usage errors, and the real datasets (UCI Adult, Criteo and
+ * Avazu samples) when present. The model math is in tests/test_widedeep_model.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,6 +225,52 @@ TEST_TIMEOUT(wd_ctr_samples_end_to_end, 120)
         ran++;
     }
     if (!ran) SKIP("datasets criteo-kaggle-sample and avazu-ctr-sample absent");
+}
+
+/* --quiet, a key every trainer shares (README): only warnings and the result line; the same model and
+ * the same meta as without it. */
+TEST(wd_train_quiet)
+{
+    const char *d = test_tmpdir();
+    char p[512], cfg[512], err[16384], line[4096], loud[16384];
+    snprintf(p, sizeof p, "%s/train.csv", d);
+    write_synth_csv(p, 400, 1, 0, 1); /* two bad rows: warnings */
+    snprintf(p, sizeof p, "%s/test.csv", d);
+    write_synth_csv(p, 200, 2, 0, 0);
+    snprintf(cfg, sizeof cfg, "%s/wd.json", d);
+    write_config(cfg, d, "");
+    int st = test_run(err, sizeof err, "%s train widedeep -c %s --epochs 2 --quiet 2>&1 >%s/quiet.out", test_recd_bin(),
+                      cfg, d);
+    if (st != 0) FAIL("train --quiet exited %d: %s", st, err);
+    ASSERT_CONTAINS(err, "train.csv:3: bad row skipped");
+    ASSERT(strstr(err, "epoch ") == NULL);
+    ASSERT(strstr(err, "published") == NULL);
+    ASSERT(strstr(err, "rows (") == NULL);
+    ASSERT_EQ(test_run(line, sizeof line, "cat %s/quiet.out", d), 0);
+    ASSERT_EQ(strncmp(line, "widedeep auc=", 13), 0);
+    ASSERT(strchr(line, '\n') == line + strlen(line) - 1); /* one line */
+    ASSERT_CONTAINS(line, " version=1");
+    st = test_run(loud, sizeof loud, "%s train widedeep -c %s --epochs 2 2>&1", test_recd_bin(), cfg);
+    if (st != 0) FAIL("train exited %d: %s", st, loud);
+    ASSERT_CONTAINS(loud, "epoch 2/2");
+    /* the same figures (up to train_s) */
+    const char *r = strstr(loud, "widedeep auc=");
+    ASSERT(r != NULL);
+    size_t n = (size_t)(strstr(line, " train_s=") - line);
+    ASSERT_EQ(strncmp(r, line, n), 0);
+    /* and the same hyperparameters in the meta: "quiet" is not one */
+    json_t *hp[2];
+    snap *sn[2];
+    for (int v = 0; v < 2; v++) {
+        snprintf(p, sizeof p, "%s/snaps/widedeep/%d", d, v + 1);
+        ASSERT_OK(snap_open(&sn[v], p));
+        hp[v] = json_object_get(snap_meta(sn[v]), "hparams");
+        ASSERT(hp[v] != NULL);
+        ASSERT(json_object_get(hp[v], "quiet") == NULL);
+    }
+    ASSERT(json_equal(hp[0], hp[1]));
+    snap_close(sn[0]);
+    snap_close(sn[1]);
 }
 
 TEST(wd_cli_help_and_usage)

@@ -2,11 +2,14 @@
  * every rating trainer shares (rt_job, the refit data, rt_train_main: the whole `recd train MODEL`
  * around a trainer's hooks) and `recd eval MODEL` for rating snapshots (see trainer/ratings.h).
  *
- * Reading: each file's first non-empty line is peeked (gzread) to pick the separator, then core/csv
- * splits the rows (for "::" the separator is ':' and the empty fields between the two colons are
- * skipped: logical column k is field 2k). Ids are interned into two idmaps. Repeated (user, item) pairs
- * are found once every file is read (dedup: a counting sort by user and a stamp per item), and keep the
- * position of their first rating with the value of their last.
+ * Reading: each file's first non-blank line is peeked (gzread; CR-only line ends refused there) to pick
+ * the separator, then core/csv splits the rows (for "::" the separator is ':' and the empty fields
+ * between the two colons are skipped: logical column k is field 2k). What core/csv leaves to its callers
+ * is done here, per row: a byte-order mark at the start of line 1 dropped, CSV fields trimmed, blank lines
+ * skipped, the first line taken as a header only when it names a column. Ids are checked (UTF-8) and
+ * interned into two idmaps. Repeated (user, item) pairs are found once every file is read (dedup: a
+ * counting sort by user and a stamp per item), and keep the position of their first rating with the
+ * value of their last.
  */
 #include "trainer/ratings.h"
 
@@ -30,6 +33,7 @@
 
 #define RT_MAX_ID 255                /* bytes of an id */
 #define RT_MAX_RATINGS 2147483647LL  /* R, U and N fit in int32 */
+#define RT_MAX_RATING 1e6            /* |rating|: past it, a unit or parsing mistake (ratings.h) */
 
 void rt_free(rt_data *d)
 {
@@ -144,71 +148,178 @@ static int dedup(rt_data *d)
     return RC_OK;
 }
 
-/* The file's first non-empty line (up to cap-1 bytes) into line; "" for an empty file. */
+/* The UTF-8 byte-order mark some editors put at the start of a file. */
+static int has_bom(const char *s)
+{
+    return (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB && (unsigned char)s[2] == 0xBF;
+}
+
+/* 1 when s holds only spaces and tabs (or nothing). */
+static int is_blank(const char *s)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    return *s == 0;
+}
+
+/* s without the spaces and tabs around it (in place: a NUL after its last other byte). */
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+    s[n] = 0;
+    return s;
+}
+
+/* The file's first line that is not blank (a UTF-8 byte-order mark at offset 0 and the line end dropped;
+ * up to cap-1 bytes) into line; "" for a file without one. RC_EFORMAT when the lines end in CR only (a
+ * '\r' followed by another byte than '\r' or '\n': the whole file would read as one line). */
 static int peek_first_line(const char *path, char *line, size_t cap)
 {
     line[0] = 0;
+    errno = 0;
     gzFile gz = gzopen(path, "rb");
     if (!gz) {
         if (errno == ENOENT) return rc_error(RC_ENOTFOUND, "%s: no such file", path);
         return rc_error(RC_EIO, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
     }
+    int rc = RC_OK, first = 1;
     while (gzgets(gz, line, (int)cap)) {
-        size_t n = strlen(line);
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-        if (n > 0) break;
+        char *s = line;
+        if (first && has_bom(s)) s += 3;
+        first = 0;
+        for (const char *c = strchr(s, '\r'); c; c = strchr(c + 1, '\r'))
+            if (c[1] != 0 && c[1] != '\r' && c[1] != '\n') {
+                rc = rc_error(RC_EFORMAT, "%s: lines end in CR only (old Mac): convert to LF", path);
+                line[0] = 0;
+                goto out;
+            }
+        size_t n = strlen(s);
+        while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = 0;
+        if (!is_blank(s)) {
+            memmove(line, s, n + 1);
+            goto out;
+        }
     }
+    line[0] = 0;
+out:
     gzclose(gz);
-    return RC_OK;
+    return rc;
 }
 
-static const char *const user_names[] = {"user_id", "userId", "user", "UserID", NULL};
-static const char *const item_names[] = {"item_id", "movieId", "movie_id", "item", "MovieID", NULL};
-static const char *const rating_names[] = {"rating", "Rating", NULL};
+/* The header names of the three columns, compared ignoring case (rt_read's doc in ratings.h lists them). */
+static const char *const col_names[3][6] = {
+    {"user_id", "userId", "user", NULL},
+    {"item_id", "itemId", "movieId", "movie_id", "item", NULL},
+    {"rating", NULL},
+};
+static const char *const col_names_doc[3] = {"user_id|userId|user", "item_id|itemId|movieId|movie_id|item",
+                                             "rating"};
 static const char *const field_names[3] = {"user", "item", "rating"};
 
-static int name_in(const char *s, const char *const *names)
+/* The column (0 user, 1 item, 2 rating) header name s names (spaces and tabs around it ignored), or -1. */
+static int column_named(const char *s)
 {
-    for (; *names; names++)
-        if (strcasecmp(s, *names) == 0) return 1;
-    return 0;
+    while (*s == ' ' || *s == '\t') s++;
+    size_t len = strlen(s);
+    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t')) len--;
+    for (int c = 0; c < 3; c++)
+        for (const char *const *n = col_names[c]; *n; n++)
+            if (strlen(*n) == len && strncasecmp(s, *n, len) == 0) return c;
+    return -1;
 }
 
-/* Parse a rating: RC_OK, or an RC_EFORMAT message with the reason (file, line, field added by the
- * caller). */
+/* Parse a rating: a decimal number (spaces and tabs around it allowed), finite, |v| <= RT_MAX_RATING.
+ * RC_OK, or RC_EFORMAT with the reason in *why (file, line, field added by the caller). Hexadecimal
+ * ("0x4", "0x1p2": strtod reads them) is not a number. */
 static int parse_rating(const char *s, float *out, const char **why)
 {
     if (s[0] >= '0' && s[0] <= '9' && s[1] == 0) { /* whole stars: the common case */
         *out = (float)(s[0] - '0');
         return RC_OK;
     }
-    double v;
-    if (csv_parse_double(s, &v) != RC_OK) {
-        char *end;
-        double w = strtod(s, &end);
-        while (*end == ' ' || *end == '\t') end++;
-        *why = end != s && !*end && !isfinite(w) ? "is not a finite number" : "is not a number";
+    const char *p = s;
+    while (*p == ' ' || *p == '\t') p++;
+    const char *q = p + (*p == '+' || *p == '-');
+    *why = "is not a number";
+    if (q[0] == '0' && (q[1] == 'x' || q[1] == 'X')) return RC_EFORMAT;
+    char *end;
+    errno = 0;
+    double v = strtod(p, &end);
+    if (end == p) return RC_EFORMAT;
+    while (*end == ' ' || *end == '\t') end++;
+    if (*end) return RC_EFORMAT;
+    if (isnan(v) || (isinf(v) && errno != ERANGE)) {
+        *why = "is not a finite number";
         return RC_EFORMAT;
     }
-    float f = (float)v;
-    if (!isfinite(f)) {
-        *why = "is out of range";
+    if (!(fabs(v) <= RT_MAX_RATING)) {
+        *why = "is out of range [-1e6, 1e6]";
         return RC_EFORMAT;
     }
-    *out = f;
+    *out = (float)v;
     return RC_OK;
 }
 
-/* 1 when s reads as a number, finite or not ("4", "3.5", "nan", "-inf", "1e300"): the third field of a
- * data line, even a bad one, rather than a header's column name. */
-static int looks_numeric(const char *s)
+/* NULL when the id s (len bytes) can be served (valid UTF-8, no CR), else what is wrong with it ("..."
+ * at byte *at, 1-based), and in *hint what to do. */
+static const char *id_problem(const char *s, size_t len, size_t *at, const char **hint)
 {
-    char *end;
-    while (*s == ' ' || *s == '\t') s++;
-    (void)strtod(s, &end);
-    if (end == s) return 0;
-    while (*end == ' ' || *end == '\t') end++;
-    return *end == 0;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        unsigned c = u[i];
+        if (c < 0x80) {
+            if (c == '\r') {
+                *at = i + 1;
+                *hint = " (lines ending in CR only? convert to LF)";
+                return "holds a CR";
+            }
+            i++;
+            continue;
+        }
+        /* a multi-byte sequence: no overlong form, no surrogate, nothing past U+10FFFF */
+        unsigned cp, min;
+        size_t n;
+        if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F, min = 0x80;
+        else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F, min = 0x800;
+        else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07, min = 0x10000;
+        else n = 0, cp = 0, min = 1;
+        int ok = n > 0 && i + n <= len;
+        for (size_t k = 1; ok && k < n; k++) {
+            if ((u[i + k] & 0xC0) != 0x80) ok = 0;
+            cp = cp << 6 | (u[i + k] & 0x3F);
+        }
+        if (!ok || cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+            *at = i + 1;
+            *hint = "";
+            return "is not valid UTF-8";
+        }
+        i += n;
+    }
+    return NULL;
+}
+
+/* The first field of line 1 after a byte-order mark, when it starts with '"': core/csv saw the mark, not
+ * the quote, so the quotes are still there. Unquote s in place ("" is one quote); RC_OK, or RC_EFORMAT
+ * (no message) when the quote is not closed at the end of the field. */
+static int bom_unquote(char *s)
+{
+    size_t n = strlen(s), i = 1;
+    char *w = s;
+    for (; i < n; i++) {
+        if (s[i] == '"') {
+            if (i + 1 < n && s[i + 1] == '"') {
+                *w++ = '"';
+                i++;
+                continue;
+            }
+            break;
+        }
+        *w++ = s[i];
+    }
+    if (i + 1 != n) return RC_EFORMAT;
+    *w = 0;
+    return RC_OK;
 }
 
 static const char *fmt_name(char sep)
@@ -234,6 +345,21 @@ static int read_file(reader *r, const char *path, int verbose)
     int nf;
     while ((rc = csv_next(cr, &f, &nf)) > 0) {
         long long line = (long long)csv_line(cr);
+        /* f[] is core/csv's array of this row's fields: changing its pointers (not its length) is fine */
+        if (line == 1 && has_bom(f[0])) { /* a UTF-8 byte-order mark at offset 0 */
+            f[0] += 3;
+            if (f[0][0] == '"' && bom_unquote(f[0]) != RC_OK) {
+                rc = rc_error(RC_EFORMAT, "%s:1: unterminated quoted field 1", path);
+                goto out;
+            }
+        }
+        if (sep == ',')
+            for (int k = 0; k < nf; k++)
+                f[k] = trim(f[k]); /* CSV: `1, 10, 4` */
+        int blank = nf == 1 || sep == '\t'; /* a line of spaces and tabs only is skipped like an empty one */
+        for (int k = 0; blank && k < nf; k++)
+            blank = is_blank(f[k]);
+        if (blank) continue;
         int ncol = step == 2 ? (nf + 1) / 2 : nf;
         if (step == 2)
             for (int k = 1; k < nf; k += 2)
@@ -243,16 +369,21 @@ static int read_file(reader *r, const char *path, int verbose)
                     goto out;
                 }
         if (rows == 0 && !header) {
-            if (ncol >= 3 && !looks_numeric(f[2 * step])) {
-                /* a header: find the columns by name, else keep the first three */
-                int c[3] = {-1, -1, -1};
-                for (int k = 0; k < ncol; k++) {
-                    const char *name = f[k * step];
-                    if (c[0] < 0 && name_in(name, user_names)) c[0] = k;
-                    else if (c[1] < 0 && name_in(name, item_names)) c[1] = k;
-                    else if (c[2] < 0 && name_in(name, rating_names)) c[2] = k;
-                }
-                if (c[0] >= 0 && c[1] >= 0 && c[2] >= 0) memcpy(col, c, sizeof col);
+            /* the first line is a header when it names a column; then it must name all three */
+            int c[3] = {-1, -1, -1}, named = 0;
+            for (int k = 0; k < ncol; k++) {
+                int w = column_named(f[k * step]);
+                if (w >= 0 && c[w] < 0) c[w] = k;
+                named |= w >= 0;
+            }
+            if (named) {
+                for (int w = 0; w < 3; w++)
+                    if (c[w] < 0) {
+                        rc = rc_error(RC_EFORMAT, "%s:%lld: no %s column in the header (expected %s, any case)", path,
+                                      line, field_names[w], col_names_doc[w]);
+                        goto out;
+                    }
+                memcpy(col, c, sizeof col);
                 header = 1;
                 continue;
             }
@@ -274,6 +405,13 @@ static int read_file(reader *r, const char *path, int verbose)
             if (len > RT_MAX_ID) {
                 rc = rc_error(RC_EFORMAT, "%s:%lld: field %d (%s): id of %zu bytes (at most %d)", path, line,
                               col[j] + 1, field_names[j], len, RT_MAX_ID);
+                goto out;
+            }
+            size_t at;
+            const char *hint, *why = id_problem(s, len, &at, &hint);
+            if (why) {
+                rc = rc_error(RC_EFORMAT, "%s:%lld: field %d (%s): the id %s at byte %zu%s", path, line, col[j] + 1,
+                              field_names[j], why, at, hint);
                 goto out;
             }
             idmap *m = j == 0 ? d->users : d->items;

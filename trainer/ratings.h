@@ -5,19 +5,30 @@
  * Glossary of letters used in shape comments: R ratings, U users, N items, I rows of a CSR (U or N).
  *
  * Files. One rating per line, the fields user, item, rating (further fields, e.g. a timestamp, are
- * ignored), plain or gzip. The format is found per file from its first line:
+ * ignored), plain or gzip, UTF-8 (a byte-order mark at the start of a file, after gunzip, is skipped).
+ * Lines end in LF or CRLF (a file whose lines end in CR only is refused: "FILE: lines end in CR only (old
+ * Mac): convert to LF"); empty lines and lines of only spaces and tabs are skipped. The format is found
+ * per file from its first such non-blank line:
  *   "::" in the line          MovieLens 1M/10M ratings.dat   `1::1193::5::978300760`
  *   a tab                     MovieLens 100K u.data          `196\t242\t3\t881250949`
  *   otherwise ','             CSV; the ML-1M 5-fold parts     `1,1193,5`
- * A header is recognised when the first line's third field is not a number ("nan", "inf" and
- * "1e300" count as numbers: such a line is data, refused as not finite / out of range): the columns are then
- * found by name (user: user_id|userId|user|UserID; item: item_id|movieId|movie_id|item|MovieID;
- * rating: rating|Rating; compared ignoring case), else the first three columns are used. A path may name a file, a folder
+ * CSV fields may be quoted ("" is a quote inside), and spaces and tabs around a CSV field are dropped
+ * (`1, 10, 4`); tab and '::' ids are kept as they are (a rating may have blanks around it anywhere).
+ * Header: the first non-blank line is a header when one of its fields names a column (ignoring case):
+ *   user    user_id | userId | user
+ *   item    item_id | itemId | movieId | movie_id | item
+ *   rating  rating
+ * and then it must name all three, in any order ("FILE:1: no rating column in the header (expected
+ * rating, any case)"). A first line that names none of them is data, with the errors of any other line
+ * (`a,b,c`: "FILE:1: field 3 (rating): 'c' is not a number"). A path may name a file, a folder
  * (every regular file in it whose name does not start with '.', in name order), or several of those
- * separated by ','. Ratings must be finite numbers (half stars are fine); ids are opaque strings of
- * 1..255 bytes. A repeated (user, item) pair keeps its last rating, at the position of its first
+ * separated by ','. Ratings are decimal numbers (half stars are fine; not hexadecimal), finite, within
+ * [-1e6, 1e6]. Ids are opaque strings of 1..255 bytes of valid UTF-8 without a CR (what the HTTP API can
+ * carry). A repeated (user, item) pair keeps its last rating, at the position of its first
  * (counted: rt_data.n_dup).
- * Errors name the file, the line and the field: "u.data:17: field 3 (rating): 'x' is not a number".
+ * Errors name the file, the line and the field: "u.data:17: field 3 (rating): 'x' is not a number",
+ * "...: field 3 (rating): '1e30' is out of range [-1e6, 1e6]", "...: field 1 (user): the id is not valid
+ * UTF-8 at byte 2".
  *
  * Protocol (Sedhain et al. 2015, following LLORMA): all ratings shuffled by seed; the first
  * round(test_frac * R) are the test set, then round(valid_frac * rest) of the rest the validation set
@@ -57,8 +68,9 @@ void rt_free(rt_data *d);
 
 /* Read every rating of path (file, folder, or a ','-separated list of them: see the top) into *out
  * (zeroed first; owns its vocabularies, indices in order of first appearance). RC_OK, or RC_ENOTFOUND
- * (no such file), RC_EIO, RC_EFORMAT (a bad line: message "FILE:LINE: field K (NAME): ..."; a file
- * with no rating), RC_ENOMEM; *out is zeroed on failure. verbose: one log_info line per file. */
+ * (no such file), RC_EIO, RC_EFORMAT (a bad line: message "FILE:LINE: field K (NAME): ..."; a header
+ * lacking a column; lines ending in CR only; a file with no rating), RC_ENOMEM; *out is zeroed on
+ * failure. verbose: one log_info line per file. */
 int rt_read(rt_data *out, const char *path, int verbose);
 
 /* Rows of a rating matrix in compressed form (by user: I = U, col = item; by item: I = N, col = user).

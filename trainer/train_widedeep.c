@@ -29,6 +29,7 @@ typedef struct wd_cfg {
     json_t *columns, *features, *label_positive, *label_negative, *missing, *hidden;
     char *label, *sep, *header, *comment, *train, *test, *out, *model, *name;
     long long epochs, batch_size, seed, max_bad_rows, eval_every, version, threads;
+    int quiet;
     double ftrl_alpha, ftrl_beta, ftrl_l1, ftrl_l2, learning_rate, adagrad_init, adagrad_eps, l2, dropout;
 } wd_cfg;
 
@@ -70,6 +71,7 @@ static const cfg_def wd_cfg_defs[] = {
     CFG_DOUBLE("adagrad_eps", wd_cfg, adagrad_eps, 1e-8, 0, 1, "deep: AdaGrad epsilon"),
     CFG_DOUBLE("l2", wd_cfg, l2, 0.0, 0, 1e6, "deep: L2 on MLP weights"),
     CFG_DOUBLE("dropout", wd_cfg, dropout, 0.0, 0, 0.95, "deep: dropout probability on hidden units (training)"),
+    CFG_BOOL("quiet", wd_cfg, quiet, 0, "only warnings and the result line"),
     CFG_RENAMED("batch", "batch_size"),
     CFG_RENAMED("blas_threads", "threads"),
     CFG_RENAMED("lr", "learning_rate"),
@@ -447,6 +449,7 @@ int wd_cmd_train(int argc, char **argv)
         status = 2;
         goto done;
     }
+    if (c.quiet && log_level < LOG_LVL_WARN) log_level = LOG_LVL_WARN; /* only warnings and the result line */
     dense_set_threads((int)c.threads);
     double t0 = clock_mono_s();
     reader_opts ro = {sep, header_mode(c.header), c.comment, c.max_bad_rows};
@@ -493,8 +496,10 @@ int wd_cmd_train(int argc, char **argv)
         }
         double dt = clock_mono_s() - te, eta = (clock_mono_s() - tt) / (double)e * (double)(c.epochs - e);
         int do_eval = c.test && ((c.eval_every > 0 && e % c.eval_every == 0) || e == c.epochs);
-        if (do_eval) {
-            if ((rc = wd_evaluate(m, s, &test, &mt)) != RC_OK) goto fail;
+        if (do_eval && (rc = wd_evaluate(m, s, &test, &mt)) != RC_OK) goto fail;
+        if (c.quiet) {
+            /* only warnings and the result line */
+        } else if (do_eval) {
             fprintf(stderr, "epoch %lld/%lld  loss %.5f  %.0f rows/s  test auc %.4f logloss %.4f accuracy %.4f  ETA %.1fs\n",
                     e, c.epochs, loss, (double)train.n / dt, mt.auc, mt.logloss, mt.accuracy, eta);
         } else {
@@ -512,6 +517,7 @@ int wd_cmd_train(int argc, char **argv)
     }
     json_object_del(hpj, "features");
     json_object_del(hpj, "columns");
+    json_object_del(hpj, "quiet"); /* how the run logged, not how the model was made: the meta stays the same */
     json_object_set_new(extra, "hparams", hpj);
     json_object_set_new(extra, "csv", json_pack("{s:s,s:s,s:s?}", "sep", c.sep, "header", c.header, "comment", c.comment));
     char fp[64] = "";
