@@ -23,7 +23,8 @@
  *   the sampled visibles); negative statistics v~_i^k p(h_j|v~) of the last step (the hidden
  *   probabilities, not a sample: the expectation over the last h, unbiased). With mean_field the
  *   reconstructions are the visible probabilities instead of samples (less noise, a biased gradient;
- *   I-RBM on ML-1M gains 0.009 RMSE from it, U-RBM loses 0.006: configs/ choose per variant). Biases
+ *   on ML-1M seed 1 I-RBM gains 0.009 RMSE from it, U-RBM with F 500 0.0026, while U-RBM with F 100
+ *   lost 0.006: configs/ choose per variant and data set). Biases
  *   alike (bv: v_i^k, bh: h_j). t grows over epochs (1, 3, 5, 9 in the paper: cd_steps / cd_from).
  *   Mini-batches of cases (gradients summed over the batch's cases and divided by their count),
  *   momentum, L2 weight decay on W, a learning rate multiplied by lr_decay after each epoch; the
