@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/utf8.h"
 
 /* ---- scratch ---- */
 void api_scratch_trim(api_scratch *s, size_t keep_bytes)
@@ -103,24 +104,6 @@ static int hex4(const unsigned char *u, size_t n, size_t at, unsigned *out)
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence (2 to 4 bytes) at u[0..n), or 0. */
-static size_t utf8_len(const unsigned char *u, size_t n)
-{
-    unsigned c = u[0], cp, min;
-    size_t len;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07, min = 0x10000;
-    else return 0;
-    if (len > n) return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((u[k] & 0xC0) != 0x80) return 0;
-        cp = cp << 6 | (u[k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
 /* The string whose '"' is at *i: checked, *i moved past its closing quote. */
 static int check_string(const unsigned char *u, size_t n, size_t *io)
 {
@@ -152,7 +135,7 @@ static int check_string(const unsigned char *u, size_t n, size_t *io)
             i += 2;
             continue;
         }
-        size_t l = utf8_len(u + i, n - i);
+        size_t l = utf8_seq_len(u + i, n - i);
         if (!l) return bad(i, "invalid UTF-8");
         i += l;
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/utf8.h"
 
 void sbuf_init(sbuf *b)
 {
@@ -89,26 +90,6 @@ void sbuf_printf(sbuf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-/* Length of the valid UTF-8 sequence starting at p (n bytes available), 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0];
-    size_t len;
-    unsigned min;
-    if (c >= 0xc2 && c <= 0xdf) len = 2, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef) len = 3, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4, min = 0x10000;
-    else return 0;
-    if (n < len) return 0;
-    unsigned cp = c & (0x7f >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    return len;
-}
-
 void sbuf_json_str(sbuf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -118,7 +99,7 @@ void sbuf_json_str(sbuf *b, const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x80) { /* keep valid UTF-8 sequences, replace any other byte with U+FFFD */
-            size_t len = utf8_len((const unsigned char *)s + i, n - i);
+            size_t len = utf8_seq_len((const unsigned char *)s + i, n - i);
             if (len) {
                 i += len - 1;
                 continue;

@@ -28,6 +28,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "core/utf8.h"
 #include "models/model.h"
 #include "trainer/cmds.h"
 
@@ -277,19 +278,8 @@ static const char *id_problem(const char *s, size_t len, size_t *at, const char 
             i++;
             continue;
         }
-        /* a multi-byte sequence: no overlong form, no surrogate, nothing past U+10FFFF */
-        unsigned cp, min;
-        size_t n;
-        if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F, min = 0x80;
-        else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F, min = 0x800;
-        else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07, min = 0x10000;
-        else n = 0, cp = 0, min = 1;
-        int ok = n > 0 && i + n <= len;
-        for (size_t k = 1; ok && k < n; k++) {
-            if ((u[i + k] & 0xC0) != 0x80) ok = 0;
-            cp = cp << 6 | (u[i + k] & 0x3F);
-        }
-        if (!ok || cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        size_t n = utf8_seq_len(u + i, len - i); /* no overlong form, no surrogate, nothing past U+10FFFF */
+        if (!n) {
             *at = i + 1;
             *hint = "";
             return "is not valid UTF-8";
